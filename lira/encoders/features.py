@@ -1,0 +1,123 @@
+"""Frozen-encoder features, computed once and reused by every stage.
+
+On a CPU, encoding dominates the cost. For a frozen encoder the features of a text are a function
+of (encoder, prefix, text) alone, so they are computed once per (encoder key, S_feat, prefix+text
+hash) and kept in an append-only store of shards: each shard is written atomically, so a crash
+mid-run loses at most the batch in flight and the next run computes only what is missing.
+
+Features per text: ``slots`` [S_feat, H] (temporal pooling of the token states) and ``mean`` [H]
+(masked mean pooling, L2-normalised: the encoder's sentence embedding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lira.arca.pooling import TemporalPooling
+from lira.io import atomic_path
+
+
+@dataclass
+class Features:
+    slots: np.ndarray  # [N, S, H] float32
+    mean: np.ndarray  # [N, H] float32, L2-normalised
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+
+def text_key(prefix: str, text: str) -> str:
+    return hashlib.sha256(f"{prefix}\x00{text}".encode()).hexdigest()
+
+
+@torch.no_grad()
+def encode_features(encoder, texts: list[str], kind, s_feat: int, batch_size: int | None = None, progress: str | None = None) -> Features:  # noqa: ANN001
+    """Encode ``texts`` in length-sorted batches (padding waste is the CPU's main loss), no grad."""
+    from tqdm.auto import tqdm
+
+    bs = batch_size or encoder.settings.batch_size
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    pool = TemporalPooling(s_feat)
+    h = encoder.hidden_size
+    slots = np.zeros((len(texts), s_feat, h), dtype=np.float32)
+    mean = np.zeros((len(texts), h), dtype=np.float32)
+    was_training = encoder.model.training
+    encoder.model.eval()
+    batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+    for idx in tqdm(batches, desc=progress or "encode", unit="batch", disable=progress is None or not batches):
+        hidden, mask = encoder.token_states([texts[i] for i in idx], kind)
+        hidden = hidden.float()
+        slots[idx] = pool(hidden, mask).cpu().numpy()
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        mean[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+    encoder.model.train(was_training)
+    return Features(slots=slots, mean=mean)
+
+
+class FeatureCache:
+    """Append-only shard store: ``<root>/<encoder key>/s<S>/shard-*.npz`` holding keys, slots, mean."""
+
+    def __init__(self, root: str | Path, encoder_key: str, s_feat: int, shard_size: int = 512):
+        self.dir = Path(root) / encoder_key / f"s{s_feat}"
+        self.s_feat = s_feat
+        self.shard_size = shard_size
+        self._index: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if self._index is None:
+            self._index = {}
+            for shard in sorted(self.dir.glob("shard-*.npz")):
+                with np.load(shard) as z:
+                    for k, s, m in zip(z["keys"], z["slots"], z["mean"]):
+                        self._index[str(k)] = (s, m)
+        return self._index
+
+    def missing(self, keys: Sequence[str]) -> list[str]:
+        index = self._load()
+        return [k for k in dict.fromkeys(keys) if k not in index]
+
+    def add(self, keys: Sequence[str], feats: Features) -> None:
+        index = self._load()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
+        with atomic_path(self.dir / f"shard-{len(list(self.dir.glob('shard-*.npz'))):05d}-{name}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.array(keys), slots=feats.slots.astype(np.float16), mean=feats.mean)
+        for k, s, m in zip(keys, feats.slots.astype(np.float16), feats.mean):
+            index[k] = (s, m)
+
+    def get(self, keys: Sequence[str]) -> Features:
+        index = self._load()
+        slots = np.stack([index[k][0] for k in keys]).astype(np.float32) if keys else np.zeros((0, self.s_feat, 0), np.float32)
+        mean = np.stack([index[k][1] for k in keys]).astype(np.float32) if keys else np.zeros((0, 0), np.float32)
+        return Features(slots=slots, mean=mean)
+
+
+def cached_features(
+    encoder, cache: FeatureCache, texts: Sequence[str], kind, progress: str | None = None  # noqa: ANN001
+) -> Features:
+    """Features of ``texts`` (any order, duplicates fine): cached ones are read, the rest computed."""
+    prefix = encoder.settings.prefix(kind)
+    keys = [text_key(prefix, t) for t in texts]
+    todo = cache.missing(keys)
+    if todo:
+        by_key = {k: t for k, t in zip(keys, texts)}
+        step = cache.shard_size
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=progress or "features", unit="text", disable=progress is None or os.environ.get("LIRA_QUIET") == "1")
+        for i in range(0, len(todo), step):
+            chunk = todo[i : i + step]
+            feats = encode_features(encoder, [by_key[k] for k in chunk], kind, cache.s_feat)
+            cache.add(chunk, feats)
+            bar.update(len(chunk))
+        bar.close()
+    return cache.get(keys)

@@ -1,0 +1,135 @@
+"""LaSR: a light language-aware transformer that fuses the two anchored paths into one embedding z,
+and the task heads that score with z."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SEG_LANG, SEG_LR, SEG_EN = 0, 1, 2
+
+
+class LaSRHead(nn.Module):
+    """z = normalize( W . LayerNorm( Encoder(X)[:, 0] ) + b ), with the input token sequence
+
+        X = [ lang_emb(lang) + seg[lang] ;
+              E_lr[:, s] + seg[lr] + pos[s]   for s < S ;
+              E_en[:, s] + seg[en] + pos[s]   for s < S ]          ->  [B, 1 + 2S, d]
+
+    Encoder is an ``nn.TransformerEncoder`` (pre-norm, GELU). The slot position embeddings pos are
+    shared by both paths, so slot s of the LRL path and slot s of the English path line up.
+
+    Dropping the English path (``e_en=None`` or ``en_mask`` False for an example) removes its
+    tokens from attention via ``src_key_padding_mask``; since z is read at the language token,
+    which is never masked, z then depends on E_lr and lang only. In training mode each example's
+    English path is also dropped with probability ``path_dropout`` (torch's global RNG), so the head
+    learns to work on LRL-only input.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        n_langs: int,
+        n_slots: int,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        ff_mult: int = 2,
+        dropout: float = 0.1,
+        path_dropout: float = 0.0,
+    ):
+        super().__init__()
+        if not 0.0 <= path_dropout <= 1.0:
+            raise ValueError(f"path_dropout must be in [0, 1], got {path_dropout}")
+        self.d, self.n_langs, self.n_slots = d, n_langs, n_slots
+        self.path_dropout = path_dropout
+        self.lang_emb = nn.Embedding(n_langs, d)
+        self.seg_emb = nn.Embedding(3, d)
+        self.slot_emb = nn.Embedding(n_slots, d)
+        layer = nn.TransformerEncoderLayer(
+            d_model=d,
+            nhead=n_heads,
+            dim_feedforward=ff_mult * d,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        # nested tensors are a fast-path detail; off so masked and unmasked runs share one code path
+        self.encoder = nn.TransformerEncoder(layer, num_layers=n_layers, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(d)
+        self.out_proj = nn.Linear(d, d)
+
+    def _path_tokens(self, e: Tensor, segment: int) -> Tensor:
+        S = e.shape[1]
+        if S > self.n_slots:
+            raise ValueError(f"got {S} slots, head was built for n_slots={self.n_slots}")
+        pos = torch.arange(S, device=e.device)
+        return e + self.seg_emb.weight[segment] + self.slot_emb(pos)
+
+    def encode(
+        self,
+        e_lr: Tensor | None,
+        e_en: Tensor | None,
+        lang: Tensor,
+        lr_mask: Tensor | None = None,
+        en_mask: Tensor | None = None,
+    ) -> Tensor:
+        """The general form: either path may be absent (None) or masked per example ([B] bool,
+        False = drop that path for that example). No path dropout here. Returns z [B, d]."""
+        B = lang.shape[0]
+        tokens = [(self.lang_emb(lang) + self.seg_emb.weight[SEG_LANG]).unsqueeze(1)]
+        keep = [torch.ones(B, 1, dtype=torch.bool, device=lang.device)]
+        for e, m, seg in ((e_lr, lr_mask, SEG_LR), (e_en, en_mask, SEG_EN)):
+            if e is None:
+                continue
+            tokens.append(self._path_tokens(e, seg))
+            m = torch.ones(B, dtype=torch.bool, device=e.device) if m is None else m.bool()
+            keep.append(m.unsqueeze(1).expand(B, e.shape[1]))
+        x = torch.cat(tokens, dim=1)
+        pad = ~torch.cat(keep, dim=1)  # True = ignore this key
+        h = self.encoder(x, src_key_padding_mask=pad if pad.any() else None)
+        z = self.out_proj(self.out_norm(h[:, 0]))
+        return F.normalize(z, dim=-1)
+
+    def forward(
+        self,
+        e_lr: Tensor,
+        e_en: Tensor | None,
+        lang: Tensor,
+        en_mask: Tensor | None = None,
+    ) -> Tensor:
+        """e_lr [B, S, d], e_en [B, S, d] | None, lang [B] long, en_mask [B] bool | None -> z [B, d]."""
+        if e_en is not None and self.training and self.path_dropout > 0:
+            B = e_en.shape[0]
+            dropped = torch.rand(B, device=e_en.device) < self.path_dropout
+            base = torch.ones(B, dtype=torch.bool, device=e_en.device) if en_mask is None else en_mask.bool()
+            en_mask = base & ~dropped
+        return self.encode(e_lr, e_en, lang, en_mask=en_mask)
+
+    def lrl_only(self, e_lr: Tensor, lang: Tensor) -> Tensor:
+        """z from the LRL path alone (inference on LRL-only input; 'drop English' ablation)."""
+        return self.encode(e_lr, None, lang)
+
+    def en_only(self, e_en: Tensor, lang: Tensor) -> Tensor:
+        """z from the English path alone (LRL slots masked), for consistency regularisation."""
+        return self.encode(None, e_en, lang)
+
+
+def retrieval_scores(zq: Tensor, zi: Tensor) -> Tensor:
+    """score[q, n] = cos(zq_q, zi_n): [Q, d], [N, d] -> [Q, N]."""
+    return F.normalize(zq, dim=-1) @ F.normalize(zi, dim=-1).T
+
+
+def sts_scores(za: Tensor, zb: Tensor) -> Tensor:
+    """score[b] = cos(za_b, zb_b): [B, d], [B, d] -> [B]."""
+    return F.cosine_similarity(za, zb, dim=-1)
+
+
+def choice_logits(zq: Tensor, zc: Tensor, choice_mask: Tensor, temperature: float = 0.05) -> Tensor:
+    """logit[b, c] = cos(zq_b, zc_{b,c}) / temperature, -inf where choice_mask is False.
+
+    [B, d], [B, C, d], [B, C] bool -> [B, C]. A row needs at least one valid choice, otherwise its
+    softmax is NaN (as for any all-masked softmax)."""
+    cos = torch.einsum("bd,bcd->bc", F.normalize(zq, dim=-1), F.normalize(zc, dim=-1))
+    return (cos / temperature).masked_fill(~choice_mask.bool(), float("-inf"))

@@ -1,0 +1,65 @@
+"""Process-wide runtime settings (threads, seeds) and per-stage cost accounting."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from lira.config import Params
+
+
+def configure_runtime(params: Params) -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(params.shared.threads)
+    seed_everything(params.shared.seed)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _ = np
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@contextmanager
+def stage_cost(name: str, root: Path, params: Params) -> Iterator[None]:
+    """Record wall time and peak RSS of a stage in <metrics>/cost/<name>.json (read by evaluate)."""
+    t0 = time.perf_counter()
+    yield
+    from lira.io import write_json
+
+    write_json(
+        root / params.shared.paths.metrics / "cost" / f"{name}.json",
+        {"stage": name, "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_rss_mb(), 1)},
+    )
+
+
+def device(params: Params) -> str:
+    import torch
+
+    if params.shared.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if params.shared.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("shared.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")
+    return params.shared.device
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)

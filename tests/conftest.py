@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny models and data built by the tests themselves (no hub, no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("LIRA_QUIET", "1")
+
+SENTENCES = [
+    "Điện thoại này có pin rất tốt.",
+    "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก",
+    "Ponsel ini baterainya sangat bagus.",
+    "Telefon ini baterinya sangat bagus.",
+    "اس فون کی بیٹری بہت اچھی ہے۔",
+    "এই ফোনের ব্যাটারি খুব ভালো।",
+    "Napakaganda ng baterya ng teleponong ito.",
+    "This phone has a very good battery.",
+    "query: red cotton t-shirt for women",
+    "passage: a power bank with 20000 mAh capacity",
+]
+
+
+def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
+    """A BertModel of width 32 and a WordPiece tokenizer trained here, saved as a local HF folder."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(SENTENCES * 3, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=128,
+    )
+    BertModel(cfg).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
