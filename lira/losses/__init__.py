@@ -1,0 +1,41 @@
+"""lira's losses: pure tensor math, one idea per file (sentence-transformers style)."""
+
+from lira.losses.anchoring import AnchoringLoss, anchoring_error, anchoring_loss
+from lira.losses.consistency import ConsistencyLoss, score_mse, symmetric_kl
+from lira.losses.correlation import CorrelationLoss, correlation_loss, pearson, soft_spearman
+from lira.losses.distillation import MSEDistillationLoss, mse_distillation
+from lira.losses.docqueue import DocQueueObjective, margin_hinge, variance_term
+from lira.losses.ranks import soft_rank
+from lira.losses.reinforce import (
+    REINFORCELoss,
+    RunningMeanBaseline,
+    critic_reward,
+    reinforce_loss,
+)
+from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
+
+__all__ = [
+    "AnchoringLoss",
+    "ConsistencyLoss",
+    "CorrelationLoss",
+    "DocQueueObjective",
+    "MSEDistillationLoss",
+    "REINFORCELoss",
+    "RunningMeanBaseline",
+    "SoftNDCGLoss",
+    "anchoring_error",
+    "anchoring_loss",
+    "correlation_loss",
+    "critic_reward",
+    "ideal_dcg",
+    "margin_hinge",
+    "mse_distillation",
+    "pearson",
+    "reinforce_loss",
+    "score_mse",
+    "soft_ndcg",
+    "soft_rank",
+    "soft_spearman",
+    "symmetric_kl",
+    "variance_term",
+]

@@ -1,0 +1,70 @@
+"""Inputs that several stages read: the prepared tables, candidates with scores, cached features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lira.config import Params
+from lira.encoders import features_for
+from lira.train.inputs import CandidateTable, candidate_table, kind_of
+
+
+def prepared(params: Params, root: Path, name: str) -> pd.DataFrame:
+    path = root / params.shared.paths.prepared / f"{name}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run `lira stage build_dataset` (or `dvc repro`) first")
+    df = pd.read_parquet(path)
+    if "lang" in df.columns:
+        df = df[df["lang"].isin(params.shared.languages)].reset_index(drop=True)
+    return df
+
+
+def candidates_with_scores(params: Params, root: Path, texts: pd.DataFrame) -> CandidateTable:
+    cpath = root / params.shared.paths.translations / "candidates.parquet"
+    spath = root / params.shared.paths.critic / "scores.parquet"
+    for p, stage in ((cpath, "translate"), (spath, "critic_score")):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: missing; run `lira stage {stage}` first")
+    return candidate_table(texts, pd.read_parquet(cpath), pd.read_parquet(spath))
+
+
+def text_features(params: Params, root: Path, texts: pd.DataFrame, column: str = "text", path: str = "lrl", progress: str | None = None):
+    """Features [N,S,H] slots and [N,H] means of ``texts[column]``, each with its role's prefix."""
+    n = len(texts)
+    slots = mean = None
+    for kind in ("query", "passage"):
+        idx = np.flatnonzero(texts["role"].map(kind_of).to_numpy() == kind)
+        if len(idx) == 0:
+            continue
+        f = features_for(params, texts[column].iloc[idx].tolist(), path, kind, root, progress=progress)
+        if slots is None:
+            slots = np.zeros((n, *f.slots.shape[1:]), np.float32)
+            mean = np.zeros((n, f.mean.shape[1]), np.float32)
+        slots[idx], mean[idx] = f.slots, f.mean
+    return slots, mean
+
+
+def candidate_features(params: Params, root: Path, ct: CandidateTable, texts: pd.DataFrame, progress: str | None = None):
+    """Slots [N,K,S,H] of every candidate on the English path (zeros where missing)."""
+    n, k = ct.valid.shape
+    kinds = texts["role"].map(kind_of).to_numpy()
+    out = None
+    for kind in ("query", "passage"):
+        rows, cols = np.nonzero(ct.valid & (kinds[:, None] == kind))
+        if len(rows) == 0:
+            continue
+        f = features_for(params, [ct.text[r, c] for r, c in zip(rows, cols)], "en", kind, root, progress=progress)
+        if out is None:
+            out = np.zeros((n, k, *f.slots.shape[1:]), np.float32)
+        out[rows, cols] = f.slots
+    if out is None:
+        raise ValueError("no valid translation candidates at all: check the translate and critic_score outputs")
+    return out
+
+
+def lang_index(params: Params, texts: pd.DataFrame) -> np.ndarray:
+    order = {lang: i for i, lang in enumerate(params.shared.languages)}
+    return texts["lang"].map(order).to_numpy()

