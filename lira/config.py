@@ -262,6 +262,10 @@ class ArcaParams(_Section):
     # Not in the paper: a variance hinge that stops the shared adaptor from collapsing every input
     # to one point (which would zero the anchoring loss); 0 turns the guard off.
     lambda_var: float = Field(1.0, ge=0)
+    var_target: float = Field(0.4, gt=0, le=1, description="target per-dim std of unit-norm E, x 1/sqrt(d)")
+    # In-batch InfoNCE between the two paths (not in the paper; 0 = off): see lira/train/arca.py.
+    lambda_nce: float = Field(0.5, ge=0)
+    nce_temperature: float = Field(0.05, gt=0)
     lr: float = Field(2e-3, gt=0, le=1)
     weight_decay: float = Field(0.01, ge=0)
     epochs: int = Field(30, ge=1, le=10000)

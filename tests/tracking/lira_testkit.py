@@ -1,0 +1,69 @@
+"""Helpers shared by the tracking and API tests (imported by tests/tracking/conftest.py and
+tests/test_api.py): a throwaway MLflow sqlite store and a tiny, untrained LiRA model folder."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_TEMPLATE: Path | None = None
+
+
+def fresh_store(folder: Path) -> str:
+    """A sqlite tracking URI in ``folder``, copied from a store migrated once per test process.
+
+    Creating an MLflow sqlite store runs its alembic migrations (~8 s); a copy opens in 0.1 s.
+    """
+    global _TEMPLATE
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if _TEMPLATE is None:
+        from mlflow import MlflowClient
+
+        tmp_dir = tempfile.mkdtemp(prefix="lira-mlflow-template-")
+        atexit.register(shutil.rmtree, tmp_dir, ignore_errors=True)
+        tmp = Path(tmp_dir) / "template.db"
+        MlflowClient(f"sqlite:///{tmp}").search_experiments()
+        _TEMPLATE = tmp
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_TEMPLATE, folder / "mlruns.db")
+    return f"sqlite:///{folder / 'mlruns.db'}"
+
+
+def build_lira_folder(
+    folder: Path, bert_dir: Path, languages=("vi", "th"), s_feat: int = 2, d: int = 16, seed: int = 0
+) -> Path:
+    """A random (untrained) LiRA model over the tiny BERT on both paths, saved as lira-model/1."""
+    import torch
+
+    from lira.arca import AnchorAdaptors
+    from lira.config import parse_params
+    from lira.lasr.head import LaSRHead
+    from lira.lasr.net import LiraNet
+    from lira.model import save_lira_model
+    from lira.stages.train_lasr import lasr_config, model_meta
+
+    spec = f"hf:{bert_dir}"
+    params = parse_params(
+        {
+            "shared": {
+                "languages": list(languages),
+                "s_feat": s_feat,
+                "encoders": {"lrl": {"spec": spec}, "en": {"spec": spec}},
+            },
+            "train_arca": {"d": d},
+            "train_lasr": {"n_layers": 1, "n_heads": 2, "dropout": 0.0},
+        }
+    )
+    cfg = lasr_config(params)
+    torch.manual_seed(seed)
+    arca_cfg = {"in_dim_lr": 32, "in_dim_en": 32, "d": d, "hidden": None, "shared": True, "dropout": 0.0}
+    adaptors = AnchorAdaptors(32, 32, d, shared=True, hidden=None, dropout=0.0)
+    head = LaSRHead(
+        d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout
+    )
+    net = LiraNet(adaptors, head).eval()
+    save_lira_model(folder, net, model_meta(params, arca_cfg, cfg, "full", ["sim"], None))
+    return folder

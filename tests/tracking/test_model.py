@@ -1,0 +1,81 @@
+"""The pyfunc round trip: log + register a LiRA folder, load it from the registry, same embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lira.model import LiraModel
+from lira.tracking import registry, runs
+from lira.tracking.model import log_lira_model, validate_gate
+
+GATE = {
+    "metric": "retrieval.ndcg@10",
+    "query_ids": ["q1", "q2", "q3"],
+    "values": [0.5, 0.6, 0.7],
+    "baselines": {"frozen": [0.4, 0.5, 0.5]},
+}
+
+
+def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_folder):
+    import mlflow
+
+    params, root = tracked
+    run_id = runs.log_stage(params, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}})
+    version = log_lira_model(params, root, lira_folder, run_id, GATE)
+    assert version == "1"
+    c = runs.client(params, root)
+    mv = c.get_model_version("lira-test", version)
+    assert mv.run_id == run_id and mv.tags["gate.metric"] == "retrieval.ndcg@10"
+    assert [a.path for a in c.list_artifacts(run_id)] == ["gate.json"]
+    assert registry.read_gate(params, root, version)["values"] == GATE["values"]
+
+    texts = ["Điện thoại này có pin rất tốt.", "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "ốp lưng iphone", "sạc dự phòng"]
+    langs = ["vi", "th", "vi", "vi"]
+    kinds = ["query", "query", "passage", "query"]
+    trans = [None, None, None, "a power bank"]
+    with runs.using_tracking_uri(runs.tracking_uri(params, root)):
+        loaded = mlflow.pyfunc.load_model(f"models:/lira-test/{version}")
+    sig = loaded.metadata.signature
+    assert {c.name: c.required for c in sig.inputs.inputs} == {
+        "text": True,
+        "lang": True,
+        "kind": False,
+        "translation": False,
+    }
+    got = loaded.predict(pd.DataFrame({"text": texts, "lang": langs, "kind": kinds, "translation": trans}))
+    # only the required columns: kind defaults to query, no English path
+    got_min = loaded.predict(pd.DataFrame({"text": texts[:2], "lang": langs[:2]}))
+
+    m = LiraModel.load(lira_folder)
+    want = np.concatenate(
+        [
+            m.embed(texts[:2], ["vi", "th"], kind="query"),
+            m.embed([texts[2]], "vi", kind="passage"),
+            m.embed([texts[3]], "vi", kind="query", translations=[trans[3]]),
+        ]
+    )
+    assert got.shape == (4, 16) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got_min, want[:2], atol=1e-5)
+    # the translation and the kind really change the embedding (the test can tell them apart)
+    assert not np.allclose(want[3], m.embed([texts[3]], "vi", kind="query"), atol=1e-4)
+    assert not np.allclose(want[2], m.embed([texts[2]], "vi", kind="query"), atol=1e-4)
+
+
+def test_log_lira_model_rejects_a_bad_gate_or_folder(tracked, lira_folder, tmp_path):
+    params, root = tracked
+    with pytest.raises(ValueError, match="3 query_ids but 2 values"):
+        validate_gate({**GATE, "values": [0.1, 0.2]})
+    with pytest.raises(ValueError, match="baseline 'frozen'"):
+        validate_gate({**GATE, "baselines": {"frozen": [0.1]}})
+    with pytest.raises(ValueError, match="finite"):
+        validate_gate({**GATE, "values": [0.1, float("nan"), 0.2]})
+    with pytest.raises(FileNotFoundError, match="lira_model.json"):
+        log_lira_model(params, root, tmp_path, "no-run", GATE)
+    with pytest.raises(ValueError, match="tracking.gate_metric"):
+        log_lira_model(params, root, lira_folder, "no-run", {**GATE, "metric": "sts.pearson"})
+    assert json.loads(json.dumps(validate_gate(GATE))) == validate_gate(GATE)

@@ -1,0 +1,138 @@
+"""Nested stage runs under one pipeline parent, params within MLflow's limits, provenance tags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from lira.config import parse_params
+from lira.tracking import runs
+
+
+def _client(params, root):
+    return runs.client(params, root)
+
+
+def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tracked, tmp_path, monkeypatch):
+    params, root = tracked
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # nothing may land in the CWD (MLflow's ./mlruns default)
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    (root / "data.dvc").write_text("outs:\n- md5: abc123.dir\n  path: data/raw\n")
+    report = root / "metrics" / "arca.json"
+    report.parent.mkdir()
+    report.write_text('{"loss": 0.25}')
+
+    r1 = runs.log_stage(params, root, "build_dataset", {"rows": 120, "note": "ok"})
+    r2 = runs.log_stage(
+        params,
+        root,
+        "train_arca",
+        {
+            "loss": 0.25,
+            "dev": {"ndcg@10": 0.61, "langs": {"vi": 0.7}},
+            "bad": float("nan"),
+            "flag": True,
+            "xs": [1, 2],
+        },
+        artifacts=[report],
+    )
+    c = _client(params, root)
+    run1, run2 = c.get_run(r1), c.get_run(r2)
+    parent = run1.data.tags["mlflow.parentRunId"]
+    assert run2.data.tags["mlflow.parentRunId"] == parent  # one parent for both stages
+    assert c.get_run(parent).data.tags["mlflow.runName"] == "pipeline"
+    assert run1.info.run_name == "build_dataset" and run2.info.run_name == "train_arca"
+
+    # params: the stage's own section + shared, dotted; nothing from other stages
+    p2 = run2.data.params
+    assert p2["train_arca.reward.alpha"] == "0.5"
+    assert p2["shared.s_feat"] == "2"
+    assert json.loads(p2["shared.languages"]) == ["vi", "th"]
+    assert not any(k.startswith("train_lasr.") for k in p2)
+    assert not any(k.startswith("train_arca.") for k in run1.data.params)
+    assert run1.data.params["build_dataset.split.train"] == "0.6"
+
+    # metrics: finite numeric leaves only, dotted, '@' made legal
+    assert run2.data.metrics == {"loss": 0.25, "dev.ndcg_at_10": 0.61, "dev.langs.vi": 0.7}
+    assert run1.data.metrics == {"rows": 120.0}
+
+    tags = run2.data.tags
+    assert tags["lira.stage"] == "train_arca"
+    assert tags["lira.git_commit"] == "unknown"  # root is not a git repo
+    assert tags["lira.dvc_lock_sha256"] == hashlib.sha256((root / "dvc.lock").read_bytes()).hexdigest()
+    assert tags["lira.data_version"] == "abc123.dir"
+    assert [a.path for a in c.list_artifacts(r2)] == ["arca.json"]
+    assert run2.info.status == "FINISHED"
+    assert not (cwd / "mlruns").exists() and not list(cwd.iterdir())
+
+
+def test_parent_run_logs_more_than_100_params_in_chunks(tracked):
+    params, root = tracked
+    parent = runs.start_pipeline(params, root)
+    logged = _client(params, root).get_run(parent).data.params
+    expected, _ = runs.param_entries(params.resolved())
+    assert len(expected) > 100  # more than one log_batch can carry
+    assert logged == expected
+
+
+def test_long_values_are_truncated_with_a_tag(tracked):
+    params, root = tracked
+    c = _client(params, root)
+    run = c.create_run(runs.experiment_id(params, root, c))
+    tree = {"a": {f"k{i}": i for i in range(230)}, "long": "x" * 7000}
+    runs.log_params(c, run.info.run_id, tree)
+    got = c.get_run(run.info.run_id).data
+    assert len(got.params) == 231 and got.params["a.k229"] == "229"
+    assert len(got.params["long"]) == runs.MAX_PARAM_VALUE and got.params["long"].endswith("...")
+    assert "long" in got.tags[runs.TAG_TRUNCATED]
+
+
+def test_parent_is_reused_until_params_change_and_env_wins(tracked, monkeypatch):
+    params, root = tracked
+    first = runs.parent_run_id(params, root)
+    assert runs.parent_run_id(params, root) == first  # recorded in <cache>/mlflow_parent.json
+    assert json.loads((root / params.shared.paths.cache / runs.PARENT_FILE).read_text())["run_id"] == first
+    changed = parse_params({**params.model_dump(mode="json"), "train_arca": {"lr": 0.01}})
+    second = runs.parent_run_id(changed, root)
+    assert second != first  # a new params hash starts a new pipeline run
+    monkeypatch.setenv(runs.PARENT_ENV, first)
+    child = runs.log_stage(changed, root, "evaluate", {"x": 1.0})
+    assert _client(params, root).get_run(child).data.tags["mlflow.parentRunId"] == first
+
+
+def test_disabled_tracking_logs_nothing(tracked):
+    params, root = tracked
+    off = parse_params(
+        {**params.model_dump(mode="json"), "tracking": {**params.tracking.model_dump(), "enabled": False}}
+    )
+    assert runs.log_stage(off, root, "evaluate", {"x": 1.0}) is None
+    assert _client(params, root).get_experiment_by_name(params.tracking.experiment) is None
+    assert not (root / params.shared.paths.cache / runs.PARENT_FILE).exists()
+
+
+def test_tracking_uri_precedence(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = parse_params({})
+    uri = runs.tracking_uri(params, tmp_path)
+    assert uri == f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"
+    assert runs.artifact_location(uri) == (tmp_path / "mlartifacts").resolve().as_uri()
+    assert (
+        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}), tmp_path)
+        == "http://x:5000"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
+    assert (
+        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}), tmp_path)
+        == "sqlite:////elsewhere.db"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "key"), [("retrieval.ndcg@10", "retrieval.ndcg_at_10"), ("a b/c:d", "a b/c:d"), ("x(1)", "x_1_")]
+)
+def test_metric_key_is_legal(name, key):
+    assert runs.metric_key(name) == key
