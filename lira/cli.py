@@ -63,9 +63,18 @@ def run(
     stage_name: Optional[str] = typer.Argument(None, help="reproduce up to this stage only"),
 ) -> None:
     """Reproduce the whole pipeline with DVC (only what changed reruns), then print the metrics."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    dvc = Path(sys.executable).with_name("dvc")
-    cmd = [str(dvc) if dvc.exists() else "dvc", "repro", "--pull", "--allow-missing"]
+    params = _params(Path("params.yaml"))
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+           "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:
+        from lira.tracking.runs import PARENT_ENV, start_pipeline
+
+        # One MLflow parent run for this reproduction; each stage that reruns nests under it.
+        env[PARENT_ENV] = start_pipeline(params, Path("."))
+    dvc = Path(bindir) / "dvc"
+    # --pull: a fresh clone fetches data/raw (and any cached outputs) from the default remote.
+    cmd = [str(dvc) if dvc.exists() else "dvc", "repro", "--pull"]
     if force:
         cmd.append("--force")
     if stage_name:
@@ -74,8 +83,8 @@ def run(
     rc = subprocess.call(cmd, env=env)
     if rc != 0:
         _fail(f"dvc repro failed (exit {rc})", rc)
-    metrics = Path("metrics/evaluate.json")
-    if metrics.exists():
+    metrics = Path(params.shared.paths.metrics)
+    if (metrics / "evaluate.json").exists():
         from lira.report import summary_table
 
         typer.echo(summary_table(metrics))

@@ -247,7 +247,7 @@ class RewardParams(_Section):
 
 
 class ArcaParams(_Section):
-    d: int = Field(256, ge=8, le=8192)
+    d: int = Field(128, ge=8, le=8192)
     adaptor_hidden: int | None = Field(None, ge=8)
     dropout: float = Field(0.1, ge=0, lt=1)
     shared_adaptor: bool = True
@@ -296,9 +296,9 @@ class LasrParams(_Section):
     lambda_anchor: float = Field(0.5, ge=0)
     lr: float = Field(1e-3, gt=0, le=1)
     weight_decay: float = Field(0.01, ge=0)
-    epochs: int = Field(20, ge=1, le=10000)
+    epochs: int = Field(10, ge=1, le=10000)
     batch_size: int = Field(32, ge=2, le=65536)
-    patience: int = Field(5, ge=1)
+    patience: int = Field(3, ge=1)
     ablations: list[Literal["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors", "drop_english"]] = Field(
         default_factory=lambda: ["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors"]
     )

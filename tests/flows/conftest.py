@@ -1,0 +1,137 @@
+"""Fixtures for the flow tests: a per-session PREFECT_HOME, the Prefect test harness, repo copies.
+
+The environment is set at import, before any test module imports prefect, so every Prefect
+setting (home, analytics, startup timeout) applies to the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="lira-prefect-home-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["DVC_SITE_CACHE_DIR"] = str(_SESSION_HOME / "dvc-site-cache")
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["HF_HUB_OFFLINE"] = "1"
+# The runs must use the copy's own stores, never a server the developer has configured.
+for _var in ("PREFECT_API_URL", "PREFECT_API_KEY", "MLFLOW_TRACKING_URI", "LIRA_ROOT"):
+    os.environ.pop(_var, None)
+
+MAIN = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cleanup_prefect_home():
+    yield
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API (SQLite in a temp dir) for the session's in-process flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=lira-tests", "-c", "user.email=tests@lira.invalid", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd, check=True, capture_output=True,
+    )
+
+
+def _declared_outputs(dvc_yaml: Path) -> list[str]:
+    import yaml
+
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    return [
+        (e if isinstance(e, str) else next(iter(e))).rstrip("/")
+        for spec in stages.values()
+        for field in ("outs", "metrics", "plots")
+        for e in spec.get(field, [])
+    ]
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's files as git sees them (tracked + new, not ignored) in a fresh repo at ``dest``.
+
+    New files are included because helpers add modules before the coordinator commits them; the
+    copy is a clean checkout of what the next commit will hold. Raw data comes from the packaged
+    sample (``lira sample sync``) when the copy has none, and the encoder caches are shared (see
+    SHARED_CACHE) so the slice does not unpack and re-encode what the main checkout already did.
+    """
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=MAIN, check=True, capture_output=True,
+    ).stdout.decode().split("\0")
+    outputs = _declared_outputs(MAIN / "dvc.yaml")
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in filter(None, listing):
+        src = MAIN / rel
+        # Stage outputs someone produced in the main checkout are not source: leave them out.
+        if src.is_file() and not any(rel == o or rel.startswith(o + "/") for o in outputs):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    _git(dest, "init", "-q")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "copy for flow tests")
+    if not (dest / "data" / "raw").exists():
+        subprocess.run([str(VENV_BIN / "lira"), "sample", "sync"], cwd=dest, check=True, capture_output=True)
+    for sub in SHARED_CACHE:
+        src = MAIN / ".cache" / "lira" / sub
+        if src.is_dir():
+            shutil.copytree(src, dest / ".cache" / "lira" / sub, copy_function=_link_or_copy, dirs_exist_ok=True)
+    return dest
+
+
+# Content-keyed caches worth sharing with a copy (unpacked encoder, encoder features); training
+# checkpoints and the translation store are left out so every stage really runs.
+SHARED_CACHE = ("models", "features")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    # Hard links: no 500 MB copy per test; the caches are written by atomic replace, never in place.
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    return copy_project(tmp_path / "lira")
+
+
+TINY_PARAMS = "shared:\n  seed: 13  # kept\ntracking:\n  enabled: false\n"
+
+
+def make_dvc_project(root: Path, stages: dict[str, str], params_yaml: str = TINY_PARAMS) -> Path:
+    """A tiny DVC project (no git) whose stages are the given shell commands."""
+    import yaml
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(params_yaml, encoding="utf-8")
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump({"stages": {name: {"cmd": cmd} for name, cmd in stages.items()}}), encoding="utf-8"
+    )
+    subprocess.run([str(VENV_BIN / "dvc"), "init", "--no-scm", "-q"], cwd=root, check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture
+def dvc_project():
+    """``dvc_project(root, {stage: cmd}, params_yaml=...)`` -> a tiny DVC project (see make_dvc_project)."""
+    return make_dvc_project

