@@ -18,8 +18,20 @@ from lira.io import atomic_path
 
 def run_key(*parts: Any) -> str:
     """A stable hash of everything that determines a training run (params, data fingerprints)."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
+    blob = json.dumps([code_fingerprint(), *parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def code_fingerprint() -> str:
+    """Hash of the training code: a checkpoint written by other code is never resumed."""
+    import lira
+
+    base = Path(lira.__file__).parent
+    h = hashlib.sha256()
+    for sub in ("train", "arca", "lasr", "losses"):
+        for f in sorted((base / sub).glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def rng_state(gen: torch.Generator) -> dict[str, Any]:

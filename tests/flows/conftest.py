@@ -29,6 +29,9 @@ for _var in ("PREFECT_API_URL", "PREFECT_API_KEY", "MLFLOW_TRACKING_URI", "LIRA_
 
 MAIN = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# `flows` is not an installed package: import it from the checkout whatever pytest's cwd.
+if str(MAIN) not in sys.path:
+    sys.path.insert(0, str(MAIN))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,9 +72,10 @@ def copy_project(dest: Path) -> Path:
     """The project's files as git sees them (tracked + new, not ignored) in a fresh repo at ``dest``.
 
     New files are included because helpers add modules before the coordinator commits them; the
-    copy is a clean checkout of what the next commit will hold. Raw data comes from the packaged
-    sample (``lira sample sync``) when the copy has none, and the encoder caches are shared (see
-    SHARED_CACHE) so the slice does not unpack and re-encode what the main checkout already did.
+    copy is a clean checkout of what the next commit will hold. Raw data comes from the DVC remote
+    (``dvc pull data.dvc``), else from the packaged sample (``lira sample sync``); the encoder
+    caches are shared (see SHARED_CACHE) so the slice does not unpack and re-encode what the main
+    checkout already did.
     """
     listing = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -88,7 +92,12 @@ def copy_project(dest: Path) -> Path:
     _git(dest, "init", "-q")
     _git(dest, "add", "-A")
     _git(dest, "commit", "-q", "-m", "copy for flow tests")
-    if not (dest / "data" / "raw").exists():
+    raw = dest / "data" / "raw"
+    for dvc_file in ("data.dvc", "data/raw.dvc"):
+        if not raw.exists() and (dest / dvc_file).exists():
+            # The raw data as DVC tracks it, from the project's remote (an in-repo folder by default).
+            subprocess.run([str(VENV_BIN / "dvc"), "pull", "-q", dvc_file], cwd=dest, check=False, capture_output=True)
+    if not raw.exists():
         subprocess.run([str(VENV_BIN / "lira"), "sample", "sync"], cwd=dest, check=True, capture_output=True)
     for sub in SHARED_CACHE:
         src = MAIN / ".cache" / "lira" / sub

@@ -195,6 +195,7 @@ def test_workspace_lock_excludes_other_processes_and_is_reentrant(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     # Re-entrant within a process (retrain holds it around the pipeline subflow), free afterwards.
     with pipeline.workspace_lock(tmp_path, timeout=1.0), pipeline.workspace_lock(tmp_path, timeout=1.0):
         assert pipeline._held

@@ -1,0 +1,77 @@
+"""The ``lira-promote`` flow: move the champion alias in the MLflow registry.
+
+``lira.tracking.registry.promote(params, root, version=None, force=False)`` owns the decision (the
+paired-bootstrap gate on ``tracking.gate_metric``); this flow runs it for the project root (the
+default store is ``sqlite:///<root>/mlruns.db``) and publishes the decision as an artifact.
+``force=True`` is the operator override (the alias moves even if the gate refuses), exactly like
+``lira promote --force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+try:
+    from flows.pipeline import flatten_overrides, project_root, resolve_params
+except ImportError:  # loaded by file path (a deployment entrypoint) from another working directory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from flows.pipeline import flatten_overrides, project_root, resolve_params
+
+# The registry is a server in the compose/cluster setups: retry brief network failures.
+PROMOTE_RETRIES = 2
+PROMOTE_RETRY_DELAYS: list[float] = [5.0, 30.0]
+
+
+@task(name="promote-model", cache_policy=NO_CACHE, retries=PROMOTE_RETRIES, retry_delay_seconds=PROMOTE_RETRY_DELAYS)
+def promote_model(
+    root: str, version: str | None = None, force: bool = False, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run the registry's gate for ``version`` (newest when None); returns the decision as a dict."""
+    logger = get_run_logger()
+    project = project_root(root)
+    params = resolve_params(project, flatten_overrides(overrides))
+    from lira.tracking.registry import promote as registry_promote
+
+    # Relative stores (the default sqlite:///<root>/mlruns.db) belong to the project root.
+    kwargs: dict[str, Any] = {"version": version, "force": force}
+    if "root" in inspect.signature(registry_promote).parameters:
+        kwargs["root"] = project
+    with contextlib.chdir(project):
+        decision = registry_promote(params, **kwargs)
+    result = {
+        "promoted": bool(decision.promoted),
+        "message": str(decision.message),
+        "version": decision.version,
+        "model": params.tracking.registered_model,
+        "alias": params.tracking.champion_alias,
+        "forced": force,
+    }
+    logger.info("promotion: %s", result["message"])
+    verdict = "promoted" if result["promoted"] else "not promoted"
+    create_markdown_artifact(
+        markdown=(
+            f"**{result['model']}** version `{result['version']}`: {verdict} to "
+            f"`@{result['alias']}`{' (forced)' if force else ''}.\n\n{result['message']}"
+        ),
+        key="lira-promotion",
+        description="MLflow registry decision",
+    )
+    return result
+
+
+@flow(name="lira-promote", description="Move the champion alias to a model version (gate, or force).")
+def promote(version: str | None = None, force: bool = False, root: str | None = None) -> dict[str, Any]:
+    """Promote ``version`` (default: the newest registered version) if it passes the gate, or if ``force``."""
+    return promote_model(str(project_root(root)), version=version, force=force)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    promote()
