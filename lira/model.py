@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lira.arca import Actor, AnchorAdaptors
+from lira.arca import Actor
 from lira.encoders import Encoder, EncoderSettings, encode_features
-from lira.lasr.head import LaSRHead
 from lira.lasr.net import LiraNet
 
 MODEL_FORMAT = "lira-model/1"
@@ -75,11 +74,7 @@ class LiraModel:
         lrl_s, en_s = _settings(meta["encoders"]["lrl"]), _settings(meta["encoders"]["en"])
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
-        a = meta["arca"]
-        adaptors = AnchorAdaptors(a["in_dim_lr"], a["in_dim_en"], a["d"], shared=a["shared"], hidden=a["hidden"], dropout=a["dropout"])
-        lz = meta["lasr"]
-        head = LaSRHead(a["d"], len(meta["languages"]), meta["s_feat"], n_layers=lz["n_layers"], n_heads=lz["n_heads"], dropout=lz["dropout"])
-        net = LiraNet(adaptors, head)
+        net = LiraNet.from_meta(meta)
         net.load_state_dict(load_file(str(folder / "net.safetensors")))
         net.eval()
         actor = None
@@ -103,7 +98,7 @@ class LiraModel:
         """Fused LiRA embeddings z [N,d] (unit norm) of LRL ``texts``."""
         texts = list(texts)
         if not texts:
-            return np.zeros((0, self.net.head.d), np.float32)
+            return np.zeros((0, self.net.head.d_in), np.float32)
         langs = self.lang_ids(lang, len(texts))
         lr = torch.from_numpy(encode_features(self.lrl, texts, kind, self.s_feat).slots)
         use_en = self.meta["lasr"].get("use_english", True) and translations is not None

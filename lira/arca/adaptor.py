@@ -9,12 +9,19 @@ class SharedAdaptor(nn.Module):
     """A(x) = W2 . Dropout(GELU(W1 . LayerNorm(x) + b1)) + b2, applied over the last axis.
 
     Shapes: [..., in_dim] -> [..., d]. ``hidden`` defaults to max(in_dim, d).
+
+    residual=True (needs d == in_dim): A(x) = x + W2 . (...), with W2 and b2 zero-initialised, so
+    training starts at the pretrained encoder's own geometry and only moves away from it where
+    the anchoring objective pays. A bottleneck adaptor trained from scratch on a few thousand pairs
+    lost 19 nDCG@10 points against the frozen encoder on the sample.
     """
 
-    def __init__(self, in_dim: int, d: int, hidden: int | None = None, dropout: float = 0.0):
+    def __init__(self, in_dim: int, d: int, hidden: int | None = None, dropout: float = 0.0, residual: bool = False):
         super().__init__()
+        if residual and in_dim != d:
+            raise ValueError(f"a residual adaptor needs d == in_dim, got d={d}, in_dim={in_dim}")
         hidden = hidden or max(in_dim, d)
-        self.in_dim, self.d, self.hidden = in_dim, d, hidden
+        self.in_dim, self.d, self.hidden, self.residual = in_dim, d, hidden, residual
         self.net = nn.Sequential(
             nn.LayerNorm(in_dim),
             nn.Linear(in_dim, hidden),
@@ -22,9 +29,12 @@ class SharedAdaptor(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden, d),
         )
+        if residual:
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return x + self.net(x) if self.residual else self.net(x)
 
 
 class AnchorAdaptors(nn.Module):
@@ -45,6 +55,7 @@ class AnchorAdaptors(nn.Module):
         shared: bool = True,
         hidden: int | None = None,
         dropout: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
         self.shared = shared
@@ -54,10 +65,10 @@ class AnchorAdaptors(nn.Module):
             # so a learned map to a common width is the least assumption
             self.proj_lr = nn.Linear(in_dim_lr, common) if in_dim_lr != common else nn.Identity()
             self.proj_en = nn.Linear(in_dim_en, common) if in_dim_en != common else nn.Identity()
-            self.adaptor = SharedAdaptor(common, d, hidden, dropout)
+            self.adaptor = SharedAdaptor(common, d, hidden, dropout, residual)
         else:
-            self.adaptor_lr = SharedAdaptor(in_dim_lr, d, hidden, dropout)
-            self.adaptor_en = SharedAdaptor(in_dim_en, d, hidden, dropout)
+            self.adaptor_lr = SharedAdaptor(in_dim_lr, d, hidden, dropout, residual)
+            self.adaptor_en = SharedAdaptor(in_dim_en, d, hidden, dropout, residual)
 
     def lr(self, p_lr: Tensor) -> Tensor:
         """LRL path alone: [..., in_dim_lr] -> [..., d]."""

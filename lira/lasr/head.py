@@ -37,11 +37,17 @@ class LaSRHead(nn.Module):
         ff_mult: int = 2,
         dropout: float = 0.1,
         path_dropout: float = 0.0,
+        d_in: int | None = None,
+        residual: bool = False,
     ):
         super().__init__()
         if not 0.0 <= path_dropout <= 1.0:
             raise ValueError(f"path_dropout must be in [0, 1], got {path_dropout}")
         self.d, self.n_langs, self.n_slots = d, n_langs, n_slots
+        # d_in: width of the anchored inputs (and of z); the transformer runs at width d.
+        self.d_in = d_in or d
+        self.residual = residual
+        self.in_proj = nn.Linear(self.d_in, d) if self.d_in != d else nn.Identity()
         self.path_dropout = path_dropout
         self.lang_emb = nn.Embedding(n_langs, d)
         self.seg_emb = nn.Embedding(3, d)
@@ -58,14 +64,18 @@ class LaSRHead(nn.Module):
         # nested tensors are a fast-path detail; off so masked and unmasked runs share one code path
         self.encoder = nn.TransformerEncoder(layer, num_layers=n_layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(d)
-        self.out_proj = nn.Linear(d, d)
+        self.out_proj = nn.Linear(d, self.d_in)
+        if residual:
+            # z starts as the mean of the anchored paths and learns a correction from there.
+            nn.init.zeros_(self.out_proj.weight)
+            nn.init.zeros_(self.out_proj.bias)
 
     def _path_tokens(self, e: Tensor, segment: int) -> Tensor:
         S = e.shape[1]
         if S > self.n_slots:
             raise ValueError(f"got {S} slots, head was built for n_slots={self.n_slots}")
         pos = torch.arange(S, device=e.device)
-        return e + self.seg_emb.weight[segment] + self.slot_emb(pos)
+        return self.in_proj(e) + self.seg_emb.weight[segment] + self.slot_emb(pos)
 
     def encode(
         self,
@@ -90,7 +100,21 @@ class LaSRHead(nn.Module):
         pad = ~torch.cat(keep, dim=1)  # True = ignore this key
         h = self.encoder(x, src_key_padding_mask=pad if pad.any() else None)
         z = self.out_proj(self.out_norm(h[:, 0]))
+        if self.residual:
+            z = z + self._skip(e_lr, e_en, lr_mask, en_mask, B)
         return F.normalize(z, dim=-1)
+
+    @staticmethod
+    def _skip(e_lr, e_en, lr_mask, en_mask, B: int) -> Tensor:  # noqa: ANN001
+        """Mean of the unit-normalised, slot-averaged inputs of the paths present per example."""
+        total, count = 0.0, 0.0
+        for e, m in ((e_lr, lr_mask), (e_en, en_mask)):
+            if e is None:
+                continue
+            w = torch.ones(B, 1, device=e.device) if m is None else m.float().unsqueeze(1)
+            total = total + w * F.normalize(e.mean(1), dim=-1)
+            count = count + w
+        return total / torch.clamp(torch.as_tensor(count), min=1.0)
 
     def forward(
         self,

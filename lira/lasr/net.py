@@ -29,6 +29,16 @@ class LiraNet(nn.Module):
         e_lr, e_en = self.anchored(lr, en)
         return self.head(e_lr, e_en, lang, en_mask=en_mask)
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> LiraNet:
+        """Build the (untrained) net a ``lira-model/1`` folder describes."""
+        a, lz = meta["arca"], meta["lasr"]
+        adaptors = AnchorAdaptors(a["in_dim_lr"], a["in_dim_en"], a["d"], shared=a["shared"], hidden=a["hidden"],
+                                  dropout=a["dropout"], residual=a.get("residual", False))
+        head = LaSRHead(lz.get("d_model", a["d"]), len(meta["languages"]), meta["s_feat"], n_layers=lz["n_layers"],
+                        n_heads=lz["n_heads"], dropout=lz["dropout"], d_in=a["d"], residual=lz.get("residual", False))
+        return cls(adaptors, head)
+
     def lrl_only(self, lr: Tensor, lang: Tensor) -> Tensor:
         return self.head.lrl_only(self.adaptors.lr(lr), lang)
 

@@ -21,6 +21,7 @@ import torch
 
 from lira.config import Params
 from lira.eval import empirical_lipschitz, error_bound, paired_bootstrap, retrieval_metrics, scores_to_run, sts_metrics, translation_distortion
+from lira.eval.external import evaluate_external
 from lira.eval.systems import apply_student, train_distill, unit
 from lira.io import write_json, write_text
 from lira.lasr.net import LiraNet
@@ -122,12 +123,9 @@ def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
     # LiraModel.load would also load encoders; the stage already has features, so build the net only.
     from safetensors.torch import load_file
 
-    from lira.arca import Actor, AnchorAdaptors
-    from lira.lasr.head import LaSRHead
+    from lira.arca import Actor
 
-    a, lz = meta["arca"], meta["lasr"]
-    net = LiraNet(AnchorAdaptors(a["in_dim_lr"], a["in_dim_en"], a["d"], shared=a["shared"], hidden=a["hidden"], dropout=a["dropout"]),
-                  LaSRHead(a["d"], len(meta["languages"]), meta["s_feat"], n_layers=lz["n_layers"], n_heads=lz["n_heads"], dropout=lz["dropout"]))
+    net = LiraNet.from_meta(meta)
     net.load_state_dict(load_file(str(folder / "net.safetensors")))
     net.eval()
     actor = None
@@ -190,6 +188,23 @@ def lipschitz_diagnostics(net: LiraNet, ld: LasrData, inputs: arca_stage.ArcaInp
     return out
 
 
+def external_systems(params: Params, root: Path, net: LiraNet) -> dict:
+    """Embedding functions for the external benchmarks: the trained LiRA model and the frozen encoder."""
+
+    def lira(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
+        if lang not in params.shared.languages:
+            raise ValueError(f"evaluate.external: language {lang!r} is not one of the model's {params.shared.languages}")
+        li = torch.full((len(texts),), params.shared.languages.index(lang), dtype=torch.long)
+        feats = torch.from_numpy(features_for(params, texts, "en" if english else "lrl", kind, root).slots)
+        with torch.no_grad():
+            return (net.en_only(feats, li) if english else net.lrl_only(feats, li)).numpy()
+
+    def frozen(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
+        return features_for(params, texts, "en" if english else "lrl", kind, root).mean
+
+    return {"lira": lira, "frozen": frozen}
+
+
 def run(params: Params, root: Path) -> dict:
     cfg = params.evaluate
     langs = params.shared.languages
@@ -247,11 +262,12 @@ def run(params: Params, root: Path) -> dict:
         for name, res in results.items() if name != SYSTEM_LIRA
     }
     diagnostics = lipschitz_diagnostics(net, ld, inputs, params, root, choice)
+    external = [evaluate_external(src, root, external_systems(params, root, net)) for src in cfg.external]
     cost = {}
     for f in sorted((root / params.shared.paths.metrics / "cost").glob("*.json")):
         cost[f.stem] = json.loads(f.read_text())
     cost["evaluate_timings"] = timings
-    summary = {"systems": systems, "lira_minus": comparisons, "diagnostics": diagnostics, "cost": cost,
+    summary = {"systems": systems, "lira_minus": comparisons, "diagnostics": diagnostics, "external": external, "cost": cost,
                "n_test": {"queries": int(len(results[SYSTEM_LIRA]["retrieval"]["qids"])), "sts_pairs": int(len(results[SYSTEM_LIRA]["sts"]["pred"])),
                           "mc_items": int(len(results[SYSTEM_LIRA]["mc"]["correct"]))}}
     write_json(root / params.shared.paths.metrics / "evaluate.json", summary)

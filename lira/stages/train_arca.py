@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lira.config import Params
+from lira.config import ConfigError, Params
 from lira.io import write_json, write_parquet, write_text
 from lira.stages.common import candidate_features, candidates_with_scores, lang_index, prepared, text_features
-from lira.train.arca import ArcaConfig, ArcaData, ArcaResult, build_modules, dev_report, train_arca
+from lira.train.arca import ArcaConfig, ArcaData, ArcaResult, adaptor_width, build_modules, dev_report, train_arca
 from lira.train.common import Checkpointer, run_key
 from lira.train.inputs import CandidateTable, actor_inputs, selection
 
@@ -35,7 +35,19 @@ class ArcaInputs:
                        np.nan_to_num(self.ct.sim).round(4).tolist(), self.texts["split"].tolist())
 
 
+def check_supported(params: Params) -> None:
+    """LoRA-tuned encoders are not wired into the trainers yet: refuse rather than silently ignore."""
+    on = [p for p in ("lrl", "en") if params.encoder(p).lora.enabled]
+    if on:
+        raise ConfigError(
+            f"shared.encoders.{on[0]}.lora.enabled = true: LoRA training of the encoders inside train_arca/train_lasr "
+            "is not implemented yet (lira.encoders.Encoder.add_lora works; the stages train on cached frozen features). "
+            "Set it to false."
+        )
+
+
 def prepare(params: Params, root: Path, progress: bool = True) -> ArcaInputs:
+    check_supported(params)
     texts = prepared(params, root, "texts")
     ct = candidates_with_scores(params, root, texts)
     lr_slots, _ = text_features(params, root, texts, progress="features lrl" if progress else None)
@@ -46,7 +58,7 @@ def prepare(params: Params, root: Path, progress: bool = True) -> ArcaInputs:
 def arca_config(params: Params, **override) -> ArcaConfig:
     c = params.train_arca
     cfg = ArcaConfig(
-        d=c.d, hidden=c.adaptor_hidden, dropout=c.dropout, shared=c.shared_adaptor, stop_grad_en=c.stop_grad_en,
+        d=c.d, residual=c.residual, hidden=c.adaptor_hidden, dropout=c.dropout, shared=c.shared_adaptor, stop_grad_en=c.stop_grad_en,
         actor_hidden=c.actor_hidden, baseline=c.baseline, eta=c.eta, lambda_var=c.lambda_var, var_target=c.var_target,
         lambda_nce=c.lambda_nce, nce_temperature=c.nce_temperature, lr=c.lr,
         weight_decay=c.weight_decay, epochs=c.epochs, batch_size=c.batch_size, patience=c.patience, seed=params.shared.seed,
@@ -129,7 +141,8 @@ def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, 
             save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
     cfg = arca_config(params)
     write_json(folder / "config.json", {
-        "in_dim_lr": int(data.lr.shape[-1]), "in_dim_en": int(data.cand.shape[-1]), "d": cfg.d, "hidden": cfg.hidden,
+        "in_dim_lr": int(data.lr.shape[-1]), "in_dim_en": int(data.cand.shape[-1]),
+        "d": adaptor_width(int(data.lr.shape[-1]), int(data.cand.shape[-1]), cfg.d), "residual": cfg.residual, "hidden": cfg.hidden,
         "shared": cfg.shared, "dropout": cfg.dropout, "actor_features": int(data.feats.shape[-1]), "actor_hidden": cfg.actor_hidden,
         "s_feat": params.shared.s_feat, "languages": params.shared.languages, "agents": inputs.ct.agents,
         "encoders": params.resolved()["shared"]["encoders"], "best_epoch": result.best_epoch,

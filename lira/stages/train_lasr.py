@@ -22,6 +22,7 @@ from lira.lasr.net import LiraNet
 from lira.model import save_lira_model
 from lira.stages import train_arca as arca_stage
 from lira.stages.common import lang_index, prepared
+from lira.train.arca import adaptor_width
 from lira.train.common import Checkpointer, run_key
 from lira.train.inputs import selection
 from lira.train.lasr import LasrConfig, LasrData, LasrResult, retrieval_eval, train_lasr
@@ -38,7 +39,6 @@ def lasr_data(params: Params, root: Path, inputs: arca_stage.ArcaInputs, choice:
     """Task tables -> index tensors over the text rows of ``inputs`` (English slots of the chosen translation)."""
     texts = inputs.texts
     row = {t: i for i, t in enumerate(texts["text_id"])}
-    n = len(texts)
     en = np.zeros_like(inputs.cand_slots[:, 0])
     has = choice >= 0
     en[has] = inputs.cand_slots[np.flatnonzero(has), choice[has]]
@@ -74,8 +74,10 @@ def lasr_data(params: Params, root: Path, inputs: arca_stage.ArcaInputs, choice:
 
 def build_net(params: Params, adaptors: AnchorAdaptors, cfg: LasrConfig) -> LiraNet:
     torch.manual_seed(cfg.seed)
-    head = LaSRHead(params.train_arca.d, len(params.shared.languages), params.shared.s_feat, n_layers=cfg.n_layers,
-                    n_heads=cfg.n_heads, dropout=cfg.dropout, path_dropout=cfg.path_dropout if cfg.use_english else 0.0)
+    d_in = adaptors.adaptor.d if adaptors.shared else adaptors.adaptor_lr.d
+    head = LaSRHead(cfg.d_model, len(params.shared.languages), params.shared.s_feat, n_layers=cfg.n_layers,
+                    n_heads=cfg.n_heads, dropout=cfg.dropout, path_dropout=cfg.path_dropout if cfg.use_english else 0.0,
+                    d_in=d_in, residual=cfg.residual)
     return LiraNet(adaptors, head)
 
 
@@ -83,7 +85,8 @@ def model_meta(params: Params, arca_cfg: dict, cfg: LasrConfig, variant: str, ag
     return {
         "variant": variant, "languages": params.shared.languages, "s_feat": params.shared.s_feat,
         "encoders": params.resolved()["shared"]["encoders"], "arca": arca_cfg, "agents": agents,
-        "lasr": {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "dropout": cfg.dropout, "use_english": cfg.use_english},
+        "lasr": {"d_model": cfg.d_model, "residual": cfg.residual, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
+                 "dropout": cfg.dropout, "use_english": cfg.use_english},
         "actor": {"features": int(actor.n_features), "hidden": params.train_arca.actor_hidden} if actor is not None else None,
     }
 
@@ -112,9 +115,10 @@ def train_variant(params: Params, root: Path, inputs: arca_stage.ArcaInputs, var
     key = run_key("lasr", variant, cfg.__dict__, params.train_arca.model_dump(), inputs.fingerprint(), choice.tolist())
     ck = Checkpointer(root / params.shared.paths.cache / "checkpoints" / "lasr", key)
     res = train_lasr(ld, net, cfg, checkpointer=ck, progress=progress)
-    arca_cfg = {"in_dim_lr": int(inputs.lr_slots.shape[-1]), "in_dim_en": int(inputs.cand_slots.shape[-1]),
-                "d": params.train_arca.d, "hidden": params.train_arca.adaptor_hidden, "shared": cfg_over.get("shared", params.train_arca.shared_adaptor),
-                "dropout": params.train_arca.dropout}
+    in_lr, in_en = int(inputs.lr_slots.shape[-1]), int(inputs.cand_slots.shape[-1])
+    arca_cfg = {"in_dim_lr": in_lr, "in_dim_en": in_en, "d": adaptor_width(in_lr, in_en, params.train_arca.d),
+                "residual": params.train_arca.residual, "hidden": params.train_arca.adaptor_hidden,
+                "shared": cfg_over.get("shared", params.train_arca.shared_adaptor), "dropout": params.train_arca.dropout}
     meta = model_meta(params, arca_cfg, cfg, variant, inputs.ct.agents, result.actor)
     save_lira_model(root / params.shared.paths.lasr / variant, res.net, meta, result.actor)
     dev = retrieval_eval(res.net, ld, "dev", use_english=cfg.use_english)

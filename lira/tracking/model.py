@@ -61,7 +61,7 @@ class LiraPyfunc(mlflow.pyfunc.PythonModel):
         trans = df["translation"].tolist() if "translation" in df.columns else [None] * n
         trans = [None if _missing(t) else str(t) for t in trans]
         texts, langs = df["text"].astype(str).tolist(), df["lang"].astype(str).tolist()
-        out = np.zeros((n, self.model.net.head.d), np.float32)
+        out = np.zeros((n, self.model.net.head.d_in), np.float32)
         # one embed call per (kind, translated?) group: the prefix depends on kind, and LiraModel
         # takes the English path only when translations are given
         groups: dict[tuple[str, bool], list[int]] = {}

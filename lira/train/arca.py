@@ -45,7 +45,8 @@ class ArcaData:
 
 @dataclass
 class ArcaConfig:
-    d: int = 256
+    d: int | None = 128  # None: the common encoder width
+    residual: bool = False
     hidden: int | None = None
     dropout: float = 0.1
     shared: bool = True
@@ -81,10 +82,16 @@ def info_nce(u_lr: Tensor, u_en: Tensor, temperature: float) -> Tensor:
     return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
 
 
+def adaptor_width(in_lr: int, in_en: int, d: int | None) -> int:
+    return d if d is not None else max(in_lr, in_en)
+
+
 def build_modules(data: ArcaData, cfg: ArcaConfig) -> tuple[AnchorAdaptors, Actor]:
     torch.manual_seed(cfg.seed)
+    d = adaptor_width(data.lr.shape[-1], data.cand.shape[-1], cfg.d)
     adaptors = AnchorAdaptors(
-        data.lr.shape[-1], data.cand.shape[-1], cfg.d, shared=cfg.shared, hidden=cfg.hidden, dropout=cfg.dropout
+        data.lr.shape[-1], data.cand.shape[-1], d, shared=cfg.shared, hidden=cfg.hidden, dropout=cfg.dropout,
+        residual=cfg.residual,
     )
     actor = Actor(data.feats.shape[-1], cfg.actor_hidden)
     return adaptors, actor
@@ -181,7 +188,7 @@ def train_arca(
             u_en = torch.nn.functional.normalize(e_en.mean(1), dim=-1)
             if cfg.lambda_var > 0:
                 # On unit vectors: a constant offset (cos -> 1 for every pair) shows up as std -> 0.
-                target = cfg.var_target / cfg.d**0.5
+                target = cfg.var_target / u_lr.shape[-1] ** 0.5
                 l_var = variance_term(u_lr, target) + variance_term(u_en, target)
             else:
                 l_var = l_anchor.new_zeros(())

@@ -61,6 +61,8 @@ class LasrData:
 
 @dataclass
 class LasrConfig:
+    d_model: int = 128
+    residual: bool = False
     n_layers: int = 2
     n_heads: int = 4
     dropout: float = 0.1
@@ -106,7 +108,7 @@ def embed_rows(net: LiraNet, data: LasrData, rows: Tensor, use_english: bool = T
         r = rows[i : i + batch]
         en_mask = data.has_en[r] if use_english else torch.zeros(len(r), dtype=torch.bool)
         out.append(net(data.lr[r], data.en[r], data.lang[r], en_mask=en_mask))
-    return torch.cat(out) if out else torch.zeros(0, net.head.d)
+    return torch.cat(out) if out else torch.zeros(0, net.head.d_in)
 
 
 def retrieval_eval(net: LiraNet, data: LasrData, split: str, use_english: bool = True, k: int = 10) -> dict[str, Any]:
@@ -169,7 +171,7 @@ def train_lasr(
     from tqdm.auto import tqdm
 
     torch.manual_seed(cfg.seed)
-    d = net.head.d
+    d = net.head.d_in  # the width of z
     corrq, docq = CorrQueue(cfg.corr_queue), DocQueue(cfg.doc_queue, d)
     # z is unit-norm, so each coordinate's std is at most ~1/sqrt(d): that is the variance target.
     objective = DocQueueObjective(k=cfg.ndcg_k, tau=cfg.ndcg_tau, margin=cfg.margin, lambda_h=cfg.lambda_hinge,

@@ -1,0 +1,115 @@
+"""Smoke tests of the bench scripts' pure helpers (no timing asserts, no pipeline runs)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+
+def _load(name: str):
+    return importlib.import_module(name)
+
+
+def test_summary_and_write_result(tmp_path):
+    C = _load("_common")
+    s = C.summary([3.0, 1.0, 2.0, 4.0])
+    assert s["n"] == 4 and s["median"] == 2.5 and s["min"] == 1.0 and s["max"] == 4.0
+    assert C.summary([]) == {"n": 0}
+    path = C.write_result("unit", {"value": np.float32(1.5), "arr": np.arange(2)}, results_dir=tmp_path)
+    doc = json.loads(path.read_text())
+    assert doc["bench"] == "unit" and doc["value"] == 1.5 and doc["arr"] == [0, 1]
+    assert doc["machine"]["nproc"] >= 1 and "date" in doc["machine"] and "command" in doc
+
+
+def test_measured_keeps_least_loaded_attempt_and_flags_contention():
+    C = _load("_common")
+    res, meta = C.measured(lambda: 42, max_load=-1.0, retries=1, wait_s=0.0, log=lambda _: None)
+    assert res == 42 and len(meta["attempts"]) == 2 and meta["contended"] is True
+    res, meta = C.measured(lambda: 7, max_load=1e9, retries=3, wait_s=0.0)
+    assert res == 7 and len(meta["attempts"]) == 1 and meta["contended"] is False
+
+
+def test_parse_time_v():
+    e2e = _load("e2e")
+    text = (
+        "\tUser time (seconds): 12.50\n\tSystem time (seconds): 1.25\n"
+        "\tElapsed (wall clock) time (h:mm:ss or m:ss): 1:02:03.5\n"
+        "\tMaximum resident set size (kbytes): 2097152\n"
+    )
+    out = e2e.parse_time_v(text)
+    assert out["max_rss_mib"] == 2048.0
+    assert out["wall_s"] == pytest.approx(3723.5)
+    assert out["user_s"] == 12.5 and out["sys_s"] == 1.25
+
+
+def test_training_helpers_and_prefilled_queues():
+    tr = _load("training")
+    assert tr.per_step_times([10.0, 6.0], [2.0, 1.0], 4) == [2.0, 1.25]
+    assert tr.flat([100.0, 101.0, 99.0], tol=2.0) and not tr.flat([100.0, 120.0], tol=2.0)
+    timer = tr.OpTimer()
+    f = timer.wrap("f", lambda x: x + 1)
+    assert f(1) == 2 and f(2) == 3 and timer.calls["f"] == 2
+    corr_cls, doc_cls = tr.timed_queues(timer, prefill=True, n_langs=3, n_items=10)
+    cq, dq = corr_cls(16), doc_cls(8, 4)
+    assert len(cq) == 16 and len(dq) == 8  # at capacity before the first step
+    emb, valid = dq.candidates(__import__("torch").tensor([0, 1]), __import__("torch").full((2, 1), -1))
+    assert emb.shape == (8, 4) and valid.shape == (2, 8) and timer.calls["doc.candidates"] == 1
+
+
+def test_synthetic_lasr_data_shapes_and_steps():
+    tr = _load("training")
+    ld = tr.synthetic_lasr_data(2, train_q=8, dev_q=2, items=5, sts_train=12, mc_train=4, n_choices=3, s=2, h=6,
+                                extra_rows=5)
+    assert ld.lr.shape == (2 * 5 + 2 * 10 + 5, 2, 6)
+    assert all(all(ld.item_lang[i] == ld.query_lang[q] for i in rel) for q, rel in enumerate(ld.qrels))
+    assert (ld.query_split == "train").sum() == 16
+    # retrieval: 2 languages x (8 // 4) batches; STS: 12 // 4; MC: 4 // 4
+    assert tr.lasr_steps_per_epoch(ld, batch_size=4) == 4
+
+
+def test_metrics_case_helpers():
+    mv = _load("metrics_vs_ranx")
+    scores, qids, iids, qrels = mv.make_case(5, 7, seed=1, decimals=1)
+    assert scores.shape == (5, 7) and len(qids) == 5 and len(iids) == 7
+    assert all(1 <= len(r) <= 3 and set(r.values()) <= {1, 2} for r in qrels.values())
+    run = {"q": {"a": 1.0, "b": 2.0}}
+    assert list(mv.reversed_run(run)["q"]) == ["b", "a"]
+    assert mv.max_abs_diff({"m": np.array([1.0, 2.0])}, {"m": np.array([1.0, 2.5])}) == 0.5
+
+
+def test_flores_helpers_roundtrip_through_lira_reader(tmp_path):
+    qf = _load("quality_flores")
+    lrl = [{"index_id": "1", "category": "travel", "text": 'Câu "một"'},
+           {"index_id": "2", "category": "health", "text": "Câu hai"},
+           {"index_id": "9", "category": "health", "text": "no English side"}]
+    eng = [{"index_id": "2", "category": "health", "text": "Sentence two"},
+           {"index_id": "1", "category": "travel", "text": 'Sentence "one"'}]
+    pairs = qf.aligned(lrl, eng)
+    assert [p["id"] for p in pairs] == ["1", "2"] and pairs[0]["en"] == 'Sentence "one"'
+    path = tmp_path / "vi.tsv"
+    qf.write_parallel_tsv(path, pairs)
+    from lira.data.readers import read_parallel_tsv
+
+    ds = read_parallel_tsv(path, "vi", name="flores-vi")
+    assert [t["text"] for t in ds.texts] == ['Câu "một"', "Câu hai"]
+    assert [t["en_ref"] for t in ds.texts] == ['Sentence "one"', "Sentence two"]
+    assert ds.texts[0]["text_id"] == "flores-vi:1"
+    qrels = qf.topic_qrels(["travel", "health"], ["health", "travel", "health"])
+    assert qrels == {"q00000": {"d00001": 1}, "q00001": {"d00000": 1, "d00002": 1}}
+
+
+def test_run_all_table_rows():
+    ra = _load("run_all")
+    doc = {"no_ties": {"max_abs_diff": 0.0, "identical": True}, "queries": 10, "ratio_lira_over_ranx": 1.2,
+           "met": False}
+    rows = ra.table_rows("metrics_vs_ranx", doc)
+    assert rows[0][-1] == "yes" and rows[1][1] == "x1.20" and rows[1][-1] == "NO"
+    assert ra.table_rows("quality_flores", {"skipped": "no data"})[0][0] == "skipped"
