@@ -61,8 +61,9 @@ def build_lira_folder(
     torch.manual_seed(seed)
     arca_cfg = {"in_dim_lr": 32, "in_dim_en": 32, "d": d, "hidden": None, "shared": True, "dropout": 0.0}
     adaptors = AnchorAdaptors(32, 32, d, shared=True, hidden=None, dropout=0.0)
+    cfg.d_model = d  # the head runs at the adaptor's width here (no input projection)
     head = LaSRHead(
-        d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout
+        d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout, d_in=d
     )
     net = LiraNet(adaptors, head).eval()
     save_lira_model(folder, net, model_meta(params, arca_cfg, cfg, "full", ["sim"], None))
