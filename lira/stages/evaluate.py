@@ -117,14 +117,12 @@ def score_all(z: np.ndarray, ld: LasrData, ks: list[int]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------- systems
 def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
-    from lira.model import LiraModel
-
-    meta = json.loads((folder / "lira_model.json").read_text())
-    # LiraModel.load would also load encoders; the stage already has features, so build the net only.
+    """The trained net (and Actor) of a model folder; unlike LiraModel.load, no encoders: the stage has features."""
     from safetensors.torch import load_file
 
     from lira.arca import Actor
 
+    meta = json.loads((folder / "lira_model.json").read_text())
     net = LiraNet.from_meta(meta)
     net.load_state_dict(load_file(str(folder / "net.safetensors")))
     net.eval()
@@ -133,7 +131,6 @@ def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
         actor = Actor(meta["actor"]["features"], meta["actor"]["hidden"])
         actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
         actor.eval()
-    _ = LiraModel
     return net, actor, meta
 
 

@@ -58,7 +58,7 @@ def lasr_data(params: Params, root: Path, inputs: arca_stage.ArcaInputs, choice:
     choices = torch.full((len(mc), width), -1, dtype=torch.long)
     for k, ids in enumerate(mc["choice_ids"]):
         choices[k, : len(ids)] = torch.tensor([row[t] for t in ids])
-    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.long)  # noqa: E731
+    t = lambda a: torch.as_tensor(np.array(a), dtype=torch.long)  # noqa: E731  (a copy: pandas arrays are read-only)
     return LasrData(
         lr=torch.from_numpy(inputs.lr_slots), en=torch.from_numpy(en), has_en=torch.from_numpy(has),
         lang=t(lidx),
