@@ -28,7 +28,7 @@ from torch import Tensor
 from lira.arca import Actor, AnchorAdaptors
 from lira.losses import anchoring_error, anchoring_loss, reinforce_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
-from lira.train.common import Checkpointer, EarlyStopping, rng_state, set_rng_state
+from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 
 @dataclass
@@ -146,18 +146,8 @@ def train_arca(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     stopper = EarlyStopping(cfg.patience, mode="min")
-    history: list[dict[str, float]] = []
-    start, resumed = 0, None
-    if checkpointer is not None and (ck := checkpointer.load()) is not None:
-        adaptors.load_state_dict(ck["adaptors"])
-        actor.load_state_dict(ck["actor"])
-        baseline.load_state_dict(ck["baseline"])
-        opt.load_state_dict(ck["opt"])
-        stopper.load_state_dict(ck["stopper"])
-        set_rng_state(ck["rng"], gen)
-        history, start, resumed = ck["history"], ck["epoch"] + 1, ck["epoch"]
-        if ck.get("stopped"):
-            start = cfg.epochs
+    stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": opt}
+    history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
     has_reward = bool(torch.isfinite(data.reward).any())
     epochs = range(start, cfg.epochs)
     for epoch in tqdm(epochs, desc="train_arca", unit="epoch", disable=not progress):
@@ -206,20 +196,7 @@ def train_arca(
         history.append(row)
         state = {"adaptors": adaptors.state_dict(), "actor": actor.state_dict()}
         stop = stopper.step(row["dev_anchor_error"], epoch, state)
-        if checkpointer is not None:
-            checkpointer.save(
-                {
-                    "epoch": epoch,
-                    "adaptors": adaptors.state_dict(),
-                    "actor": actor.state_dict(),
-                    "baseline": baseline.state_dict(),
-                    "opt": opt.state_dict(),
-                    "stopper": stopper.state_dict(),
-                    "rng": rng_state(gen),
-                    "history": history,
-                    "stopped": stop,
-                }
-            )
+        save_checkpoint(checkpointer, epoch, stateful, stopper, gen, history, stop)
         if on_epoch is not None:
             on_epoch(epoch, row)
         if stop:

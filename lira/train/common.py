@@ -101,5 +101,33 @@ class EarlyStopping:
         self.best, self.best_epoch, self.bad_epochs, self.best_state = s["best"], s["best_epoch"], s["bad_epochs"], s["best_state"]
 
 
+def restore(
+    checkpointer: Checkpointer | None, stateful: dict[str, Any], stopper: EarlyStopping, gen: torch.Generator, epochs: int
+) -> tuple[list[dict[str, float]], int, int | None]:
+    """Load the last checkpoint into ``stateful`` (name -> object with load_state_dict).
+
+    Returns (history, first epoch to run, epoch resumed from or None); a run that had stopped early
+    resumes as finished.
+    """
+    ck = checkpointer.load() if checkpointer is not None else None
+    if ck is None:
+        return [], 0, None
+    for name, obj in stateful.items():
+        obj.load_state_dict(ck[name])
+    stopper.load_state_dict(ck["stopper"])
+    set_rng_state(ck["rng"], gen)
+    return ck["history"], (epochs if ck.get("stopped") else ck["epoch"] + 1), ck["epoch"]
+
+
+def save_checkpoint(
+    checkpointer: Checkpointer | None, epoch: int, stateful: dict[str, Any], stopper: EarlyStopping,
+    gen: torch.Generator, history: list[dict[str, float]], stopped: bool,
+) -> None:
+    if checkpointer is None:
+        return
+    checkpointer.save({"epoch": epoch, **{k: v.state_dict() for k, v in stateful.items()}, "stopper": stopper.state_dict(),
+                       "rng": rng_state(gen), "history": history, "stopped": stopped})
+
+
 class Interrupt(Exception):
     """Raised by a test's epoch callback to simulate a kill between epochs."""

@@ -29,7 +29,7 @@ from lira.lasr import CorrQueue, DocQueue, hard_negatives
 from lira.lasr.head import choice_logits
 from lira.lasr.net import LiraNet
 from lira.losses import DocQueueObjective, anchoring_loss, correlation_loss, score_mse, symmetric_kl
-from lira.train.common import Checkpointer, EarlyStopping, rng_state, set_rng_state
+from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 
 @dataclass
@@ -179,18 +179,8 @@ def train_lasr(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     stopper = EarlyStopping(cfg.patience, mode="max")
-    history: list[dict[str, float]] = []
-    start, resumed = 0, None
-    if checkpointer is not None and (ck := checkpointer.load()) is not None:
-        net.load_state_dict(ck["net"])
-        corrq.load_state_dict(ck["corrq"])
-        docq.load_state_dict(ck["docq"])
-        opt.load_state_dict(ck["opt"])
-        stopper.load_state_dict(ck["stopper"])
-        set_rng_state(ck["rng"], gen)
-        history, start, resumed = ck["history"], ck["epoch"] + 1, ck["epoch"]
-        if ck.get("stopped"):
-            start = cfg.epochs
+    stateful = {"net": net, "corrq": corrq, "docq": docq, "opt": opt}
+    history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
     sts_train = np.flatnonzero(data.sts_split == "train")
     mc_train = np.flatnonzero(data.mc_split == "train")
     en_on = cfg.use_english
@@ -304,10 +294,7 @@ def train_lasr(
         row = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()}, "dev_ndcg10": dev["ndcg"]}
         history.append(row)
         stop = stopper.step(row["dev_ndcg10"] if np.isfinite(row["dev_ndcg10"]) else -row["loss"], epoch, {"net": net.state_dict()})
-        if checkpointer is not None:
-            checkpointer.save({"epoch": epoch, "net": net.state_dict(), "corrq": corrq.state_dict(), "docq": docq.state_dict(),
-                               "opt": opt.state_dict(), "stopper": stopper.state_dict(), "rng": rng_state(gen),
-                               "history": history, "stopped": stop})
+        save_checkpoint(checkpointer, epoch, stateful, stopper, gen, history, stop)
         if on_epoch is not None:
             on_epoch(epoch, row)
         if stop:
