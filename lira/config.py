@@ -27,13 +27,18 @@ class _Section(BaseModel):
 
 # --------------------------------------------------------------------------------------- shared
 class LoraParams(_Section):
-    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders)."""
+    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders).
+
+    On the LRL path, train_arca tunes the adapters together with the shared adaptor; later stages
+    read the LRL path through the tuned encoder. ``lr`` None means train_arca.lr.
+    """
 
     enabled: bool = False
     r: int = Field(8, ge=1, le=256)
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+    lr: float | None = Field(None, gt=0, le=1)
 
 
 class EncoderParams(_Section):
@@ -52,6 +57,15 @@ class EncoderParams(_Section):
 class EncodersParams(_Section):
     lrl: EncoderParams = EncoderParams()
     en: EncoderParams = EncoderParams()
+
+    @model_validator(mode="after")
+    def _english_is_the_anchor(self) -> EncodersParams:
+        # Tuning the English encoder would move the target space the LRL path is anchored to (and
+        # with stop-gradient on E_en no anchoring gradient would reach it anyway).
+        if self.en.lora.enabled:
+            raise ValueError("en.lora.enabled: LoRA is supported on the LRL path only; the English encoder is the "
+                             "frozen anchor. Set shared.encoders.lrl.lora.enabled instead")
+        return self
 
 
 class PathsParams(_Section):

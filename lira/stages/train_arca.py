@@ -2,12 +2,13 @@
 
 Reads the prepared texts, the candidates and their critic scores, and cached frozen-encoder
 features; writes ``<paths.arca>/`` (adaptors.safetensors, actor.safetensors, config.json,
-selected.parquet), ``<paths.metrics>/arca.json`` and ``<paths.plots>/arca_curve.csv``.
+selected.parquet, and with ``shared.encoders.lrl.lora.enabled`` the tuned LoRA adapter in
+``lora_lrl/``), ``<paths.metrics>/arca.json`` and ``<paths.plots>/arca_curve.csv``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,10 @@ from lira.io import write_json, write_parquet, write_text
 from lira.stages.common import candidate_features, candidates_with_scores, lang_index, prepared, text_features
 from lira.train.arca import ArcaConfig, ArcaData, ArcaResult, adaptor_width, build_modules, dev_report, train_arca
 from lira.train.common import Checkpointer, run_key
-from lira.train.inputs import CandidateTable, actor_inputs, selection
+from lira.train.inputs import CandidateTable, actor_inputs, kind_of, selection
+from lira.train.live import LiveEncoderPath
+
+LORA_DIR = "lora_lrl"  # the LRL encoder's LoRA adapter, inside an Arca or a model folder
 
 
 @dataclass
@@ -35,19 +39,7 @@ class ArcaInputs:
                        np.nan_to_num(self.ct.sim).round(4).tolist(), self.texts["split"].tolist())
 
 
-def check_supported(params: Params) -> None:
-    """LoRA-tuned encoders are not wired into the trainers yet: refuse rather than silently ignore."""
-    on = [p for p in ("lrl", "en") if params.encoder(p).lora.enabled]
-    if on:
-        raise ConfigError(
-            f"shared.encoders.{on[0]}.lora.enabled = true: LoRA training of the encoders inside train_arca/train_lasr "
-            "is not implemented yet (lira.encoders.Encoder.add_lora works; the stages train on cached frozen features). "
-            "Set it to false."
-        )
-
-
 def prepare(params: Params, root: Path, progress: bool = True) -> ArcaInputs:
-    check_supported(params)
     texts = prepared(params, root, "texts")
     ct = candidates_with_scores(params, root, texts)
     lr_slots, _ = text_features(params, root, texts, progress="features lrl" if progress else None)
@@ -62,6 +54,7 @@ def arca_config(params: Params, **override) -> ArcaConfig:
         actor_hidden=c.actor_hidden, baseline=c.baseline, eta=c.eta, lambda_var=c.lambda_var, var_target=c.var_target,
         lambda_nce=c.lambda_nce, nce_temperature=c.nce_temperature, lr=c.lr,
         weight_decay=c.weight_decay, epochs=c.epochs, batch_size=c.batch_size, patience=c.patience, seed=params.shared.seed,
+        lora_lr=params.encoder("lrl").lora.lr,
     )
     for k, v in override.items():
         setattr(cfg, k, v)
@@ -87,12 +80,51 @@ def fit(
     params: Params, root: Path, inputs: ArcaInputs, variant: str = "full", use_llm: bool | None = None,
     use_emb: bool | None = None, progress: bool = True, **cfg_override,
 ) -> tuple[ArcaResult, ArcaData]:
+    """Train (or resume, or reload a finished) Arca. Variants that change nothing Arca sees share a
+    checkpoint: ``variant`` names the progress bar only, the key is what determines the run."""
     data = arca_data(inputs, params, use_llm, use_emb)
     cfg = arca_config(params, **cfg_override)
-    key = run_key("arca", variant, cfg.__dict__, params.train_arca.model_dump(), params.shared.s_feat,
+    key = run_key("arca", cfg.__dict__, params.train_arca.model_dump(), params.shared.s_feat,
                   params.resolved()["shared"]["encoders"], inputs.fingerprint(), use_llm, use_emb)
     ck = Checkpointer(root / params.shared.paths.cache / "checkpoints" / "arca", key)
-    return train_arca(data, cfg, len(params.shared.languages), checkpointer=ck, progress=progress), data
+    live = live_path(params, root, inputs)
+    return train_arca(data, cfg, len(params.shared.languages), checkpointer=ck, live=live, progress=progress), data
+
+
+def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
+    """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
+    lora = params.encoder("lrl").lora
+    if not lora.enabled:
+        return None
+    from lira.encoders import Encoder, cache_dir, settings_from_params
+    from lira.runtime import device
+
+    # Its own instance: the shared frozen encoder (lira.encoders.load_encoder) must stay untouched.
+    enc = Encoder(settings_from_params(params.encoder("lrl")), cache_dir(params, root) / "models", device=device(params))
+    torch.manual_seed(params.shared.seed)  # LoRA's A matrices are drawn at random
+    try:
+        enc.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
+    except ValueError as e:
+        raise ConfigError(f"shared.encoders.lrl.lora.target_modules: {e}") from None
+    kinds = inputs.texts["role"].map(kind_of).tolist()
+    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, params.shared.s_feat)
+
+
+def save_lora(folder: Path, result: ArcaResult) -> Path | None:
+    """Write the tuned adapter to ``folder/lora_lrl`` (peft's format); None when LoRA was off."""
+    if result.lora is None:
+        return None
+    from lira.encoders.lora import save_adapter
+
+    return save_adapter(folder / LORA_DIR, result.lora_config, result.lora)
+
+
+def with_lrl_adapter(params: Params, root: Path, inputs: ArcaInputs, adapter: Path | None, progress: bool = True) -> ArcaInputs:
+    """``inputs`` with the LRL features recomputed through a tuned adapter (cached by its hash)."""
+    if adapter is None:
+        return inputs
+    slots, _ = text_features(params, root, inputs.texts, progress="features lrl+lora" if progress else None, adapter=adapter)
+    return replace(inputs, lr_slots=slots)
 
 
 def selection_frame(inputs: ArcaInputs, probs: np.ndarray) -> pd.DataFrame:
@@ -130,12 +162,15 @@ def clean_preference(ct: CandidateTable, probs: np.ndarray) -> dict[str, float]:
     return {"contested_texts": int(contested.sum()), "actor_picks_clean": rate, "random_picks_clean": chance}
 
 
-def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, inputs: ArcaInputs) -> None:
+def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, inputs: ArcaInputs) -> Path | None:
+    """Write Arca's modules and config (and the LoRA adapter, whose path is returned if any)."""
     from safetensors.torch import save_file
 
+    from lira.encoders.lora import adapter_sha256
     from lira.io import atomic_path
 
     folder.mkdir(parents=True, exist_ok=True)
+    adapter = save_lora(folder, result)
     for name, module in (("adaptors", result.adaptors), ("actor", result.actor)):
         with atomic_path(folder / f"{name}.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
@@ -146,7 +181,9 @@ def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, 
         "shared": cfg.shared, "dropout": cfg.dropout, "actor_features": int(data.feats.shape[-1]), "actor_hidden": cfg.actor_hidden,
         "s_feat": params.shared.s_feat, "languages": params.shared.languages, "agents": inputs.ct.agents,
         "encoders": params.resolved()["shared"]["encoders"], "best_epoch": result.best_epoch,
+        "lora_lrl": {"path": LORA_DIR, "sha256": adapter_sha256(adapter)} if adapter else None,
     })
+    return adapter
 
 
 def run(params: Params, root: Path) -> dict:
@@ -155,10 +192,12 @@ def run(params: Params, root: Path) -> dict:
     langs = params.shared.languages
     untrained = dev_report(*build_modules(data, arca_config(params)), data, data.dev_idx, len(langs))
     result, data = fit(params, root, inputs)
-    trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
     probs = actor_probs(result, data)
     out = root / params.shared.paths.arca
-    save_arca(out, result, data, params, inputs)
+    adapter = save_arca(out, result, data, params, inputs)
+    if adapter is not None:  # the trained report reads the LRL path through the tuned encoder
+        data = replace(data, lr=torch.from_numpy(with_lrl_adapter(params, root, inputs, adapter).lr_slots))
+    trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
     sel = selection_frame(inputs, probs)
     write_parquet(out / "selected.parquet", sel)
 

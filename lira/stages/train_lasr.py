@@ -3,7 +3,9 @@
 Writes one self-contained LiRA model folder per system under ``<paths.lasr>/<variant>/`` (the
 format :class:`lira.model.LiraModel` loads), ``<paths.metrics>/lasr.json`` and the training curve
 ``<paths.plots>/lasr_curve.csv``. Ablations that change Arca (no LLM critic, no embedding critic,
-separate adaptors) retrain Arca in-process with the switch flipped; all else is equal.
+separate adaptors) retrain Arca in-process with the switch flipped; all else is equal. With LoRA on
+the LRL encoder, each model folder carries its Arca's adapter (``lora_lrl/``) and LaSR trains on
+the LRL path read through it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from lira.arca import Actor, AnchorAdaptors
 from lira.config import Params
+from lira.encoders.lora import adapter_sha256
 from lira.io import write_json, write_text
 from lira.lasr.head import LaSRHead
 from lira.lasr.net import LiraNet
@@ -81,10 +84,16 @@ def build_net(params: Params, adaptors: AnchorAdaptors, cfg: LasrConfig) -> Lira
     return LiraNet(adaptors, head)
 
 
-def model_meta(params: Params, arca_cfg: dict, cfg: LasrConfig, variant: str, agents: list[str], actor: Actor | None) -> dict:
+def model_meta(
+    params: Params, arca_cfg: dict, cfg: LasrConfig, variant: str, agents: list[str], actor: Actor | None,
+    adapter_sha: str | None = None,
+) -> dict:
+    encoders = params.resolved()["shared"]["encoders"]
+    if adapter_sha is not None:  # LiraModel.load merges it into the LRL encoder
+        encoders["lrl"] = {**encoders["lrl"], "adapter": arca_stage.LORA_DIR, "adapter_sha256": adapter_sha}
     return {
         "variant": variant, "languages": params.shared.languages, "s_feat": params.shared.s_feat,
-        "encoders": params.resolved()["shared"]["encoders"], "arca": arca_cfg, "agents": agents,
+        "encoders": encoders, "arca": arca_cfg, "agents": agents,
         "lasr": {"d_model": cfg.d_model, "residual": cfg.residual, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
                  "dropout": cfg.dropout, "use_english": cfg.use_english},
         "actor": {"features": int(actor.n_features), "hidden": params.train_arca.actor_hidden} if actor is not None else None,
@@ -109,18 +118,22 @@ def train_variant(params: Params, root: Path, inputs: arca_stage.ArcaInputs, var
     result, data = arca_stage.fit(params, root, inputs, variant=variant, use_llm=use_llm, use_emb=use_emb, progress=False, **cfg_over)
     probs = arca_stage.actor_probs(result, data)
     choice, _ = selection(inputs.ct, probs)
-    ld = lasr_data(params, root, inputs, choice)
+    folder = root / params.shared.paths.lasr / variant
+    adapter = arca_stage.save_lora(folder, result)
+    adapter_sha = adapter_sha256(adapter) if adapter else None
+    ld = lasr_data(params, root, arca_stage.with_lrl_adapter(params, root, inputs, adapter, progress=progress), choice)
     cfg = lasr_config(params, **lasr_over)
     net = build_net(params, result.adaptors, cfg)
-    key = run_key("lasr", variant, cfg.__dict__, params.train_arca.model_dump(), inputs.fingerprint(), choice.tolist())
+    key = run_key("lasr", variant, cfg.__dict__, params.train_arca.model_dump(), params.resolved()["shared"]["encoders"],
+                  params.shared.s_feat, adapter_sha, inputs.fingerprint(), choice.tolist())
     ck = Checkpointer(root / params.shared.paths.cache / "checkpoints" / "lasr", key)
     res = train_lasr(ld, net, cfg, checkpointer=ck, progress=progress)
     in_lr, in_en = int(inputs.lr_slots.shape[-1]), int(inputs.cand_slots.shape[-1])
     arca_cfg = {"in_dim_lr": in_lr, "in_dim_en": in_en, "d": adaptor_width(in_lr, in_en, params.train_arca.d),
                 "residual": params.train_arca.residual, "hidden": params.train_arca.adaptor_hidden,
                 "shared": cfg_over.get("shared", params.train_arca.shared_adaptor), "dropout": params.train_arca.dropout}
-    meta = model_meta(params, arca_cfg, cfg, variant, inputs.ct.agents, result.actor)
-    save_lira_model(root / params.shared.paths.lasr / variant, res.net, meta, result.actor)
+    meta = model_meta(params, arca_cfg, cfg, variant, inputs.ct.agents, result.actor, adapter_sha)
+    save_lira_model(folder, res.net, meta, result.actor)
     dev = retrieval_eval(res.net, ld, "dev", use_english=cfg.use_english)
     return res, {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "dev_ndcg10": dev["ndcg"]}
 

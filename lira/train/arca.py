@@ -6,7 +6,8 @@
     L_RL = -log pi(a) * (R_a - b),  L_anchor = mean_slots(1 - cos(E_lr, sg(E_en)))
 
 The encoders are frozen (their pooled features come from the cache) unless LoRA is on, in which
-case ``live_lr`` recomputes the LRL path with gradients.
+case a :class:`~lira.train.live.LiveEncoderPath` recomputes the LRL path with gradients each step
+(and the dev rows each epoch); the English side stays the frozen anchor.
 
 Two terms are not in the paper, and both are params. ``L_var`` (a VICReg variance hinge on the
 batch's unit-normalised pooled E): without it a shared adaptor drives the anchoring loss to 0 by
@@ -18,8 +19,8 @@ between the paths, off by default) is the standard discriminative alignment obje
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from lira.arca import Actor, AnchorAdaptors
 from lira.losses import anchoring_error, anchoring_loss, reinforce_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
+
+if TYPE_CHECKING:
+    from lira.train.live import LiveEncoderPath
 
 
 @dataclass
@@ -64,6 +68,7 @@ class ArcaConfig:
     batch_size: int = 64
     patience: int = 5
     seed: int = 13
+    lora_lr: float | None = None  # LoRA adapters' learning rate (None: lr); used only with a live path
 
 
 @dataclass
@@ -73,6 +78,8 @@ class ArcaResult:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
     resumed_from: int | None = None
+    lora: dict[str, Tensor] | None = None  # the best epoch's LoRA weights (live path only)
+    lora_config: Any = None  # peft.LoraConfig of those weights
 
 
 def info_nce(u_lr: Tensor, u_en: Tensor, temperature: float) -> Tensor:
@@ -133,26 +140,31 @@ def train_arca(
     n_langs: int,
     checkpointer: Checkpointer | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    live_lr: Callable[[Tensor], Tensor] | None = None,
-    extra_params: list[torch.nn.Parameter] | None = None,
+    live: LiveEncoderPath | None = None,
     progress: bool = False,
 ) -> ArcaResult:
-    """Train adaptor + Actor; resumable from ``checkpointer``; early stopping on dev eps1."""
+    """Train adaptor + Actor (+ the LoRA adapters of ``live``); resumable; early stopping on dev eps1."""
     from tqdm.auto import tqdm
 
     adaptors, actor = build_modules(data, cfg)
     baseline = RunningMeanBaseline()
-    params = list(adaptors.parameters()) + list(actor.parameters()) + list(extra_params or [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": list(adaptors.parameters()) + list(actor.parameters())}]
+    if live is not None:
+        groups.append({"params": live.parameters(), "lr": cfg.lora_lr or cfg.lr})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     stopper = EarlyStopping(cfg.patience, mode="min")
     stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": opt}
+    if live is not None:
+        stateful["lora"] = live
     history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
     has_reward = bool(torch.isfinite(data.reward).any())
     epochs = range(start, cfg.epochs)
     for epoch in tqdm(epochs, desc="train_arca", unit="epoch", disable=not progress):
         adaptors.train()
         actor.train()
+        if live is not None:
+            live.train()
         perm = data.train_idx[torch.randperm(len(data.train_idx), generator=gen)]
         sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "var": 0.0, "nce": 0.0}
         n_batches = 0
@@ -171,7 +183,7 @@ def train_arca(
                 baseline.update(reward.gather(1, a[:, None]).squeeze(1))
             else:
                 l_rl = logp.new_zeros(())
-            p_lr = live_lr(b) if live_lr is not None else data.lr[b]
+            p_lr = live.slots(b) if live is not None else data.lr[b]
             e_lr, e_en = adaptors(p_lr, data.cand[b, a])
             l_anchor = anchoring_loss(e_lr, e_en, stop_grad_en=cfg.stop_grad_en)
             u_lr = torch.nn.functional.normalize(e_lr.mean(1), dim=-1)
@@ -190,11 +202,14 @@ def train_arca(
             for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("var", l_var), ("nce", l_nce)):
                 sums[k] += float(v.detach())
             n_batches += 1
-        dev = dev_report(adaptors, actor, data, data.dev_idx, n_langs)
+        dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
+        dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
         row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}, "dev_anchor_error": dev.get("eps1_mean", float("nan"))}
         row["dev_bitext_acc"] = float(np.mean(list(dev["bitext_acc"].values()))) if dev["bitext_acc"] else float("nan")
         history.append(row)
         state = {"adaptors": adaptors.state_dict(), "actor": actor.state_dict()}
+        if live is not None:
+            state["lora"] = live.state_dict()
         stop = stopper.step(row["dev_anchor_error"], epoch, state)
         save_checkpoint(checkpointer, epoch, stateful, stopper, gen, history, stop)
         if on_epoch is not None:
@@ -204,6 +219,12 @@ def train_arca(
     if stopper.best_state is not None:
         adaptors.load_state_dict(stopper.best_state["adaptors"])
         actor.load_state_dict(stopper.best_state["actor"])
+        if live is not None:
+            live.load_state_dict(stopper.best_state["lora"])
     adaptors.eval()
     actor.eval()
-    return ArcaResult(adaptors, actor, history, stopper.best_epoch, resumed)
+    lora = None
+    if live is not None:
+        live.train(False)
+        lora = live.state_dict()
+    return ArcaResult(adaptors, actor, history, stopper.best_epoch, resumed, lora, live.lora_config if live else None)

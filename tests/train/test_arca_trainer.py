@@ -80,13 +80,3 @@ def test_stop_gradient_keeps_english_side_out_of_the_anchor_gradient():
     e_lr, e_en = adaptors(p_lr, p_en)
     anchoring_loss(e_lr, e_en, stop_grad_en=True).backward()
     assert p_en.grad is None and p_lr.grad is not None
-
-
-def test_lora_enabled_in_params_is_refused_not_ignored():
-    from lira.config import ConfigError, parse_params
-    from lira.stages.train_arca import check_supported
-
-    params = parse_params({"shared": {"encoders": {"lrl": {"lora": {"enabled": True}}}}})
-    with pytest.raises(ConfigError, match="LoRA training of the encoders"):
-        check_supported(params)
-    check_supported(parse_params({}))

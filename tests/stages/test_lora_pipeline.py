@@ -1,0 +1,109 @@
+"""The LoRA path through the real stages: train_arca tunes the LRL encoder, train_lasr and evaluate
+read the LRL path through the tuned adapter, and the model folder carries it.
+
+A tiny BERT (built by the test session) is both encoders, so all six stages run in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lira.config import load_params
+from lira.sample import SAMPLE_DIR
+from lira.stages import run_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def lora_project(tmp_path_factory, tiny_bert_dir):
+    root = tmp_path_factory.mktemp("lora-proj")
+    shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["shared"]["languages"] = ["th", "vi"]
+    data["shared"]["paths"]["cache"] = str(root / ".cache")
+    for path in ("lrl", "en"):
+        data["shared"]["encoders"][path]["spec"] = f"hf:{tiny_bert_dir}"
+    data["shared"]["encoders"]["lrl"]["lora"] = {**data["shared"]["encoders"]["lrl"]["lora"], "enabled": True, "r": 4,
+                                                 "lr": 1e-2}
+    data["build_dataset"]["max_per_language"] = 10
+    data["train_arca"].update(epochs=2, batch_size=16, d=16)
+    data["train_lasr"].update(epochs=1, batch_size=8, d_model=16, ablations=["no_queue", "no_embedding_critic"],
+                              corr_queue=16, doc_queue=32)
+    data["evaluate"].update(bootstrap_resamples=100, distill_epochs=2)
+    data["tracking"]["enabled"] = False
+    (root / "params.yaml").write_text(yaml.safe_dump(data))
+    params = load_params(root / "params.yaml")
+    for s in ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate"):
+        run_stage(s, params, root)
+    return root, params
+
+
+def test_train_arca_writes_the_tuned_adapter(lora_project):
+    from lira.encoders.lora import adapter_sha256
+
+    root, _ = lora_project
+    arca = root / "models/arca"
+    cfg = json.loads((arca / "config.json").read_text())
+    assert cfg["lora_lrl"]["sha256"] == adapter_sha256(arca / "lora_lrl")
+    # the cache holds features of the frozen encoder and, under their own key, of the tuned one
+    keys = [p.name for p in (root / ".cache/features").iterdir()]
+    assert any(k.endswith("-lora") or "-lora-" in k for k in keys) and any("lora" not in k for k in keys)
+
+
+def test_variants_that_share_arca_share_its_adapter_and_others_train_their_own(lora_project):
+    from lira.encoders.lora import adapter_sha256
+
+    root, _ = lora_project
+    sha = {v: adapter_sha256(root / f"models/lasr/{v}/lora_lrl") for v in ("full", "no_queue", "no_embedding_critic")}
+    assert sha["full"] == sha["no_queue"] == adapter_sha256(root / "models/arca/lora_lrl")
+    assert sha["no_embedding_critic"] != sha["full"]
+    for v, h in sha.items():
+        meta = json.loads((root / f"models/lasr/{v}/lira_model.json").read_text())
+        assert meta["encoders"]["lrl"]["adapter"] == "lora_lrl" and meta["encoders"]["lrl"]["adapter_sha256"] == h
+        assert "adapter" not in meta["encoders"]["en"]
+
+
+def test_model_folder_embeds_through_its_adapter_as_evaluate_scored_it(lora_project):
+    from lira.model import LiraModel
+    from lira.stages import train_arca as arca_stage
+    from lira.stages.evaluate import load_net, model_inputs
+
+    root, params = lora_project
+    folder = root / "models/lasr/full"
+    model = LiraModel.load(folder, cache_dir=root / ".cache")
+    assert model.lrl is not model.en  # the LRL encoder is the tuned one, English stays frozen
+
+    inputs = arca_stage.prepare(params, root, progress=False)
+    net, _, meta = load_net(folder)
+    tuned = model_inputs(params, root, inputs, folder, meta)
+    rows = np.flatnonzero((inputs.texts["lang"] == "th").to_numpy() & (inputs.texts["role"] == "query").to_numpy())[:6]
+    lang = torch.zeros(len(rows), dtype=torch.long)
+    with torch.no_grad():
+        want = net.lrl_only(torch.from_numpy(tuned.lr_slots[rows]), lang).numpy()
+        frozen = net.lrl_only(torch.from_numpy(inputs.lr_slots[rows]), lang).numpy()
+    got = model.embed(inputs.texts["text"].iloc[rows].tolist(), "th", kind="query")
+    assert np.allclose(got, want, atol=2e-3)  # the stage's cache keeps float16 slots
+    assert not np.allclose(got, frozen, atol=2e-3)
+
+    ev = json.loads((root / "metrics/evaluate.json").read_text())
+    assert {"lira", "frozen", "ablation:no_queue", "ablation:no_embedding_critic"} <= set(ev["systems"])
+
+
+def test_a_changed_adapter_is_refused_at_load(lora_project, tmp_path):
+    from lira.model import LiraModel
+
+    root, _ = lora_project
+    copy = tmp_path / "model"
+    shutil.copytree(root / "models/lasr/full", copy)
+    w = copy / "lora_lrl/adapter_model.safetensors"
+    w.write_bytes(w.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="differs from the one this model was saved with"):
+        LiraModel.load(copy, cache_dir=root / ".cache")

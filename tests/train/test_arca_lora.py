@@ -1,0 +1,136 @@
+"""Arca with LoRA on the LRL encoder: the live path, the trainer, and the saved adapter.
+
+A tiny BERT (width 32, tokenizer trained by the test session) stands in for the backbone.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lira.encoders import Encoder, EncoderSettings, encode_features
+from lira.encoders.lora import adapter_sha256, save_adapter
+from lira.train.arca import ArcaConfig, ArcaData, train_arca
+from lira.train.common import Checkpointer, Interrupt
+from lira.train.live import LiveEncoderPath
+
+WORDS = ("phone battery good red cotton shirt women power bank capacity very this has a for with "
+         "điện thoại pin tốt ponsel baterai bagus telefon sangat").split()
+
+
+def texts(n: int, seed: int = 0) -> list[str]:
+    g = torch.Generator().manual_seed(seed)
+    return [" ".join(WORDS[i] for i in torch.randint(len(WORDS), (int(torch.randint(3, 9, (1,), generator=g)),), generator=g))
+            for _ in range(n)]
+
+
+def lora_encoder(tiny_bert_dir, seed: int = 0) -> Encoder:
+    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", batch_size=8))
+    torch.manual_seed(seed)
+    enc.add_lora(r=4, alpha=8.0, dropout=0.0, target_modules=["query", "value"])
+    return enc
+
+
+def data_for(enc: Encoder, src: list[str], s: int = 2, k: int = 2) -> ArcaData:
+    """LRL = the texts; candidate 0 = the same text reversed (a 'translation'), 1 = an unrelated text."""
+    n = len(src)
+    base = Encoder(enc.settings)  # the frozen backbone: what the feature cache would hold
+    lr = torch.from_numpy(encode_features(base, src, "query", s).slots)
+    other = texts(n, seed=99)
+    c0 = torch.from_numpy(encode_features(base, [" ".join(t.split()[::-1]) for t in src], "query", s).slots)
+    c1 = torch.from_numpy(encode_features(base, other, "query", s).slots)
+    idx = torch.arange(n)
+    return ArcaData(lang=idx % 2, lr=lr, cand=torch.stack([c0, c1], 1),
+                    feats=torch.tensor([[1.0, 0.0], [0.0, 1.0]]).expand(n, k, 2).clone(),
+                    mask=torch.ones(n, k, dtype=torch.bool), reward=torch.tensor([0.9, 0.1]).expand(n, k).clone(),
+                    train_idx=idx[: int(0.75 * n)], dev_idx=idx[int(0.75 * n):])
+
+
+CFG = dict(d=16, epochs=4, batch_size=8, patience=4, lr=5e-3, dropout=0.0, seed=3, lambda_nce=0.5)
+
+
+def test_live_path_matches_the_frozen_features_at_init_and_trains_only_adapters(tiny_bert_dir):
+    enc = lora_encoder(tiny_bert_dir)
+    src = texts(12)
+    live = LiveEncoderPath(enc, src, ["query"] * 6 + ["passage"] * 6, s_feat=2)
+    frozen = Encoder(enc.settings)
+    want = torch.cat([torch.from_numpy(encode_features(frozen, src[:6], "query", 2).slots),
+                      torch.from_numpy(encode_features(frozen, src[6:], "passage", 2).slots)])
+    # lora_B starts at zero: the adapted encoder is the frozen one until it trains
+    assert torch.allclose(live.refreshed(torch.zeros_like(want), torch.arange(12)), want, atol=1e-5)
+    # a batch mixing kinds comes back in the order asked for
+    idx = torch.tensor([7, 0, 11, 3])
+    live.train(False)
+    assert torch.allclose(live.slots(idx), want[idx], atol=1e-5)
+
+    live.slots(idx).pow(2).sum().backward()
+    grads = {n: p.grad for n, p in enc.model.named_parameters() if p.grad is not None}
+    assert grads and all("lora_" in n for n in grads)
+    assert any(float(g.abs().sum()) > 0 for n, g in grads.items() if "lora_A" in n or "lora_B" in n)
+
+
+def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_dir, tmp_path):
+    src = texts(32, seed=1)
+    kinds = ["query"] * 32
+    base = lora_encoder(tiny_bert_dir)
+    data = data_for(base, src)
+    frozen_weight = {n: p.clone() for n, p in base.model.named_parameters() if "lora_" not in n}
+    cfg = ArcaConfig(**CFG)
+
+    full = train_arca(data, cfg, 2, checkpointer=Checkpointer(tmp_path / "a", "k"),
+                      live=LiveEncoderPath(base, src, kinds, 2))
+    assert full.lora is not None and full.lora_config is not None
+    assert any(float(v.abs().sum()) > 0 for k, v in full.lora.items() if "lora_B" in k)  # moved from its zero init
+    for n, p in base.model.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(p, frozen_weight[n]), n  # the backbone itself never changes
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise Interrupt()
+
+    ck = Checkpointer(tmp_path / "b", "k")
+    with pytest.raises(Interrupt):
+        train_arca(data, cfg, 2, checkpointer=ck, on_epoch=kill, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
+    resumed = train_arca(data, cfg, 2, checkpointer=ck, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
+    assert resumed.resumed_from == 1
+    assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in full.history])
+    assert full.lora.keys() == resumed.lora.keys()
+    for k in full.lora:
+        assert torch.equal(full.lora[k], resumed.lora[k]), k
+
+
+def test_saved_adapter_reloads_merged_and_keys_its_own_features(tiny_bert_dir, tmp_path):
+    src = texts(24, seed=2)
+    enc = lora_encoder(tiny_bert_dir)
+    result = train_arca(data_for(enc, src), ArcaConfig(**CFG), 2, live=LiveEncoderPath(enc, src, ["query"] * 24, 2))
+    folder = save_adapter(tmp_path / "lora_lrl", result.lora_config, result.lora)
+    settings = enc.settings.with_adapter(folder)
+    assert settings.adapter_sha256 == adapter_sha256(folder) and settings.key != enc.settings.key
+
+    merged = Encoder(settings)
+    live = LiveEncoderPath(enc, src, ["query"] * 24, 2)
+    want = live.refreshed(torch.zeros(24, 2, 32), torch.arange(24))
+    got = torch.from_numpy(encode_features(merged, src, "query", 2).slots)
+    assert torch.allclose(got, want, atol=1e-4)
+    frozen = torch.from_numpy(encode_features(Encoder(enc.settings), src, "query", 2).slots)
+    assert not torch.allclose(got, frozen, atol=1e-4)  # the adapter did change the path
+
+    (folder / "adapter_model.safetensors").write_bytes((folder / "adapter_model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(ValueError, match="content hash"):
+        Encoder(settings)
+
+
+def test_lora_on_the_english_anchor_is_refused_and_on_the_lrl_path_accepted():
+    from lira.config import ConfigError, parse_params
+
+    with pytest.raises(ConfigError, match="English encoder is the frozen anchor"):
+        parse_params({"shared": {"encoders": {"en": {"lora": {"enabled": True}}}}})
+    p = parse_params({"shared": {"encoders": {"lrl": {"lora": {"enabled": True, "lr": 1e-3}}}}})
+    assert p.encoder("lrl").lora.enabled and p.encoder("lrl").lora.lr == 1e-3
+
+
+def test_unknown_target_modules_name_the_layers_there_are(tiny_bert_dir):
+    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}"))
+    with pytest.raises(ValueError, match="linear layers are named"):
+        enc.add_lora(r=4, alpha=8.0, dropout=0.0, target_modules=["q_proj"])
