@@ -322,6 +322,9 @@ class LasrParams(_Section):
     ablations: list[Literal["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors", "drop_english"]] = Field(
         default_factory=lambda: ["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors"]
     )
+    # LiRA and its ablations are independent runs: train this many at once, in separate processes,
+    # each with shared.threads // workers torch threads (LaSR's small matrices barely use 2 threads).
+    workers: int = Field(2, ge=1, le=64)
 
 
 # -------------------------------------------------------------------------------------- evaluate

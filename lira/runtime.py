@@ -34,8 +34,9 @@ def seed_everything(seed: int) -> None:
 
 
 def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak RSS of this process or of its largest finished child (worker processes), in MB."""
+    # ru_maxrss is in KiB on Linux; for RUSAGE_CHILDREN it is the largest waited-for descendant.
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024.0
 
 
 @contextmanager

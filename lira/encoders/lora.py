@@ -14,6 +14,7 @@ read stale features.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,8 @@ def save_adapter(folder: str | Path, config, state: dict[str, torch.Tensor]) -> 
 
     with atomic_dir(folder) as tmp:
         config.save_pretrained(str(tmp))
+        cfg_path = tmp / CONFIG_FILE
+        cfg_path.write_text(_canonical_config(cfg_path.read_bytes()), encoding="utf-8")
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / WEIGHTS_FILE))
     return Path(folder)
 
@@ -68,8 +71,19 @@ def adapter_sha256(folder: str | Path) -> str:
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing; not a peft LoRA adapter folder")
         h.update(name.encode())
-        h.update(path.read_bytes())
+        data = path.read_bytes()
+        h.update(_canonical_config(data).encode() if name == CONFIG_FILE else data)
     return h.hexdigest()
+
+
+def _canonical_config(raw: bytes) -> str:
+    """peft keeps target_modules as a set, so its JSON order changes from process to process (string
+    hashing is randomised): sort it, and the keys, so equal adapters hash equal."""
+    cfg = json.loads(raw)
+    for k, v in cfg.items():
+        if k.endswith("modules") and isinstance(v, list) and all(isinstance(x, str) for x in v):
+            cfg[k] = sorted(v)
+    return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
 
 
 def copy_adapter(src: str | Path, dst: str | Path) -> Path:

@@ -138,15 +138,49 @@ def train_variant(params: Params, root: Path, inputs: arca_stage.ArcaInputs, var
     return res, {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "dev_ndcg10": dev["ndcg"]}
 
 
+def _variant_job(params: Params, root: Path, inputs: arca_stage.ArcaInputs, variant: str, threads: int) -> tuple[list, dict]:
+    """One variant in a worker process (spawned: a clean torch, no forked OpenMP state)."""
+    from lira.runtime import seed_everything
+
+    torch.set_num_threads(threads)
+    seed_everything(params.shared.seed)
+    res, info = train_variant(params, root, inputs, variant, progress=False)
+    return res.history, info
+
+
+def train_variants(params: Params, root: Path, inputs: arca_stage.ArcaInputs, variants: list[str]) -> dict[str, tuple[list, dict]]:
+    """variant -> (LaSR history, info); ``train_lasr.workers`` of them at once.
+
+    Every variant seeds itself, so the set of results does not depend on the schedule; a variant's
+    numbers can differ in the last float bits from a run with another thread count.
+    """
+    workers = min(params.train_lasr.workers, len(variants))
+    if workers <= 1:
+        out = {}
+        for v in variants:
+            res, info = train_variant(params, root, inputs, v)
+            out[v] = (res.history, info)
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    threads = max(1, params.shared.threads // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_variant_job, params, root, inputs, v, threads): v for v in variants}
+        done = {}
+        for f in tqdm(as_completed(futures), total=len(futures), desc=f"train_lasr ({workers} workers)", unit="variant"):
+            done[futures[f]] = f.result()
+    return {v: done[v] for v in variants}
+
+
 def run(params: Params, root: Path) -> dict:
     inputs = arca_stage.prepare(params, root)
-    summary: dict = {"variants": {}}
-    curve = None
-    for variant in ["full", *params.train_lasr.ablations]:
-        res, info = train_variant(params, root, inputs, variant)
-        summary["variants"][variant] = info
-        if variant == "full":
-            curve = pd.DataFrame(res.history)
+    variants = ["full", *params.train_lasr.ablations]
+    trained = train_variants(params, root, inputs, variants)
+    summary: dict = {"variants": {v: info for v, (_, info) in trained.items()}}
+    curve = pd.DataFrame(trained["full"][0])
     summary["dev_ndcg10"] = summary["variants"]["full"]["dev_ndcg10"]
     write_json(root / params.shared.paths.metrics / "lasr.json", summary)
     write_text(root / params.shared.paths.plots / "lasr_curve.csv", curve.to_csv(index=False))

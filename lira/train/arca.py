@@ -169,7 +169,9 @@ def train_arca(
         sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "var": 0.0, "nce": 0.0}
         n_batches = 0
         # Drop the last short batch: the variance guard and the baselines are noisy on tiny batches.
-        for i in range(0, len(perm) - cfg.batch_size + 1 if len(perm) >= cfg.batch_size else 1, cfg.batch_size):
+        starts = range(0, len(perm) - cfg.batch_size + 1 if len(perm) >= cfg.batch_size else 1, cfg.batch_size)
+        # With a live encoder an epoch takes minutes on a CPU: show the batches too.
+        for i in tqdm(starts, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress or live is None):
             b = perm[i : i + cfg.batch_size]
             b = b[data.mask[b].any(-1)]
             if len(b) < 2:

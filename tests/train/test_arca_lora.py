@@ -134,3 +134,19 @@ def test_unknown_target_modules_name_the_layers_there_are(tiny_bert_dir):
     enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}"))
     with pytest.raises(ValueError, match="linear layers are named"):
         enc.add_lora(r=4, alpha=8.0, dropout=0.0, target_modules=["q_proj"])
+
+
+def test_adapter_hash_ignores_the_order_peft_writes_target_modules_in(tmp_path):
+    import json
+
+    from lira.encoders.lora import lora_config
+
+    state = {"base_model.model.encoder.layer.0.attention.self.query.lora_A.weight": torch.ones(2, 4)}
+    a = save_adapter(tmp_path / "a", lora_config(2, 4.0, 0.0, ["query", "value"]), state)
+    b = save_adapter(tmp_path / "b", lora_config(2, 4.0, 0.0, ["value", "query"]), state)
+    assert adapter_sha256(a) == adapter_sha256(b)
+    cfg = json.loads((a / "adapter_config.json").read_text())
+    cfg["target_modules"] = ["value", "query"]  # as peft itself may write it in another process
+    (a / "adapter_config.json").write_text(json.dumps(cfg))
+    assert adapter_sha256(a) == adapter_sha256(b)
+    assert adapter_sha256(save_adapter(tmp_path / "c", lora_config(2, 4.0, 0.0, ["query"]), state)) != adapter_sha256(b)
