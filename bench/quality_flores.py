@@ -110,16 +110,21 @@ def topic_ndcg(q: np.ndarray, d: np.ndarray, qrels: dict[str, dict[str, int]], k
 
 
 # ------------------------------------------------------------------------------ pipeline
-def flores_params(root: Path, langs: list[str], sources: list[dict[str, Any]]):
+def flores_params(root: Path, langs: list[str], sources: list[dict[str, Any]], lora: bool = False,
+                  epochs: int | None = None):
     from lira.config import load_params
 
-    over = {
+    over: dict[str, Any] = {
         "shared": {"languages": langs},
         "build_dataset": {"sources": sources, "split": {"train": 0.85, "dev": 0.1, "test": 0.05},
                           "max_per_language": None},
         "train_lasr": {"ablations": []},
         "tracking": {"enabled": False},
     }
+    if lora:
+        over["shared"]["encoders"] = {"lrl": {"lora": {"enabled": True}}}
+    if epochs is not None:
+        over["train_arca"] = {"epochs": epochs}
     return load_params(C.ROOT / "params.yaml", over)
 
 
@@ -154,13 +159,15 @@ def load_arca(folder: Path):
     return ad.eval(), actor.eval(), cfg
 
 
-def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summary: dict[str, Any]) -> tuple[float, Any]:
-    """Recompute the stage's own dev bitext accuracy with the loaded modules; return (max |diff|, the
-    stage's ArcaData)."""
+def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summary: dict[str, Any],
+                  adapter: Path | None = None) -> tuple[float, Any]:
+    """Recompute the stage's own dev bitext accuracy with the loaded modules (the LRL path through the
+    LoRA ``adapter`` when there is one); return (max |diff|, the stage's ArcaData)."""
     from lira.stages import train_arca as arca_stage
     from lira.train.arca import dev_report
 
-    data = arca_stage.arca_data(arca_stage.prepare(params, root, progress=False), params)
+    inputs = arca_stage.prepare(params, root, progress=False)
+    data = arca_stage.arca_data(arca_stage.with_lrl_adapter(params, root, inputs, adapter, progress=False), params)
     rep = dev_report(adaptors, actor, data, data.dev_idx, len(params.shared.languages))
     diffs = [abs(rep["bitext_acc"][li] - arca_summary["per_language"][lang]["dev_bitext_acc_trained"])
              for li, lang in enumerate(params.shared.languages) if li in rep["bitext_acc"]]
@@ -192,6 +199,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--langs", default=None, help="comma-separated lira codes (default: all seven)")
     ap.add_argument("--max-train", type=int, default=None, help="train sentences per language (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary project")
+    ap.add_argument("--lora", action="store_true", help="Arca tunes LoRA adapters on the LRL encoder "
+                    "(shared.encoders.lrl.lora); writes quality_flores_lora.json")
+    ap.add_argument("--epochs", type=int, default=None, help="train_arca.epochs (default: params.yaml)")
     args = ap.parse_args(argv)
     if not (FLORES / ENGLISH / "train.tsv").exists():
         print(f"quality_flores: {FLORES} not found - skipped")
@@ -231,7 +241,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         write_parallel_tsv(path, train[lang])
         sources.append({"kind": "parallel_tsv", "path": str(path.relative_to(root)), "language": lang,
                         "name": f"flores-{lang}"})
-    params = flores_params(root, langs, sources)
+    params = flores_params(root, langs, sources, lora=args.lora, epochs=args.epochs)
     link_cache(root, params, cache)
     shards_before = count_shards(cache)
     print(f"quality_flores: {', '.join(langs)}; train {sum(map(len, train.values()))} pairs, dev "
@@ -247,7 +257,8 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     torch.set_num_threads(params.shared.threads)
 
     adaptors, actor, arca_cfg = load_arca(root / params.shared.paths.arca)
-    loader_diff, arca_data = verify_loaded(params, root, adaptors, actor, stage_summary["train_arca"])
+    adapter = root / params.shared.paths.arca / "lora_lrl" if arca_cfg.get("lora_lrl") else None
+    loader_diff, arca_data = verify_loaded(params, root, adaptors, actor, stage_summary["train_arca"], adapter)
     if not loader_diff <= 1e-9:
         raise RuntimeError(f"the reloaded Arca does not reproduce the stage's dev bitext accuracy (|diff| {loader_diff})")
     # Diagnostic, not a baseline: the same adaptors at initialisation (what training changed).
@@ -277,11 +288,14 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         d_en = features_for(params, [p["en"] for p in dev[lang]], "en", "query", root)
         t_lr = features_for(params, [p["text"] for p in train[lang]], "lrl", "query", root)
         t_en = features_for(params, [p["en"] for p in train[lang]], "en", "query", root)
+        # LiRA reads the LRL path through its tuned adapter (the same features without LoRA)
+        d_la = features_for(params, [p["text"] for p in dev[lang]], "lrl", "query", root, adapter=adapter)
+        t_la = features_for(params, [p["text"] for p in train[lang]], "lrl", "query", root, adapter=adapter)
         emb = {  # system -> (dev LRL, dev EN, train LRL, train EN)
             "frozen": (d_lr.mean, d_en.mean, t_lr.mean, t_en.mean),
             "mse_distill": (apply_student(student, d_lr.mean), d_en.mean, apply_student(student, t_lr.mean), t_en.mean),
             "lira_arca": tuple(anchored_mean(adaptors, f.slots, p) for f, p in
-                               ((d_lr, "lrl"), (d_en, "en"), (t_lr, "lrl"), (t_en, "en"))),
+                               ((d_la, "lrl"), (d_en, "en"), (t_la, "lrl"), (t_en, "en"))),
             "arca_untrained": tuple(anchored_mean(untrained, f.slots, p) for f, p in
                                     ((d_lr, "lrl"), (d_en, "en"), (t_lr, "lrl"), (t_en, "en"))),
         }
@@ -315,7 +329,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     shards_after = count_shards(cache)
     arca_summary = stage_summary["train_arca"]
     out = {
-        "quick": args.quick, "languages": langs, "max_train_per_language": max_train,
+        "quick": args.quick, "lora": args.lora, "train_arca_epochs": params.train_arca.epochs, "languages": langs, "max_train_per_language": max_train,
         "how_lira_was_trained": "real stages build_dataset, translate, critic_score, train_arca via "
                                 "lira.stages.run_stage in a temp project; FLORES train as parallel_tsv sources; "
                                 "simulated translator agents from params.yaml; no LaSR (no task data)",
@@ -346,7 +360,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
               f"  (untrained Arca {o['arca_untrained'][m]:.3f})"
               f"  | lira-frozen {df['diff']:+.3f} [{df['low']:+.3f}, {df['high']:+.3f}]"
               f"  lira-distill {dd['diff']:+.3f} [{dd['low']:+.3f}, {dd['high']:+.3f}]")
-    path = C.write_result("quality_flores", out)
+    path = C.write_result("quality_flores_lora" if args.lora else "quality_flores", out)
     print(f"  total {out['cost']['total_s']} s -> {path.relative_to(C.ROOT)}")
     return out
 

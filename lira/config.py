@@ -39,6 +39,9 @@ class LoraParams(_Section):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
     lr: float | None = Field(None, gt=0, le=1)
+    # Recompute the encoder's activations in the backward pass instead of keeping them: exact, ~30%
+    # more compute, and activation memory stops growing with batch x sequence length x layers.
+    gradient_checkpointing: bool = False
 
 
 class EncoderParams(_Section):

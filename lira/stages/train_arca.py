@@ -106,6 +106,8 @@ def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath
         enc.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
     except ValueError as e:
         raise ConfigError(f"shared.encoders.lrl.lora.target_modules: {e}") from None
+    if lora.gradient_checkpointing:
+        enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     kinds = inputs.texts["role"].map(kind_of).tolist()
     return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, params.shared.s_feat)
 

@@ -150,3 +150,24 @@ def test_adapter_hash_ignores_the_order_peft_writes_target_modules_in(tmp_path):
     (a / "adapter_config.json").write_text(json.dumps(cfg))
     assert adapter_sha256(a) == adapter_sha256(b)
     assert adapter_sha256(save_adapter(tmp_path / "c", lora_config(2, 4.0, 0.0, ["query"]), state)) != adapter_sha256(b)
+
+
+def test_gradient_checkpointing_gives_the_same_adapter_gradients(tiny_bert_dir):
+    src = texts(8, seed=4)
+
+    def grads(checkpointing: bool) -> dict[str, torch.Tensor]:
+        enc = lora_encoder(tiny_bert_dir)
+        if checkpointing:
+            enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            layers = enc.model.base_model.model.encoder.layer
+            assert all(getattr(layer, "gradient_checkpointing", False) for layer in layers)
+        live = LiveEncoderPath(enc, src, ["query"] * 8, 2)
+        live.train(True)  # checkpointing acts in training mode only (dropout is 0 here)
+        out = live.slots(torch.arange(8))
+        (out[:, 0] * out[:, 1]).sum().backward()
+        return {n: p.grad.clone() for n, p in enc.model.named_parameters() if p.grad is not None}
+
+    plain, ckpt = grads(False), grads(True)
+    assert plain.keys() == ckpt.keys() and plain
+    for n in plain:
+        assert torch.allclose(plain[n], ckpt[n], atol=1e-6), n
