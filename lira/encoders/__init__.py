@@ -39,6 +39,14 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None) -> Encod
     return _LOADED[key]
 
 
+def release_encoders() -> None:
+    """Drop the encoders this process holds; the next feature-cache miss loads one again."""
+    import gc
+
+    _LOADED.clear()
+    gc.collect()  # free the weights now, not whenever a reference cycle is next collected
+
+
 def features_for(
     params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None
 ) -> Features:
@@ -70,6 +78,7 @@ __all__ = [
     "encode_features",
     "features_for",
     "load_encoder",
+    "release_encoders",
     "resolve_spec",
     "settings_from_params",
     "text_key",

@@ -53,3 +53,16 @@ def test_encoder_is_loaded_only_on_a_cache_miss(params, tmp_path, loads):
 def test_empty_request_loads_nothing(params, tmp_path, loads):
     assert len(encoders.features_for(params, [], "en", "query", tmp_path)) == 0
     assert loads == []
+
+
+def test_release_encoders_frees_the_weights(params, tmp_path, loads):
+    import weakref
+
+    encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    (enc,) = encoders._LOADED.values()
+    gone = weakref.ref(enc.model)
+    del enc
+    encoders.release_encoders()
+    assert encoders._LOADED == {} and gone() is None  # nothing else kept the model alive
+    encoders.features_for(params, ["one more text"], "lrl", "query", tmp_path)
+    assert loads == ["lrl", "lrl"]  # a later miss loads it again
