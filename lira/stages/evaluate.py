@@ -295,12 +295,16 @@ def run(params: Params, root: Path) -> dict:
 
 def track_and_register(params: Params, root: Path, summary: dict, gate: dict) -> dict:
     """Log the evaluate run, register the trained LiRA model, and run the promotion gate."""
+    from lira.encoders import release_encoders
     from lira.stages import stage_artifacts
     from lira.tracking.model import log_lira_model
     from lira.tracking.registry import promote
     from lira.tracking.runs import client, experiment_id, log_stage, tracking_uri
 
     run_id = log_stage(params, root, "evaluate", summary, artifacts=stage_artifacts("evaluate", params, root))
+    # Every feature is computed by now, and logging loads the model (with its encoder) once more
+    # to check its input example: do not hold a second copy of the encoder across that.
+    release_encoders()
     version = log_lira_model(params, root, root / params.shared.paths.lasr / "full", run_id, gate)
     decision = promote(params, root=root, version=version)
     c = client(params, root)

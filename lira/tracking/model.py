@@ -43,8 +43,15 @@ class LiraPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model = LiraModel.load(context.artifacts["lira_model"])
 
-    # the DataFrame hint tells MLflow to take the signature from the input example (and not to
-    # warn that type hints are missing)
+    def __getstate__(self) -> dict[str, Any]:
+        # The loaded LiraModel (encoder weights included) is rebuilt by load_context from the
+        # artifacts; pickling it would put ~480 MB of tensors into python_model.pkl.
+        state = self.__dict__.copy()
+        state.pop("model", None)
+        return state
+
+    # the DataFrame hint tells MLflow not to warn that type hints are missing (log_lira_model
+    # states the signature itself)
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         df = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         for col in ("text", "lang"):
@@ -133,6 +140,20 @@ def input_example(model_dir: Path) -> pd.DataFrame:
     )
 
 
+def model_signature(model_dir: Path, example: pd.DataFrame):
+    """The pyfunc's signature: the example's columns in, float32 ``[N, d]`` out.
+
+    Left to itself, MLflow infers this by loading the model (an encoder, ~450 MB for mE5-small)
+    and predicting on the input example; the output's dtype and width ``d`` (the adaptor width,
+    which is LaSR's ``d_in``) are known from ``lira_model.json``, so the same signature is built
+    from an array of that shape.
+    """
+    from mlflow.models import infer_signature
+
+    d = json.loads((Path(model_dir) / "lira_model.json").read_text(encoding="utf-8"))["arca"]["d"]
+    return infer_signature(example, np.zeros((len(example), d), np.float32))
+
+
 def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_id: str, gate: dict) -> str:
     """Log ``model_dir`` as the pyfunc "model" under ``run_id`` with ``gate.json``; register it.
 
@@ -149,6 +170,7 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
             f"gate metric {gate['metric']!r} differs from tracking.gate_metric {params.tracking.gate_metric!r}"
         )
     c = runs.client(params, root)
+    example = input_example(model_dir)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp:
         gate_path = Path(tmp) / GATE_FILE
         gate_path.write_text(json.dumps(gate, indent=2), encoding="utf-8")
@@ -166,7 +188,8 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
                 python_model=LiraPyfunc(),
                 artifacts={"lira_model": str(model_dir), "gate": str(gate_path)},
                 pip_requirements=pip_requirements(),
-                input_example=input_example(model_dir),
+                input_example=example,
+                signature=model_signature(model_dir, example),
                 await_registration_for=0,
             )
     version = str(info.registered_model_version)

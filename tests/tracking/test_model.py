@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,40 @@ def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_fold
     # the translation and the kind really change the embedding (the test can tell them apart)
     assert not np.allclose(want[3], m.embed([texts[3]], "vi", kind="query"), atol=1e-4)
     assert not np.allclose(want[2], m.embed([texts[2]], "vi", kind="query"), atol=1e-4)
+
+
+def test_logging_loads_the_model_once_and_pickles_no_weights(tracked, lira_folder, monkeypatch):
+    """The signature is stated, not inferred: the model is loaded only by MLflow's serving check,
+    the pickled pyfunc carries no LiraModel, and the signature equals what a prediction gives."""
+    import cloudpickle
+    import mlflow
+    from mlflow.models import infer_signature
+
+    import lira.model
+    from lira.tracking.model import LiraPyfunc, input_example
+
+    loads = []
+    real = lira.model.LiraModel.load.__func__
+
+    def counting(cls, *a, **k):
+        loads.append(a[0])
+        return real(cls, *a, **k)
+
+    monkeypatch.setattr(lira.model.LiraModel, "load", classmethod(counting))
+    params, root = tracked
+    run_id = runs.log_stage(params, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}})
+    version = log_lira_model(params, root, lira_folder, run_id, GATE)
+    assert len(loads) <= 1  # at most MLflow's validation of the serving input example
+
+    with runs.using_tracking_uri(runs.tracking_uri(params, root)):
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/lira-test/{version}"))
+        logged = mlflow.models.get_model_info(f"models:/lira-test/{version}").signature
+    assert (local / "python_model.pkl").stat().st_size < 100_000
+    model = LiraPyfunc()
+    model.model = LiraModel.load(lira_folder)
+    assert not hasattr(cloudpickle.loads(cloudpickle.dumps(model)), "model")  # load_context rebuilds it
+    example = input_example(lira_folder)
+    assert logged == infer_signature(example, model.predict(None, example))
 
 
 def test_log_lira_model_rejects_a_bad_gate_or_folder(tracked, lira_folder, tmp_path):

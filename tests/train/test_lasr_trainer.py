@@ -69,6 +69,19 @@ def test_dev_ndcg_equals_ranx_burges():
     np.testing.assert_allclose(res["per_query"], expected, atol=1e-6)
 
 
+def test_dev_ndcg_in_query_chunks_equals_one_shot(monkeypatch):
+    """retrieval_eval scores the queries in chunks (memory); the values must not change at all."""
+    import lira.train.lasr as lasr_mod
+
+    data, net = synthetic(), make_net()
+    one_shot = retrieval_eval(net, data, "dev")
+    n_items = len(data.item_text)
+    monkeypatch.setattr(lasr_mod, "_EVAL_PAIRS_PER_CHUNK", 5 * n_items**2)  # 12 dev queries -> 5 + 5 + 2
+    chunked = retrieval_eval(net, data, "dev")
+    np.testing.assert_array_equal(chunked["per_query"], one_shot["per_query"])
+    assert chunked["ndcg"] == one_shot["ndcg"]
+
+
 def test_training_improves_dev_ndcg():
     data = synthetic()
     net = make_net()
