@@ -138,17 +138,20 @@ def train_variant(params: Params, root: Path, inputs: arca_stage.ArcaInputs, var
     return res, {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "dev_ndcg10": dev["ndcg"]}
 
 
-def _variant_job(params: Params, root: Path, inputs: arca_stage.ArcaInputs, variant: str, threads: int) -> tuple[list, dict]:
-    """One variant in a worker process (spawned: a clean torch, no forked OpenMP state)."""
+def _variant_job(params: Params, root: Path, variant: str, threads: int) -> tuple[list, dict]:
+    """One variant in a worker process (spawned: a clean torch, no forked OpenMP state). The worker
+    reads its own inputs (cached features, no encoder): cheaper than pickling them from the parent,
+    which then holds none of them."""
     from lira.runtime import seed_everything
 
     torch.set_num_threads(threads)
     seed_everything(params.shared.seed)
+    inputs = arca_stage.prepare(params, root, progress=False)
     res, info = train_variant(params, root, inputs, variant, progress=False)
     return res.history, info
 
 
-def train_variants(params: Params, root: Path, inputs: arca_stage.ArcaInputs, variants: list[str]) -> dict[str, tuple[list, dict]]:
+def train_variants(params: Params, root: Path, variants: list[str]) -> dict[str, tuple[list, dict]]:
     """variant -> (LaSR history, info); ``train_lasr.workers`` of them at once.
 
     Every variant seeds itself, so the set of results does not depend on the schedule; a variant's
@@ -156,11 +159,18 @@ def train_variants(params: Params, root: Path, inputs: arca_stage.ArcaInputs, va
     """
     workers = min(params.train_lasr.workers, len(variants))
     if workers <= 1:
+        inputs = arca_stage.prepare(params, root)
         out = {}
         for v in variants:
             res, info = train_variant(params, root, inputs, v)
             out[v] = (res.history, info)
         return out
+    # The features every worker reads must exist first, or each would compute them (and load the
+    # encoder) on its own.
+    arca_stage.prepare(params, root)
+    from lira.encoders import release_encoders
+
+    release_encoders()
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -168,7 +178,7 @@ def train_variants(params: Params, root: Path, inputs: arca_stage.ArcaInputs, va
 
     threads = max(1, params.shared.threads // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_variant_job, params, root, inputs, v, threads): v for v in variants}
+        futures = {pool.submit(_variant_job, params, root, v, threads): v for v in variants}
         done = {}
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"train_lasr ({workers} workers)", unit="variant"):
             done[futures[f]] = f.result()
@@ -176,9 +186,8 @@ def train_variants(params: Params, root: Path, inputs: arca_stage.ArcaInputs, va
 
 
 def run(params: Params, root: Path) -> dict:
-    inputs = arca_stage.prepare(params, root)
     variants = ["full", *params.train_lasr.ablations]
-    trained = train_variants(params, root, inputs, variants)
+    trained = train_variants(params, root, variants)
     summary: dict = {"variants": {v: info for v, (_, info) in trained.items()}}
     curve = pd.DataFrame(trained["full"][0])
     summary["dev_ndcg10"] = summary["variants"]["full"]["dev_ndcg10"]
