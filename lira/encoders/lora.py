@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,10 +84,3 @@ def _canonical_config(raw: bytes) -> str:
             cfg[k] = sorted(v)
     return json.dumps(cfg, indent=2, sort_keys=True) + "\n"
 
-
-def copy_adapter(src: str | Path, dst: str | Path) -> Path:
-    """Copy an adapter folder (e.g. into a model folder), atomically."""
-    with atomic_dir(dst) as tmp:
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            shutil.copy2(Path(src) / name, tmp / name)
-    return Path(dst)

@@ -77,11 +77,11 @@ def arca_data(inputs: ArcaInputs, params: Params, use_llm: bool | None = None, u
 
 
 def fit(
-    params: Params, root: Path, inputs: ArcaInputs, variant: str = "full", use_llm: bool | None = None,
+    params: Params, root: Path, inputs: ArcaInputs, use_llm: bool | None = None,
     use_emb: bool | None = None, progress: bool = True, **cfg_override,
 ) -> tuple[ArcaResult, ArcaData]:
-    """Train (or resume, or reload a finished) Arca. Variants that change nothing Arca sees share a
-    checkpoint: ``variant`` names the progress bar only, the key is what determines the run."""
+    """Train (or resume, or reload a finished) Arca. The checkpoint key is what determines the run,
+    so ablations that change nothing Arca sees (no_queue, drop_english) reuse the full run."""
     data = arca_data(inputs, params, use_llm, use_emb)
     cfg = arca_config(params, **cfg_override)
     key = run_key("arca", cfg.__dict__, params.train_arca.model_dump(), params.shared.s_feat,

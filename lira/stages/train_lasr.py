@@ -115,7 +115,7 @@ def train_variant(params: Params, root: Path, inputs: arca_stage.ArcaInputs, var
     arca_sw, lasr_over = VARIANTS[variant]
     use_llm, use_emb = arca_sw.get("use_llm"), arca_sw.get("use_emb")
     cfg_over = {"shared": arca_sw["shared"]} if "shared" in arca_sw else {}
-    result, data = arca_stage.fit(params, root, inputs, variant=variant, use_llm=use_llm, use_emb=use_emb, progress=False, **cfg_over)
+    result, data = arca_stage.fit(params, root, inputs, use_llm=use_llm, use_emb=use_emb, progress=False, **cfg_over)
     probs = arca_stage.actor_probs(result, data)
     choice, _ = selection(inputs.ct, probs)
     folder = root / params.shared.paths.lasr / variant
