@@ -167,17 +167,15 @@ def embed(
 
 # -------------------------------------------------------------------------------------- search
 def read_items(path: str | Path) -> pd.DataFrame:
-    """Items as a DataFrame ``id, text, lang`` from ``.parquet``, ``.jsonl`` or a sample ``<lang>.json``."""
+    """Items as a DataFrame ``id, text, lang`` from ``.parquet`` or ``.jsonl`` (e.g. the sample's ``<lang>/items.jsonl``)."""
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such items file")
     suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".jsonl", ".json"):
-        raise ValueError(
-            f"{path}: items must be .parquet, .jsonl or a sample <lang>.json, got {suffix or 'no suffix'!r}"
-        )
+    if suffix not in (".parquet", ".jsonl"):
+        raise ValueError(f"{path}: items must be .parquet or .jsonl, got {suffix or 'no suffix'!r}")
     try:
         if suffix == ".parquet":
             df = pd.read_parquet(path)
@@ -195,15 +193,6 @@ def read_items(path: str | Path) -> pd.DataFrame:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
         df = pd.DataFrame(rows)
-    elif suffix == ".json":
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-            raise ValueError(f"{path}: expected a sample file (an object with an 'items' list)")
-        lang = data.get("lang") or path.stem
-        df = pd.DataFrame([{**r, "lang": r.get("lang", lang)} for r in data["items"] if isinstance(r, dict)])
     if "id" not in df.columns and "item_id" in df.columns:
         df = df.rename(columns={"item_id": "id"})
     missing = [c for c in ("id", "text", "lang") if c not in df.columns]

@@ -107,11 +107,17 @@ def config_validate(params_file: Path = ParamsOpt, set_: Optional[list[str]] = S
 
 
 @sample_app.command("sync")
-def sample_sync(dest: Path = typer.Option(Path("data/raw/sample"), help="where the raw copy lives")) -> None:
-    """Copy the packaged sample into the DVC-tracked raw folder (then `dvc add data/raw`)."""
+def sample_sync(
+    dest: Path = typer.Option(Path("data/raw/sample"), help="where the raw copy lives"),
+    clean: bool = typer.Option(False, help="remove files in DEST that are not part of the sample"),
+) -> None:
+    """Make the DVC-tracked raw folder an exact copy of the packaged sample (then `dvc add data/raw`)."""
     from lira.sample import sync_sample
 
-    n = sync_sample(dest)
+    try:
+        n = sync_sample(dest, clean=clean)
+    except FileExistsError as e:
+        _fail(str(e), 2)
     typer.echo(f"{n} files written to {dest}; now run: dvc add data/raw && dvc push")
 
 
@@ -173,7 +179,7 @@ def _write_embeddings(emb, texts: list[str], out: Optional[Path]) -> None:
 def search(
     query: str = typer.Argument(..., help="the query text"),
     model: str = typer.Option(..., "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
-    items: Path = typer.Option(..., "--items", help="items: .parquet/.jsonl with id,text,lang (or the sample's <lang>.json)"),
+    items: Path = typer.Option(..., "--items", help="items: .parquet/.jsonl with id,text,lang (e.g. the sample's <lang>/items.jsonl)"),
     lang: str = typer.Option(..., "--lang", "-l", help="the query's language (search is in-language)"),
     k: int = typer.Option(10, "--top-k", "-k", min=1),
     params_file: Path = ParamsOpt,

@@ -73,11 +73,12 @@ def test_search_with_an_encoder_is_in_language_and_sorted(tmp_path, tiny_bert_di
 def test_search_with_a_lira_folder_reads_parquet_and_sample_files(tmp_path, lira_dir):
     pq = tmp_path / "items.parquet"
     pd.DataFrame(ITEMS).rename(columns={"id": "item_id"}).to_parquet(pq)
-    sample = tmp_path / "th.json"
+    # The sample's items file as it ships (lira/sample/data/<lang>/items.jsonl): extra fields are ignored.
+    sample = tmp_path / "th" / "items.jsonl"
+    sample.parent.mkdir()
     sample.write_text(
-        json.dumps(
-            {"lang": "th", "items": [{"id": "t1", "text": "แบตเตอรี่"}, {"id": "t2", "text": "โทรศัพท์"}]}
-        ),
+        "".join(json.dumps({"id": i, "lang": "th", "category": "phone", "text": t, "en": e}, ensure_ascii=False) + "\n"
+                for i, t, e in [("t1", "แบตเตอรี่", "battery"), ("t2", "โทรศัพท์", "phone")]),
         encoding="utf-8",
     )
     hits = api.search(
@@ -108,6 +109,10 @@ def test_clear_errors(tmp_path, lira_dir, tiny_bert_dir):
     bad.write_text('{"id": "a", "text": "x", "lang": "vi"}\n{oops\n', encoding="utf-8")
     with pytest.raises(ValueError, match="bad.jsonl: line 2 is not valid JSON"):
         api.read_items(bad)
+    old_sample = tmp_path / "th.json"
+    old_sample.write_text('{"lang": "th", "items": []}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"th.json: items must be .parquet or .jsonl, got '.json'"):
+        api.read_items(old_sample)
     nolang = _jsonl(tmp_path / "nolang.jsonl", [{"id": "a", "text": "x"}])
     with pytest.raises(ValueError, match=r"nolang.jsonl: .*missing \['lang'\]"):
         api.read_items(nolang)

@@ -62,30 +62,34 @@ def _need_str(rec: dict, key: str, rows: Rows, file: Path, where: str, optional:
 
 
 # ------------------------------------------------------------------------------------------ sample
+SAMPLE_TASKS = ("items", "queries", "sts", "mc")
+
+
 def read_sample(folder: str | Path, languages: list[str], on_bad_row: str = "error") -> Dataset:
-    """The shipped sample: one ``<lang>.json`` per language (see lira/sample/README.md)."""
+    """The shipped sample: ``<lang>/{items,queries,sts,mc}.jsonl`` per language (lira/sample/README.md)."""
     folder = Path(folder)
     out = Dataset()
     for lang in languages:
-        file = folder / f"{lang}.json"
-        if not file.exists():
-            raise DataError(file, "-", "lang", f"no sample file for language {lang!r} in {folder}")
-        out.extend(_read_sample_file(file, lang, on_bad_row))
+        if not (folder / lang).is_dir():
+            raise DataError(folder / lang, "-", "lang", f"no sample folder for language {lang!r} in {folder}")
+        out.extend(_read_sample_language(folder / lang, lang, on_bad_row))
     return out
 
 
-def _read_sample_file(file: Path, lang: str, on_bad_row: str) -> Dataset:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(file, f"line {e.lineno}", "-", f"not valid JSON: {e.msg}") from None
-    if data.get("lang") != lang:
-        raise DataError(file, "top level", "lang", f"expected {lang!r}, found {data.get('lang')!r}")
+def _sample_records(folder: Path, task: str, lang: str, rows: Rows) -> Iterator[tuple[Path, str, dict]]:
+    file = folder / f"{task}.jsonl"
+    for where, rec in _jsonl(file, rows):
+        if rec.get("lang") != lang:
+            rows.bad(file, where, "lang", f"expected {lang!r} (the folder's language), found {rec.get('lang')!r}", rec)
+            continue
+        yield file, where, rec
+
+
+def _read_sample_language(folder: Path, lang: str, on_bad_row: str) -> Dataset:
     rows = Rows(f"sample:{lang}", on_bad_row)
     ds = rows.ds
     item_ids: set[str] = set()
-    for i, rec in enumerate(data.get("items", [])):
-        where = f"items[{i}]"
+    for file, where, rec in _sample_records(folder, "items", lang, rows):
         iid, text, en = (_need_str(rec, k, rows, file, where) for k in ("id", "text", "en"))
         cat = _need_str(rec, "category", rows, file, where)
         if None in (iid, text, en, cat):
@@ -97,8 +101,7 @@ def _read_sample_file(file: Path, lang: str, on_bad_row: str) -> Dataset:
         rows.text(iid, lang, text, en, "item")
         ds.items.append({"item_id": iid, "lang": lang, "text_id": iid, "category": cat, "split": None})
     query_ids: set[str] = set()
-    for i, rec in enumerate(data.get("queries", [])):
-        where = f"queries[{i}]"
+    for file, where, rec in _sample_records(folder, "queries", lang, rows):
         qid, text, en = (_need_str(rec, k, rows, file, where) for k in ("id", "text", "en"))
         if None in (qid, text, en):
             continue
@@ -119,10 +122,10 @@ def _read_sample_file(file: Path, lang: str, on_bad_row: str) -> Dataset:
         rows.text(qid, lang, text, en, "query")
         ds.queries.append({"query_id": qid, "lang": lang, "text_id": qid, "split": None})
         ds.qrels.extend({"query_id": qid, "item_id": k, "relevance": int(v)} for k, v in qrels.items())
-    for i, rec in enumerate(data.get("sts", [])):
-        _sts_record(rec, rows, file, f"sts[{i}]", lang)
-    for i, rec in enumerate(data.get("mc", [])):
-        _mc_record(rec, rows, file, f"mc[{i}]", lang)
+    for file, where, rec in _sample_records(folder, "sts", lang, rows):
+        _sts_record(rec, rows, file, where, lang)
+    for file, where, rec in _sample_records(folder, "mc", lang, rows):
+        _mc_record(rec, rows, file, where, lang)
     return ds
 
 

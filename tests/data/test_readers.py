@@ -16,7 +16,6 @@ def write(path, text):
 
 def sample_doc(**override):
     doc = {
-        "lang": "th",
         "items": [{"id": "th-it-001", "category": "tea", "text": "ชาเขียว 100 กรัม", "en": "Green tea 100 g"},
                   {"id": "th-it-002", "category": "tea", "text": "ชาดำ 100 กรัม", "en": "Black tea 100 g"}],
         "queries": [{"id": "th-q-001", "text": "ชาเขียว", "en": "green tea", "qrels": {"th-it-001": 2, "th-it-002": 1}}],
@@ -27,8 +26,15 @@ def sample_doc(**override):
     return doc
 
 
+def write_sample(folder, lang="th", **override):
+    """The sample layout: ``<lang>/<task>.jsonl``, every record carrying its ``lang``."""
+    for task, recs in sample_doc(**override).items():
+        write(folder / lang / f"{task}.jsonl", "".join(json.dumps({"lang": lang, **r}, ensure_ascii=False) + "\n" for r in recs))
+    return folder / lang
+
+
 def test_sample_reader_builds_every_table(tmp_path):
-    write(tmp_path / "th.json", json.dumps(sample_doc(), ensure_ascii=False))
+    write_sample(tmp_path)
     ds = read_sample(tmp_path, ["th"])
     assert len(ds.items) == 2 and len(ds.queries) == 1 and len(ds.qrels) == 2
     assert ds.sts[0]["text_id_a"] == "th-sts-001:a" and ds.mc[0]["choice_ids"] == ["th-mc-001:c0", "th-mc-001:c1", "th-mc-001:c2"]
@@ -37,34 +43,40 @@ def test_sample_reader_builds_every_table(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override, where, field",
+    "override, task, field",
     [
-        ({"queries": [{"id": "q", "text": "x", "en": "x", "qrels": {"th-it-999": 1}}]}, "queries[0]", "qrels"),
-        ({"sts": [{"id": "s", "text_a": "a", "text_b": "b", "score": 7}]}, "sts[0]", "score"),
-        ({"mc": [{"id": "m", "question": "q", "choices": ["a", "b"], "answer": 5}]}, "mc[0]", "answer"),
-        ({"items": [{"id": "i", "category": "c", "text": "  ", "en": "x"}]}, "items[0]", "text"),
+        ({"queries": [{"id": "q", "text": "x", "en": "x", "qrels": {"th-it-999": 1}}]}, "queries", "qrels"),
+        ({"sts": [{"id": "s", "text_a": "a", "text_b": "b", "score": 7}]}, "sts", "score"),
+        ({"mc": [{"id": "m", "question": "q", "choices": ["a", "b"], "answer": 5}]}, "mc", "answer"),
+        ({"items": [{"id": "i", "category": "c", "text": "  ", "en": "x"}]}, "items", "text"),
+        ({"items": [{"id": "i", "category": "c", "text": "t", "en": "x", "lang": "vi"}]}, "items", "lang"),
     ],
 )
-def test_bad_rows_name_file_record_and_field(tmp_path, override, where, field):
-    f = write(tmp_path / "th.json", json.dumps(sample_doc(**override), ensure_ascii=False))
+def test_bad_rows_name_file_record_and_field(tmp_path, override, task, field):
+    f = write_sample(tmp_path, **override) / f"{task}.jsonl"
     with pytest.raises(DataError) as e:
         read_sample(tmp_path, ["th"])
-    assert (e.value.file, e.value.where, e.value.field) == (str(f), where, field)
+    assert (e.value.file, e.value.where, e.value.field) == (str(f), "line 1", field)
     assert str(f) in str(e.value)
 
 
 def test_bad_rows_go_to_rejects_when_params_allow(tmp_path):
-    bad = {"sts": [{"id": "s", "text_a": "a", "text_b": "b", "score": "high"}]}
-    write(tmp_path / "th.json", json.dumps(sample_doc(**bad), ensure_ascii=False))
+    write_sample(tmp_path, sts=[{"id": "s", "text_a": "a", "text_b": "b", "score": "high"}])
     ds = read_sample(tmp_path, ["th"], on_bad_row="reject")
     assert ds.sts == [] and len(ds.rejects) == 1
     assert ds.rejects[0]["field"] == "score" and "not a number" in ds.rejects[0]["reason"]
 
 
-def test_missing_language_file_and_broken_json(tmp_path):
-    with pytest.raises(DataError, match="no sample file for language 'vi'"):
+def test_missing_language_folder_or_file_and_broken_json(tmp_path):
+    with pytest.raises(DataError, match="no sample folder for language 'vi'"):
         read_sample(tmp_path, ["vi"])
-    write(tmp_path / "vi.json", '{"lang": "vi",\n "items": [}')
+    folder = write_sample(tmp_path, "vi")
+    (folder / "sts.jsonl").unlink()
+    with pytest.raises(DataError, match="sts.jsonl: -: field '-': file not found"):
+        read_sample(tmp_path, ["vi"])
+    write_sample(tmp_path, "vi")
+    good = (folder / "mc.jsonl").read_text(encoding="utf-8")
+    write(folder / "mc.jsonl", good + '{"id": [}\n')
     with pytest.raises(DataError, match="line 2"):
         read_sample(tmp_path, ["vi"])
 

@@ -43,7 +43,7 @@ def implemented_stages(root: Path) -> list[str]:
 def slice_overrides(root: Path, n_languages: int = 3) -> dict:
     """SLICE plus ``shared.languages``: the first ``n_languages`` of params.yaml that the sample ships."""
     params = yaml.safe_load((root / "params.yaml").read_text())
-    have = {p.stem for p in (root / "lira" / "sample" / "data").glob("*.json")}
+    have = {p.name for p in (root / "lira" / "sample" / "data").iterdir() if p.is_dir()}
     lacking = sorted(set(params["shared"]["languages"]) - have)
     if lacking:
         warnings.warn(f"e2e: the shipped sample lacks {lacking}")

@@ -97,7 +97,7 @@ def test_trained_model_answers_a_thai_query(project, shared_cache):
     root, _, _ = project
     from lira.api import search
 
-    items = root / "data/raw/sample/th.json"
+    items = root / "data/raw/sample/th/items.jsonl"
     hits = search("ชาเขียว", model=str(root / "models/lasr/full"), items_path=items, lang="th", k=5,
                   params_path=root / "params.yaml")
     assert len(hits) == 5 and all(h[0].startswith("th-") for h in hits)
