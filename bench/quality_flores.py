@@ -27,11 +27,16 @@ stops early on its dev part); FLORES dev never enters the temporary project's da
 Paired bootstrap 95% CIs (``lira.eval.paired_bootstrap``) on per-sentence hits / per-query nDCG for
 LiRA minus each baseline, per language and pooled over languages.
 
+The data: FLORES-200 with the SIB-200 topic labels, one folder per FLORES code holding ``train.tsv``
+and ``dev.tsv`` (columns ``index_id``, ``category``, ``text``), e.g. ``<DIR>/eng_Latn/train.tsv``. It
+is not shipped: pass ``--flores DIR`` or set ``LIRA_FLORES_DIR``; with neither the script stops with
+that message.
+
 Nothing from FLORES is written inside the repository: the project lives in a temp dir (removed
 afterwards); encoder features are cached under ``$LIRA_BENCH_CACHE`` (default
-``~/.cache/lira-bench``), so only the first run pays for encoding. Skips cleanly without the data.
+``~/.cache/lira-bench``), so only the first run pays for encoding.
 
-Usage: ``.venv/bin/python bench/quality_flores.py [--quick]`` -> bench/results/quality_flores.json
+Usage: ``.venv/bin/python bench/quality_flores.py --flores DIR [--quick]`` -> bench/results/quality_flores.json
 """
 
 from __future__ import annotations
@@ -54,7 +59,9 @@ C.set_threads(2)
 
 import numpy as np
 
-FLORES = Path(os.environ.get("LIRA_FLORES", "/work/shared/data/flores-sib200"))
+FLORES_ENV = "LIRA_FLORES_DIR"
+# Recorded in the results by name, not by this machine's path.
+CACHE_NAME = "$LIRA_BENCH_CACHE/flores" if os.environ.get("LIRA_BENCH_CACHE") else "~/.cache/lira-bench/flores"
 CODES = {"vie_Latn": "vi", "tha_Thai": "th", "ind_Latn": "id", "zsm_Latn": "ms", "urd_Arab": "ur",
          "ben_Beng": "bn", "tgl_Latn": "fil"}
 ENGLISH = "eng_Latn"
@@ -193,8 +200,26 @@ def ci(a: np.ndarray, b: np.ndarray, n: int, conf: float, seed: int) -> dict[str
 
 
 # ------------------------------------------------------------------------------ main
+def flores_dir(ap: argparse.ArgumentParser, given: str | None, codes: list[str]) -> Path:
+    """The FLORES-SIB200 folder from ``--flores``, else ``$LIRA_FLORES_DIR``; exits with a usage error if neither
+    names one, or if it lacks the files this script reads."""
+    folder = given or os.environ.get(FLORES_ENV)
+    if not folder:
+        ap.error(f"no FLORES-SIB200 data: pass --flores DIR or set {FLORES_ENV} "
+                 f"(a folder with <flores code>/train.tsv and dev.tsv, e.g. {ENGLISH}/train.tsv)")
+    path = Path(folder).expanduser()
+    need = [path / code / f"{split}.tsv" for code in (ENGLISH, *codes) for split in ("train", "dev")]
+    lacking = [str(f.relative_to(path)) for f in need if not f.is_file()]
+    if lacking:
+        ap.error(f"{path}: not a FLORES-SIB200 folder; missing {', '.join(lacking[:4])}"
+                 + (f" and {len(lacking) - 4} more" if len(lacking) > 4 else ""))
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--flores", default=None, metavar="DIR",
+                    help=f"the FLORES-SIB200 folder (default: ${FLORES_ENV}); required")
     ap.add_argument("--quick", action="store_true", help="two languages, 150 train sentences each")
     ap.add_argument("--langs", default=None, help="comma-separated lira codes (default: all seven)")
     ap.add_argument("--max-train", type=int, default=None, help="train sentences per language (default: all)")
@@ -203,13 +228,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "(shared.encoders.lrl.lora); writes quality_flores_lora.json")
     ap.add_argument("--epochs", type=int, default=None, help="train_arca.epochs (default: params.yaml)")
     args = ap.parse_args(argv)
-    if not (FLORES / ENGLISH / "train.tsv").exists():
-        print(f"quality_flores: {FLORES} not found - skipped")
-        C.write_result("quality_flores", {"skipped": f"{FLORES} not found", "quick": args.quick})
-        return {"skipped": True}
     langs = args.langs.split(",") if args.langs else (["vi", "th"] if args.quick else list(CODES.values()))
     max_train = args.max_train or (150 if args.quick else None)
     code_of = {v: k for k, v in CODES.items()}
+    unknown = [lang for lang in langs if lang not in code_of]
+    if unknown:
+        ap.error(f"--langs: {unknown} not among {sorted(code_of)}")
+    args.flores = flores_dir(ap, args.flores, [code_of[lang] for lang in langs])
     cache = Path(os.environ.get("LIRA_BENCH_CACHE", "~/.cache/lira-bench")).expanduser() / "flores"
     root = Path(tempfile.mkdtemp(prefix="lira-flores-"))
     load_start = C.loadavg()
@@ -231,12 +256,13 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     from lira.eval.systems import apply_student, train_distill
     from lira.stages import run_stage
 
-    eng_train, eng_dev = read_split(FLORES, ENGLISH, "train"), read_split(FLORES, ENGLISH, "dev")
+    flores = args.flores
+    eng_train, eng_dev = read_split(flores, ENGLISH, "train"), read_split(flores, ENGLISH, "dev")
     train, dev, sources = {}, {}, []
     for lang in langs:
         fc = code_of[lang]
-        train[lang] = aligned(read_split(FLORES, fc, "train"), eng_train)[:max_train]
-        dev[lang] = aligned(read_split(FLORES, fc, "dev"), eng_dev)
+        train[lang] = aligned(read_split(flores, fc, "train"), eng_train)[:max_train]
+        dev[lang] = aligned(read_split(flores, fc, "dev"), eng_dev)
         path = root / "data" / "raw" / "flores" / f"{lang}.tsv"
         write_parallel_tsv(path, train[lang])
         sources.append({"kind": "parallel_tsv", "path": str(path.relative_to(root)), "language": lang,
@@ -349,7 +375,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         "cost": {"stage_s": stage_s, "distill_train_s": round(distill_s, 2),
                  "total_s": round(time.perf_counter() - t_all, 1),
                  "feature_shards_written_this_run": shards_after - shards_before,
-                 "feature_cache": str(cache)},
+                 "feature_cache": CACHE_NAME},
         "load_start": load_start, "load_end": C.loadavg(),
     }
     o = overall["systems"]

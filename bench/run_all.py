@@ -4,13 +4,17 @@ Each script writes ``bench/results/<name>.json``; this runner only launches them
 files back, so the table shows exactly what the scripts measured in this run (a script that fails
 leaves its previous JSON alone, and its row says FAILED).
 
-Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only e2e,training]``
+quality_flores needs the FLORES-SIB200 data (``--flores DIR`` or ``$LIRA_FLORES_DIR``, passed through);
+with neither it is skipped, and its row says so.
+
+Usage: ``.venv/bin/python bench/run_all.py [--quick] [--only e2e,training] [--flores DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -86,17 +90,31 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(ORDER)}")
+    ap.add_argument("--flores", default=None, metavar="DIR", help="FLORES-SIB200 folder for quality_flores "
+                    "(default: $LIRA_FLORES_DIR; with neither, quality_flores is skipped)")
     args = ap.parse_args(argv)
     names = [n for n in ORDER if args.only is None or n in args.only.split(",")]
+    flores = args.flores or os.environ.get("LIRA_FLORES_DIR")
     status: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for name in names:
-        cmd = [sys.executable, str(C.ROOT / "bench" / f"{name}.py"), *(["--quick"] if args.quick else [])]
+        extra = []
+        if name == "quality_flores":
+            if not flores:
+                skipped[name] = "no FLORES data: pass --flores DIR or set LIRA_FLORES_DIR"
+                print(f"\n=== {name}: skipped ({skipped[name]})", flush=True)
+                continue
+            extra = ["--flores", flores]
+        cmd = [sys.executable, str(C.ROOT / "bench" / f"{name}.py"), *(["--quick"] if args.quick else []), *extra]
         print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call(cmd, cwd=C.ROOT)
         status[name] = {"returncode": rc, "wall_s": round(time.perf_counter() - t0, 1)}
     rows = []
     for name in names:
+        if name in skipped:
+            rows.append((name, "skipped", skipped[name], "-", "-"))
+            continue
         path = C.result_path(name, args.quick)
         if status[name]["returncode"] != 0 or not path.exists():
             rows.append((name, "FAILED", f"exit {status[name]['returncode']}", "-", "-"))
@@ -107,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, "unreadable result", repr(e), "-", "-"))
     print()
     print_table(rows)
-    C.write_result("run_all", {"quick": args.quick, "scripts": status})
+    C.write_result("run_all", {"quick": args.quick, "scripts": status, "skipped": skipped})
     return 0 if all(s["returncode"] == 0 for s in status.values()) else 1
 
 

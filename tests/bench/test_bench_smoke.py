@@ -116,3 +116,47 @@ def test_run_all_table_rows():
     rows = ra.table_rows("metrics_vs_ranx", doc)
     assert rows[0][-1] == "yes" and rows[1][1] == "x1.20" and rows[1][-1] == "NO"
     assert ra.table_rows("quality_flores", {"skipped": "no data"})[0][0] == "skipped"
+
+
+def test_quality_flores_takes_the_data_location_from_an_option_or_env_and_fails_clearly(tmp_path, monkeypatch, capsys):
+    qf = _load("quality_flores")
+    monkeypatch.delenv("LIRA_FLORES_DIR", raising=False)
+    with pytest.raises(SystemExit) as e:
+        qf.main(["--quick"])
+    assert e.value.code == 2
+    assert "pass --flores DIR or set LIRA_FLORES_DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        qf.main(["--quick", "--flores", str(tmp_path)])
+    assert f"{tmp_path}: not a FLORES-SIB200 folder; missing eng_Latn/train.tsv" in capsys.readouterr().err
+    for code in ("eng_Latn", "vie_Latn"):
+        for split in ("train", "dev"):
+            (tmp_path / code).mkdir(exist_ok=True)
+            (tmp_path / code / f"{split}.tsv").write_text("index_id\tcategory\ttext\n", encoding="utf-8")
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    assert qf.flores_dir(ap, str(tmp_path), ["vie_Latn"]) == tmp_path
+    monkeypatch.setenv("LIRA_FLORES_DIR", str(tmp_path))
+    assert qf.flores_dir(ap, None, ["vie_Latn"]) == tmp_path
+    with pytest.raises(SystemExit):
+        qf.flores_dir(ap, None, ["vie_Latn", "tha_Thai"])
+    assert "missing tha_Thai/train.tsv, tha_Thai/dev.tsv" in capsys.readouterr().err
+
+
+def test_recorded_commands_name_no_data_location(monkeypatch):
+    C = _load("_common")
+    monkeypatch.setattr(sys, "argv", [str(BENCH / "quality_flores.py"), "--flores", "/data/flores", "--quick"])
+    assert C.command().endswith("bench/quality_flores.py --flores DIR --quick")
+    monkeypatch.setattr(sys, "argv", [str(BENCH / "run_all.py"), "--flores=/data/flores"])
+    assert "/data" not in C.command() and C.command().endswith("--flores=DIR")
+
+
+def test_run_all_skips_quality_flores_without_data(monkeypatch, capsys):
+    ra = _load("run_all")
+    monkeypatch.delenv("LIRA_FLORES_DIR", raising=False)
+    written = {}
+    monkeypatch.setattr(ra.C, "write_result", lambda name, doc, **kw: written.update({name: doc}))
+    monkeypatch.setattr(ra.subprocess, "call", lambda *a, **k: pytest.fail("nothing should run"))
+    assert ra.main(["--only", "quality_flores"]) == 0
+    assert written["run_all"]["skipped"] == {"quality_flores": "no FLORES data: pass --flores DIR or set LIRA_FLORES_DIR"}
+    assert "quality_flores  skipped" in capsys.readouterr().out
