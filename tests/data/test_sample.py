@@ -235,3 +235,19 @@ def test_sync_makes_an_exact_copy_and_refuses_stray_files_unless_clean(tmp_path)
     sync_sample(dest, clean=True)
     assert not (dest / "vi.json").exists()
     assert _dvc_dir_hash(dest, "sample")[0] == _data_dvc()["md5"]
+
+
+def test_the_sync_command_refuses_stray_files_with_exit_2_and_cleans_on_request(tmp_path):
+    from typer.testing import CliRunner
+
+    from lira.cli import app
+
+    dest = tmp_path / "sample"
+    runner = CliRunner()
+    ok = runner.invoke(app, ["sample", "sync", "--dest", str(dest)])
+    assert ok.exit_code == 0 and f"{len(SEVEN) * len(TASKS)} files written" in ok.output
+    (dest / "th.json").write_text("{}", encoding="utf-8")
+    refused = runner.invoke(app, ["sample", "sync", "--dest", str(dest)])
+    assert refused.exit_code == 2 and "not part of the sample (th.json)" in refused.output
+    cleaned = runner.invoke(app, ["sample", "sync", "--dest", str(dest), "--clean"])
+    assert cleaned.exit_code == 0 and not (dest / "th.json").exists()
