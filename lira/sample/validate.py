@@ -17,7 +17,8 @@ Ids are ``<lang>-<it|q|sts|mc>-NNN``, numbered 001, 002, ... in file order. Ever
 English reference. Script: a text counts as written in its language's script when at least half its
 letters are (lira.languages.script_share); product names may hold Latin tokens ("USB-C", "mAh"), so a
 file passes when at most 3% of its texts fall short, and every text must hold some letter of the
-script. English references must be at least 90% Latin letters.
+script. English references must be at least 90% Latin letters. Texts without letters ("10", "5%")
+are not judged by script. ``--write`` never touches a file that has an unreadable line.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _is_text(v: Any) -> bool:
     return isinstance(v, str) and bool(v) and v == v.strip() and not any(c in v for c in "\n\r\t")
 
 
+def _has_letters(v: Any) -> bool:
+    return _is_text(v) and any(c.isalpha() for c in v)
+
+
 def _check_record(task: str, rec: dict, lang: str, n: int, item_ids: set[str]) -> list[str]:
     """Problems of one record as ``field: reason`` strings."""
     out = []
@@ -105,9 +110,10 @@ def _check_record(task: str, rec: dict, lang: str, n: int, item_ids: set[str]) -
             for f, v in ((fa, x), (fb, y)):
                 if f.split("[")[0] in rec and not _is_text(v):
                     out.append(f"{f}: expected a non-empty string without surrounding or inner tabs/newlines")
-            if _is_text(y) and script_share(y, "Latn") < MIN_LATIN_EN:
+            # Script checks look at letters only: a choice like "10" or "5%" has none to judge.
+            if _has_letters(y) and script_share(y, "Latn") < MIN_LATIN_EN:
                 out.append(f"{fb}: English reference is only {script_share(y, 'Latn'):.0%} Latin letters")
-            if _is_text(x) and lang in LANGUAGES and script_share(x, LANGUAGES[lang].script) == 0:
+            if _has_letters(x) and lang in LANGUAGES and script_share(x, LANGUAGES[lang].script) == 0:
                 out.append(f"{fa}: no letter in the {LANGUAGES[lang].script} script of {lang!r}")
     if task == "items" and "category" in rec:
         c = rec["category"]
@@ -152,8 +158,9 @@ def check_language(folder: Path, lang: str, write: bool = False) -> list[str]:
         if not file.is_file():
             problems.append(f"{file}: -: -: missing")
             continue
+        before = len(problems)
         records = list(_lines(file, problems))
-        if write and records:
+        if write and records and len(problems) == before:  # never rewrite a file with unreadable lines
             text = "".join(dumps(rec, task) + "\n" for _, _, rec in records)
             tmp = file.with_name(file.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
@@ -168,7 +175,8 @@ def check_language(folder: Path, lang: str, write: bool = False) -> list[str]:
             problems += [f"{file}:{n}: {p}" for p in _check_record(task, rec, lang, k, item_ids)]
             if lang in LANGUAGES:
                 texts = [t for native, _ in TEXT_PAIRS[task] for t in
-                         (rec.get(native) if isinstance(rec.get(native), list) else [rec.get(native)]) if _is_text(t)]
+                         (rec.get(native) if isinstance(rec.get(native), list) else [rec.get(native)])
+                         if _has_letters(t)]
                 short += sum(script_share(t, LANGUAGES[lang].script) < MIN_SCRIPT_SHARE for t in texts)
                 texts_total += len(texts)
         canonical = [dumps(rec, task) for _, _, rec in records]

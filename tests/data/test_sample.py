@@ -251,3 +251,18 @@ def test_the_sync_command_refuses_stray_files_with_exit_2_and_cleans_on_request(
     assert refused.exit_code == 2 and "not part of the sample (th.json)" in refused.output
     cleaned = runner.invoke(app, ["sample", "sync", "--dest", str(dest), "--clean"])
     assert cleaned.exit_code == 0 and not (dest / "th.json").exists()
+
+
+def test_write_never_rewrites_a_file_with_unreadable_lines(tmp_path):
+    folder = _copy(tmp_path, "vi")
+    file = folder / "vi" / "sts.jsonl"
+    broken = file.read_text(encoding="utf-8").replace("}\n", "\n", 1)  # first record cut short
+    file.write_text(broken, encoding="utf-8")
+    assert main([str(folder), "--write"]) == 1
+    assert file.read_text(encoding="utf-8") == broken  # nothing dropped
+
+
+def test_texts_without_letters_are_not_judged_by_script(tmp_path):
+    folder = _copy(tmp_path, "th")
+    _edit(folder, "th", "mc", 1, lambda r: r.update(choices=["10", *r["choices"][1:]], choices_en=["10", *r["choices_en"][1:]]))
+    assert check(folder) == []
