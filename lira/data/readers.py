@@ -62,9 +62,6 @@ def _need_str(rec: dict, key: str, rows: Rows, file: Path, where: str, optional:
 
 
 # ------------------------------------------------------------------------------------------ sample
-SAMPLE_TASKS = ("items", "queries", "sts", "mc")
-
-
 def read_sample(folder: str | Path, languages: list[str], on_bad_row: str = "error") -> Dataset:
     """The shipped sample: ``<lang>/{items,queries,sts,mc}.jsonl`` per language (lira/sample/README.md)."""
     folder = Path(folder)
