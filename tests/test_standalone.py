@@ -1,8 +1,9 @@
 """The repository stands alone: no tracked file points at documents or folders outside it.
 
 The project was written next to design notes and a workspace that a clone does not have; a
-reference to them (``../shared``, a ``/work/...`` path, ``METHOD.md``/``STACK.md``/``ARCHITECTURE.md``)
-sends a reader to a file they cannot open. Point at a README section instead.
+reference to them (the sibling shared folder, a path into the workspace, the method / stack /
+architecture notes by file name) sends a reader to a file they cannot open. Point at a README section
+instead. (This file spells the patterns so that it does not match itself.)
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = re.compile(r"\.\./shared|(?<![\w.])/work/|\b(?:METHOD|STACK|ARCHITECTURE)\.md\b")
+FORBIDDEN = re.compile(r"\.\./shared|(?<![\w.])/work(?=/)|\b(?:METHOD|STACK|ARCHITECTURE)\.md\b")
 
 # Known references in files this change does not own, each to be fixed where it lives; the test
 # fails on any reference outside this list. Remove an entry once its file is clean.
 PENDING = {
-    "lira/losses/distillation.py": "cites METHOD.md",
-    "lira/losses/docqueue.py": "cites METHOD.md",
-    "lira/eval/diagnostics.py": "cites METHOD.md",
-    "lira/eval/bootstrap.py": "cites METHOD.md",
+    "lira/losses/distillation.py": "cites the method notes",
+    "lira/losses/docqueue.py": "cites the method notes",
+    "lira/eval/diagnostics.py": "cites the method notes",
+    "lira/eval/bootstrap.py": "cites the method notes",
     "metrics/mlflow_run.json": "evaluate records the absolute sqlite tracking URI of the machine that ran it",
     "metrics/registry.json": "the same tracking URI, via the registry",
 }
@@ -59,7 +60,8 @@ def test_no_tracked_file_refers_outside_the_repository():
 
 
 def test_the_pattern_catches_what_it_should():
-    for bad in ("see ../shared/STACK.md", "default /work/shared/data/flores", "(METHOD.md, 'Theory')"):
+    dots, work, note = "..", "/work", "METHOD" + ".md"
+    for bad in (f"see {dots}/shared/x", f"default {work}/shared/data/flores", f"({note}, 'Theory')"):
         assert FORBIDDEN.search(bad), bad
-    for fine in ("docs/method.md", "homework/notes", "hf-cache:/root/.cache/huggingface", "a/work/b"):
+    for fine in ("docs/method.md", "homework/notes", "hf-cache:/root/.cache/huggingface", f"a{work}/b"):
         assert not FORBIDDEN.search(fine), fine
