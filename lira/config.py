@@ -8,6 +8,7 @@ before any work with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,6 +245,24 @@ class ChecksParams(_Section):
     max_length_ratio: float = Field(3.0, gt=0)
     min_english_prob: float = Field(0.5, ge=0, le=1)
     max_fail_share: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("meta_patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str]) -> list[str]:
+        for i, pat in enumerate(v):
+            try:
+                re.compile(pat)
+            except re.error as e:
+                raise ValueError(f"meta_patterns[{i}] = {pat!r} is not a valid regex: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _length_bounds_ordered(self) -> ChecksParams:
+        # Inverted bounds flag every row, and GX errors on them instead of failing rows.
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError(f"min_length_ratio = {self.min_length_ratio} must be < max_length_ratio = "
+                             f"{self.max_length_ratio}")
+        return self
 
 
 class CriticParams(_Section):

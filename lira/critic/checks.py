@@ -15,6 +15,8 @@
 GX runs with ``result_format="COMPLETE"`` and ``unexpected_index_column_names=[id_column]``; the
 failing rows and their reasons are read from GX's ``unexpected_index_list``s (not recomputed
 here). Column-map expectations skip nulls, so a row without a candidate fails only ``missing``.
+Fail closed: an expectation that raised inside GX, or failed without naming a row, raises
+:class:`GateFailure` (a broken gate is not a pass).
 One ephemeral context per call; the serialised validation result is kept for the stage's output.
 """
 
@@ -111,12 +113,16 @@ def run_gate(df: pd.DataFrame, checks: ChecksParams, id_column: str = "row", max
     for r in result.results:
         cfg = r.expectation_config
         reason = (cfg.meta or {}).get("reason", cfg.type)
-        if r.exception_info and r.exception_info.get("raised_exception"):
+        raised = _raised(r.exception_info)
+        if raised is not None:
             # A check that could not run is a broken gate, not a pass.
-            raise RuntimeError(f"GX expectation {cfg.type} ({reason}) raised: "
-                               f"{r.exception_info.get('exception_message')}")
+            raise GateFailure(f"candidate gate broken: GX expectation {cfg.type} ({reason}) raised: {raised}")
         index_list = r.result.get("unexpected_index_list") or []
         ids = [_plain(item[id_column]) for item in index_list]
+        if not r.success and not ids:
+            # A failure that names no row would otherwise count as 0 failing rows and pass.
+            raise GateFailure(f"candidate gate broken: GX expectation {cfg.type} ({reason}) failed without "
+                              f"naming a failing row: {_short(r.result)}")
         for i in ids:
             bucket = reasons.setdefault(i, [])
             if reason not in bucket:
@@ -131,6 +137,25 @@ def run_gate(df: pd.DataFrame, checks: ChecksParams, id_column: str = "row", max
     ordered = {i: sorted(rs, key=lambda r: order.get(r, len(order))) for i, rs in reasons.items()}
     return GateResult(n_rows=len(df), reasons=ordered, checks=summaries,
                       validation=result.to_json_dict(), success=bool(result.success))
+
+
+def _raised(info: Any) -> str | None:
+    """The exception message(s) of a GX result, or None.
+
+    GX 1.x reports an expectation's exception either flat (``{"raised_exception": True, ...}``) or
+    keyed by metric id (``{"MetricConfigurationID(...)": {"raised_exception": True, ...}}``); the
+    second form was missed once and the gate failed open.
+    """
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    msgs = [str(e.get("exception_message") or "unknown error") for e in entries if e.get("raised_exception")]
+    return "; ".join(dict.fromkeys(msgs)) if msgs else None
+
+
+def _short(v: Any, n: int = 300) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def _plain(v: Any) -> Any:

@@ -162,7 +162,12 @@ def run(params: Params, root: Path) -> dict:
     })
     frame = pd.concat([frame, scores_spe, flags], axis=1)
     frame["sim"] = sim
-    gate = run_gate(frame, checks, id_column="row")
+    out_dir = root / paths.critic
+    try:
+        gate = run_gate(frame, checks, id_column="row")
+    except GateFailure:
+        (out_dir / "scores.parquet").unlink(missing_ok=True)  # a broken gate leaves no table that looks gated
+        raise
     reasons = [",".join(gate.reasons.get(i, [])) for i in range(len(df))]
     frame["reasons"] = pd.array(reasons, dtype="string")
     frame["quarantined"] = (frame["reasons"] != "").astype(bool)
@@ -177,7 +182,6 @@ def run(params: Params, root: Path) -> dict:
     metrics = build_metrics(scores, df, gate, checks.max_fail_share)
     report = gate_report(gate, checks.max_fail_share)
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
-    out_dir = root / paths.critic
     write_parquet(out_dir / "quarantine.parquet", quarantine)
     write_json(out_dir / "validation.json", {
         "gate_passed": metrics["gate_passed"], "failing_share": gate.failing_share,
