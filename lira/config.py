@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lira.credentials import check_key_env, check_key_transport
 from lira.languages import LANGUAGES, supported_codes
 
 
@@ -174,6 +175,14 @@ class BuildDatasetParams(_Section):
 
 
 # ------------------------------------------------------------------------------------- translate
+def _key_transport_ok(section: Any) -> Any:
+    # Checked here when base_url is in params; the HTTP client checks it again at request time
+    # (base_url may come from $OPENAI_BASE_URL).
+    if section.api_key_env is not None and section.base_url is not None:
+        check_key_transport(section.base_url)
+    return section
+
+
 class AgentParams(_Section):
     """One translator agent of the pass@k budget."""
 
@@ -193,6 +202,15 @@ class AgentParams(_Section):
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return None if v is None else check_key_env(v)
+
+    @model_validator(mode="after")
+    def _key_url(self) -> Any:
+        return _key_transport_ok(self)
 
 
 def _default_agents() -> list[AgentParams]:
@@ -226,6 +244,15 @@ class LLMCriticParams(_Section):
     max_retries: int = Field(2, ge=0, le=20)
     timeout_s: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return None if v is None else check_key_env(v)
+
+    @model_validator(mode="after")
+    def _key_url(self) -> Any:
+        return _key_transport_ok(self)
 
 
 class ChecksParams(_Section):

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, a vLLM or TGI server, llama.cpp...).
 
 - ``base_url`` from the agent (else ``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``);
-- the API key only from the environment variable named by ``api_key_env`` (never from params);
+- the API key only from the environment variable named by ``api_key_env`` (never from params),
+  which must be ``LIRA_*`` or allow-listed, and never over plain http to a non-loopback host
+  (:mod:`lira.credentials`);
 - a per-request timeout, retries with exponential backoff and jitter on 429, 5xx, timeouts and
   connection errors (``Retry-After`` is honoured, capped), no retry on other 4xx;
 - at most ``concurrency`` requests in flight (a thread pool sharing one ``httpx.Client``).
@@ -20,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from lira.credentials import check_key_env, check_key_transport
 from lira.translate.agents import ChatBackend
 from lira.translate.prompts import Messages
 
@@ -41,6 +44,13 @@ class OpenAIBackend(ChatBackend):
         self.url = base.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json"}
         if agent.api_key_env:
+            # Checked again here: base_url may come from $OPENAI_BASE_URL, and params may have been
+            # built without validation.
+            try:
+                check_key_env(agent.api_key_env)
+                check_key_transport(self.url)
+            except ValueError as e:
+                raise ValueError(f"agent {agent.name!r}: {e}") from None
             key = os.environ.get(agent.api_key_env)
             if not key:
                 raise ValueError(
