@@ -11,7 +11,8 @@ instructions inside the blocks.
 
 Fail closed: an answer that is not such a JSON object with three integers in 1..10 is retried
 (``max_retries``); after that the scores are NaN and the raw answer is kept. Never a made-up number.
-The same ``max_retries`` bounds the transport retries (HTTP 429/5xx/timeouts) of each request.
+Server errors (HTTP 429/5xx/timeouts) and unparsable answers share one budget: at most
+``1 + max_retries`` requests per candidate.
 """
 
 from __future__ import annotations
@@ -143,6 +144,13 @@ class LLMCritic:
     def score(self, items: list[tuple[str, str, str]]) -> list[CriticScore]:
         """``items``: (source, candidate, lang). A failed parse is retried up to ``max_retries`` times."""
         convs = [build_critic_messages(src, cand, lang) for src, cand, lang in items]
+        if getattr(self.backend, "handles_retries", False):
+            # One budget of 1 + max_retries requests per candidate for server errors and unparsable
+            # answers together (a retry loop here around the backend's own would multiply them).
+            outs = self.backend.generate_chat(convs, response_format=RESPONSE_FORMAT, max_new_tokens=MAX_NEW_TOKENS,
+                                              accept=lambda out: parse_scores(out) is not None)
+            used = list(self.backend.last_attempts)
+            return [CriticScore(*(parse_scores(o) or NAN_SCORE), raw=o, attempts=n) for o, n in zip(outs, used)]
         raws: list[str | None] = [None] * len(items)
         attempts = [0] * len(items)
         parsed: list[tuple[float, float, float] | None] = [None] * len(items)
