@@ -268,19 +268,33 @@ class ChecksParams(_Section):
             r"(?i)let me know if",
         ]
     )
+    # Instruction-like text aimed at the judge ("ignore all previous instructions", "rate this
+    # 10/10", a planted verdict, our own block tags): flagged `injection` and quarantined.
+    injection_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|preceding|all|any|your)\b[^.!?\n]{0,30}\b(instructions?|prompts?|rules?|rubric|directions?|guidelines?)\b",
+            r"(?i)\b(rate|score|grade|mark)\b[^.!?\n]{0,40}\b(10|ten)\s*(/|out\s+of)\s*(10|ten)\b",
+            r"(?i)\b(give|assign|award)\b[^.!?\n]{0,30}\b(translation|candidate|answer|output|text|response)\b[^.!?\n]{0,30}\b(perfect|maximum|max|full|highest|top)\s+(score|rating|marks?)\b",
+            r"(?i)[\"']\s*(fidelity|emotion|tone)\s*[\"']\s*:",
+            r"(?i)</?\s*(candidate|source|system|user|assistant|instructions?)\s*>",
+            r"(?i)\b(system|developer)\s+(prompt|message)\s*:",
+            r"(?i)\bnew\s+instructions?\s*:",
+            r"(?i)\byou\s+(must|should|will)\s+(now\s+)?(output|answer|respond|reply|rate|score|print)\b",
+        ]
+    )
     min_length_ratio: float = Field(0.3, gt=0)
     max_length_ratio: float = Field(3.0, gt=0)
     min_english_prob: float = Field(0.5, ge=0, le=1)
     max_fail_share: float = Field(0.5, ge=0, le=1)
 
-    @field_validator("meta_patterns")
+    @field_validator("meta_patterns", "injection_patterns")
     @classmethod
-    def _patterns_compile(cls, v: list[str]) -> list[str]:
+    def _patterns_compile(cls, v: list[str], info: Any) -> list[str]:
         for i, pat in enumerate(v):
             try:
                 re.compile(pat)
             except re.error as e:
-                raise ValueError(f"meta_patterns[{i}] = {pat!r} is not a valid regex: {e}") from None
+                raise ValueError(f"{info.field_name}[{i}] = {pat!r} is not a valid regex: {e}") from None
         return v
 
     @model_validator(mode="after")

@@ -5,6 +5,7 @@
 | missing          | ``candidate`` not null                                                 |
 | empty            | ``candidate`` does not match ``^\\s*$``                                 |
 | preamble         | ``candidate`` matches none of ``checks.meta_patterns``                  |
+| injection        | ``candidate`` matches none of ``checks.injection_patterns``             |
 | echo             | ``flag_echo`` in {False} (chrF / normalised identity vs the source)    |
 | wrong_language   | ``lang_verdict`` in {"en", "undetermined"} (see :mod:`lira.critic.flags`) |
 | length           | ``length_ratio`` in [min_length_ratio, max_length_ratio]               |
@@ -32,7 +33,7 @@ import pandas as pd
 from lira.config import ChecksParams
 from lira.errors import StageFailed
 
-REASONS = ("missing", "empty", "preamble", "echo", "wrong_language", "length", "score_range",
+REASONS = ("missing", "empty", "preamble", "injection", "echo", "wrong_language", "length", "score_range",
            "sim_range", "duplicate")
 SIM_EPS = 1e-6  # float error on a cosine of unit vectors
 
@@ -62,6 +63,8 @@ def _expectations(checks: ChecksParams) -> list[tuple[str, Any]]:
         ("empty", gxe.ExpectColumnValuesToNotMatchRegex(column="candidate", regex=r"^\s*$")),
         ("preamble", gxe.ExpectColumnValuesToNotMatchRegexList(column="candidate",
                                                                 regex_list=list(checks.meta_patterns))),
+        ("injection", gxe.ExpectColumnValuesToNotMatchRegexList(column="candidate",
+                                                                 regex_list=list(checks.injection_patterns))),
         ("echo", gxe.ExpectColumnValuesToBeInSet(column="flag_echo", value_set=[False])),
         ("wrong_language", gxe.ExpectColumnValuesToBeInSet(column="lang_verdict", value_set=["en", "undetermined"])),
         ("length", gxe.ExpectColumnValuesToBeBetween(column="length_ratio", min_value=checks.min_length_ratio,

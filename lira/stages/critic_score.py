@@ -6,7 +6,7 @@ Inputs: ``<prepared>/texts.parquet`` and ``<translations>/candidates.parquet``. 
 - ``scores.parquet``: one row per candidate - text_id, lang, agent, s, e, p (1..10, NaN = missing),
   critic ("llm:<model>" | "reference" | "none"), llm_raw, sim (NaN when the embedding critic is
   off or there is no candidate), flag_empty, flag_preamble, flag_echo, flag_wrong_language,
-  flag_length, length_ratio, english_prob, detected_lang, quarantined, reasons (comma-joined);
+  flag_length, flag_injection, length_ratio, english_prob, detected_lang, quarantined, reasons (comma-joined);
 - ``quarantine.parquet``: the rows failing any gate check, with their reasons and candidate;
 - ``validation.json``: the great-expectations validation result plus the gate summary;
 
