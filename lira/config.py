@@ -311,6 +311,9 @@ class CriticParams(_Section):
     reference_critic: bool = True
     embedding_critic: bool = True
     checks: ChecksParams = ChecksParams()
+    # Candidates a critic was asked about but could not score (LLM critic down, unparsable answers)
+    # are quarantined as "unscored"; above this share of them the stage fails.
+    max_unscored_share: float = Field(0.1, ge=0, le=1)
 
 
 # ------------------------------------------------------------------------------------ train_arca

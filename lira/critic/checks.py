@@ -26,8 +26,10 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lira.config import ChecksParams
@@ -183,3 +185,31 @@ def gate_report(gate: GateResult, max_fail_share: float) -> str:
         for ex in c["examples"][:3]:
             lines.append(f"      e.g. {ex}")
     return "\n".join(lines)
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """``scores.parquet`` read back for training, checked: scores in range or NaN, and every row a
+    critic failed on (NaN from a critic other than "none") quarantined. A table that breaks this
+    was not written by this stage and would feed the Actor a made-up number."""
+    df = pd.read_parquet(path)
+    need = ["text_id", "agent", "s", "e", "p", "sim", "critic", "quarantined", "reasons"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; rerun `lira stage critic_score`")
+    if df["quarantined"].isna().any() or df["quarantined"].dtype != bool:
+        raise ValueError(f"{path}: column 'quarantined' must be boolean without nulls")
+    for col, lo, hi in (("s", 1, 10), ("e", 1, 10), ("p", 1, 10), ("sim", -1 - SIM_EPS, 1 + SIM_EPS)):
+        x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        out = np.flatnonzero(~np.isnan(x) & ~((x >= lo) & (x <= hi)))
+        if len(out):
+            i = int(out[0])
+            raise ValueError(f"{path}: row {i}: field {col!r} = {x[i]} outside [{lo}, {hi}] "
+                             f"({len(out)} such rows)")
+    nan_spe = df[["s", "e", "p"]].isna().any(axis=1).to_numpy()
+    leak = np.flatnonzero(nan_spe & (df["critic"] != "none").fillna(False).to_numpy(dtype=bool)
+                          & ~df["quarantined"].to_numpy())
+    if len(leak):
+        i = int(leak[0])
+        raise ValueError(f"{path}: row {i}: fields 's','e','p': unscored by critic {df['critic'].iloc[i]!r} "
+                         f"but not quarantined ({len(leak)} such rows); rerun `lira stage critic_score`")
+    return df
