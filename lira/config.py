@@ -224,6 +224,9 @@ def _default_agents() -> list[AgentParams]:
 class TranslateParams(_Section):
     agents: list[AgentParams] = Field(default_factory=_default_agents, min_length=1)
     prompt_version: str = "v1"
+    # An agent whose requests fail (after retries) on more than this share of its rows fails the
+    # stage; failures are never cached, so a rerun retries only them.
+    max_failed_share: float = Field(0.5, ge=0, le=1)
 
     @field_validator("agents")
     @classmethod
