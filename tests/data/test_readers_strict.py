@@ -28,21 +28,21 @@ def test_the_clean_folder_reads(tmp_path):
 
 CASES = [
     # duplicate query id: the second used to overwrite the first
-    (dict(queries=QUERIES + '{"_id": "q1", "text": "ชาอื่น"}\n'), "queries.jsonl", "line 3", "_id", "duplicate"),
+    ({'queries': QUERIES + '{"_id": "q1", "text": "ชาอื่น"}\n'}, "queries.jsonl", "line 3", "_id", "duplicate"),
     # the same (query, document) pair with two relevances: both used to be kept
-    (dict(qrels=QRELS + "q1\td1\t0\n"), "qrels/test.tsv", "line 4", "score", "conflicting"),
+    ({'qrels': QRELS + "q1\td1\t0\n"}, "qrels/test.tsv", "line 4", "score", "conflicting"),
     # a query without qrels used to be dropped without a word
-    (dict(queries=QUERIES + '{"_id": "q3", "text": "ชาเย็น"}\n'), "queries.jsonl", "line 3", "_id", "no qrels"),
+    ({'queries': QUERIES + '{"_id": "q3", "text": "ชาเย็น"}\n'}, "queries.jsonl", "line 3", "_id", "no qrels"),
     # a non-string title used to be dropped
-    (dict(corpus=CORPUS + '{"_id": "d3", "title": 7, "text": "ชาเย็น"}\n'), "corpus.jsonl", "line 3", "title",
+    ({'corpus': CORPUS + '{"_id": "d3", "title": 7, "text": "ชาเย็น"}\n'}, "corpus.jsonl", "line 3", "title",
      "expected a string"),
     # English and Vietnamese accepted as Thai
-    (dict(corpus=CORPUS + '{"_id": "d3", "text": "Green tea, 100 g"}\n'), "corpus.jsonl", "line 3", "text",
+    ({'corpus': CORPUS + '{"_id": "d3", "text": "Green tea, 100 g"}\n'}, "corpus.jsonl", "line 3", "text",
      "script"),
-    (dict(queries=QUERIES + '{"_id": "q3", "text": "trà xanh"}\n', qrels=QRELS + "q3\td1\t1\n"),
+    ({'queries': QUERIES + '{"_id": "q3", "text": "trà xanh"}\n', 'qrels': QRELS + "q3\td1\t1\n"},
      "queries.jsonl", "line 3", "text", "script"),
     # one query in two splits' qrels
-    (dict(extra={"qrels/train.tsv": "query-id\tcorpus-id\tscore\nq1\td2\t1\n"}), "qrels/train.tsv", "line 2",
+    ({'extra': {"qrels/train.tsv": "query-id\tcorpus-id\tscore\nq1\td2\t1\n"}}, "qrels/train.tsv", "line 2",
      "query-id", "split"),
 ]
 
