@@ -8,12 +8,14 @@ before any work with a message naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lira.credentials import check_key_env, check_key_transport
 from lira.languages import LANGUAGES, supported_codes
 
 
@@ -173,6 +175,14 @@ class BuildDatasetParams(_Section):
 
 
 # ------------------------------------------------------------------------------------- translate
+def _key_transport_ok(section: Any) -> Any:
+    # Checked here when base_url is in params; the HTTP client checks it again at request time
+    # (base_url may come from $OPENAI_BASE_URL).
+    if section.api_key_env is not None and section.base_url is not None:
+        check_key_transport(section.base_url)
+    return section
+
+
 class AgentParams(_Section):
     """One translator agent of the pass@k budget."""
 
@@ -193,6 +203,15 @@ class AgentParams(_Section):
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return None if v is None else check_key_env(v)
+
+    @model_validator(mode="after")
+    def _key_url(self) -> Any:
+        return _key_transport_ok(self)
+
 
 def _default_agents() -> list[AgentParams]:
     return [
@@ -205,6 +224,9 @@ def _default_agents() -> list[AgentParams]:
 class TranslateParams(_Section):
     agents: list[AgentParams] = Field(default_factory=_default_agents, min_length=1)
     prompt_version: str = "v1"
+    # An agent whose requests fail (after retries) on more than this share of its rows fails the
+    # stage; failures are never cached, so a rerun retries only them.
+    max_failed_share: float = Field(0.5, ge=0, le=1)
 
     @field_validator("agents")
     @classmethod
@@ -226,6 +248,15 @@ class LLMCriticParams(_Section):
     timeout_s: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return None if v is None else check_key_env(v)
+
+    @model_validator(mode="after")
+    def _key_url(self) -> Any:
+        return _key_transport_ok(self)
+
 
 class ChecksParams(_Section):
     """Great-expectations gate on the candidate table."""
@@ -240,10 +271,42 @@ class ChecksParams(_Section):
             r"(?i)let me know if",
         ]
     )
+    # Instruction-like text aimed at the judge ("ignore all previous instructions", "rate this
+    # 10/10", a planted verdict, our own block tags): flagged `injection` and quarantined.
+    injection_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|preceding|all|any|your)\b[^.!?\n]{0,30}\b(instructions?|prompts?|rules?|rubric|directions?|guidelines?)\b",
+            r"(?i)\b(rate|score|grade|mark)\b[^.!?\n]{0,40}\b(10|ten)\s*(/|out\s+of)\s*(10|ten)\b",
+            r"(?i)\b(give|assign|award)\b[^.!?\n]{0,30}\b(translation|candidate|answer|output|text|response)\b[^.!?\n]{0,30}\b(perfect|maximum|max|full|highest|top)\s+(score|rating|marks?)\b",
+            r"(?i)[\"']\s*(fidelity|emotion|tone)\s*[\"']\s*:",
+            r"(?i)</?\s*(candidate|source|system|user|assistant|instructions?)\s*>",
+            r"(?i)\b(system|developer)\s+(prompt|message)\s*:",
+            r"(?i)\bnew\s+instructions?\s*:",
+            r"(?i)\byou\s+(must|should|will)\s+(now\s+)?(output|answer|respond|reply|rate|score|print)\b",
+        ]
+    )
     min_length_ratio: float = Field(0.3, gt=0)
     max_length_ratio: float = Field(3.0, gt=0)
     min_english_prob: float = Field(0.5, ge=0, le=1)
     max_fail_share: float = Field(0.5, ge=0, le=1)
+
+    @field_validator("meta_patterns", "injection_patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str], info: Any) -> list[str]:
+        for i, pat in enumerate(v):
+            try:
+                re.compile(pat)
+            except re.error as e:
+                raise ValueError(f"{info.field_name}[{i}] = {pat!r} is not a valid regex: {e}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _length_bounds_ordered(self) -> ChecksParams:
+        # Inverted bounds flag every row, and GX errors on them instead of failing rows.
+        if self.min_length_ratio >= self.max_length_ratio:
+            raise ValueError(f"min_length_ratio = {self.min_length_ratio} must be < max_length_ratio = "
+                             f"{self.max_length_ratio}")
+        return self
 
 
 class CriticParams(_Section):
@@ -251,6 +314,9 @@ class CriticParams(_Section):
     reference_critic: bool = True
     embedding_critic: bool = True
     checks: ChecksParams = ChecksParams()
+    # Candidates a critic was asked about but could not score (LLM critic down, unparsable answers)
+    # are quarantined as "unscored"; above this share of them the stage fails.
+    max_unscored_share: float = Field(0.1, ge=0, le=1)
 
 
 # ------------------------------------------------------------------------------------ train_arca

@@ -80,3 +80,25 @@ def script_share(text: str, script: str) -> float:
 
 def supported_codes() -> list[str]:
     return sorted(LANGUAGES)
+
+
+# A text must have at least this share of its letters in its language's script. Product texts mix
+# in Latin brand names and units ("USB-C", "mAh"; the sample's lowest is 47%), while a text in
+# another script altogether (English or Vietnamese given as Thai) has about 0%.
+MIN_SCRIPT_SHARE = 0.3
+
+
+def script_mismatch(text: str, lang: str) -> str | None:
+    """None when ``text`` may be in ``lang``'s script, else the reason it is not.
+
+    Texts without letters (numbers, codes) pass: there is nothing to tell. Within one script the
+    check cannot tell languages apart (English given as Vietnamese passes).
+    """
+    language = LANGUAGES.get(lang)
+    if language is None or language.script not in SCRIPT_RANGES or not any(c.isalpha() for c in text):
+        return None
+    share = script_share(text, language.script)
+    if share >= MIN_SCRIPT_SHARE:
+        return None
+    return (f"wrong script for {language.name} ({lang}): {share:.0%} of the letters are {language.script}, "
+            f"at least {MIN_SCRIPT_SHARE:.0%} required")

@@ -5,6 +5,7 @@
 | missing          | ``candidate`` not null                                                 |
 | empty            | ``candidate`` does not match ``^\\s*$``                                 |
 | preamble         | ``candidate`` matches none of ``checks.meta_patterns``                  |
+| injection        | ``candidate`` matches none of ``checks.injection_patterns``             |
 | echo             | ``flag_echo`` in {False} (chrF / normalised identity vs the source)    |
 | wrong_language   | ``lang_verdict`` in {"en", "undetermined"} (see :mod:`lira.critic.flags`) |
 | length           | ``length_ratio`` in [min_length_ratio, max_length_ratio]               |
@@ -15,6 +16,8 @@
 GX runs with ``result_format="COMPLETE"`` and ``unexpected_index_column_names=[id_column]``; the
 failing rows and their reasons are read from GX's ``unexpected_index_list``s (not recomputed
 here). Column-map expectations skip nulls, so a row without a candidate fails only ``missing``.
+Fail closed: an expectation that raised inside GX, or failed without naming a row, raises
+:class:`GateFailure` (a broken gate is not a pass).
 One ephemeral context per call; the serialised validation result is kept for the stage's output.
 """
 
@@ -23,14 +26,16 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lira.config import ChecksParams
 from lira.errors import StageFailed
 
-REASONS = ("missing", "empty", "preamble", "echo", "wrong_language", "length", "score_range",
+REASONS = ("missing", "empty", "preamble", "injection", "echo", "wrong_language", "length", "score_range",
            "sim_range", "duplicate")
 SIM_EPS = 1e-6  # float error on a cosine of unit vectors
 
@@ -60,6 +65,8 @@ def _expectations(checks: ChecksParams) -> list[tuple[str, Any]]:
         ("empty", gxe.ExpectColumnValuesToNotMatchRegex(column="candidate", regex=r"^\s*$")),
         ("preamble", gxe.ExpectColumnValuesToNotMatchRegexList(column="candidate",
                                                                 regex_list=list(checks.meta_patterns))),
+        ("injection", gxe.ExpectColumnValuesToNotMatchRegexList(column="candidate",
+                                                                 regex_list=list(checks.injection_patterns))),
         ("echo", gxe.ExpectColumnValuesToBeInSet(column="flag_echo", value_set=[False])),
         ("wrong_language", gxe.ExpectColumnValuesToBeInSet(column="lang_verdict", value_set=["en", "undetermined"])),
         ("length", gxe.ExpectColumnValuesToBeBetween(column="length_ratio", min_value=checks.min_length_ratio,
@@ -111,12 +118,16 @@ def run_gate(df: pd.DataFrame, checks: ChecksParams, id_column: str = "row", max
     for r in result.results:
         cfg = r.expectation_config
         reason = (cfg.meta or {}).get("reason", cfg.type)
-        if r.exception_info and r.exception_info.get("raised_exception"):
+        raised = _raised(r.exception_info)
+        if raised is not None:
             # A check that could not run is a broken gate, not a pass.
-            raise RuntimeError(f"GX expectation {cfg.type} ({reason}) raised: "
-                               f"{r.exception_info.get('exception_message')}")
+            raise GateFailure(f"candidate gate broken: GX expectation {cfg.type} ({reason}) raised: {raised}")
         index_list = r.result.get("unexpected_index_list") or []
         ids = [_plain(item[id_column]) for item in index_list]
+        if not r.success and not ids:
+            # A failure that names no row would otherwise count as 0 failing rows and pass.
+            raise GateFailure(f"candidate gate broken: GX expectation {cfg.type} ({reason}) failed without "
+                              f"naming a failing row: {_short(r.result)}")
         for i in ids:
             bucket = reasons.setdefault(i, [])
             if reason not in bucket:
@@ -131,6 +142,25 @@ def run_gate(df: pd.DataFrame, checks: ChecksParams, id_column: str = "row", max
     ordered = {i: sorted(rs, key=lambda r: order.get(r, len(order))) for i, rs in reasons.items()}
     return GateResult(n_rows=len(df), reasons=ordered, checks=summaries,
                       validation=result.to_json_dict(), success=bool(result.success))
+
+
+def _raised(info: Any) -> str | None:
+    """The exception message(s) of a GX result, or None.
+
+    GX 1.x reports an expectation's exception either flat (``{"raised_exception": True, ...}``) or
+    keyed by metric id (``{"MetricConfigurationID(...)": {"raised_exception": True, ...}}``); the
+    second form was missed once and the gate failed open.
+    """
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    msgs = [str(e.get("exception_message") or "unknown error") for e in entries if e.get("raised_exception")]
+    return "; ".join(dict.fromkeys(msgs)) if msgs else None
+
+
+def _short(v: Any, n: int = 300) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def _plain(v: Any) -> Any:
@@ -155,3 +185,31 @@ def gate_report(gate: GateResult, max_fail_share: float) -> str:
         for ex in c["examples"][:3]:
             lines.append(f"      e.g. {ex}")
     return "\n".join(lines)
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """``scores.parquet`` read back for training, checked: scores in range or NaN, and every row a
+    critic failed on (NaN from a critic other than "none") quarantined. A table that breaks this
+    was not written by this stage and would feed the Actor a made-up number."""
+    df = pd.read_parquet(path)
+    need = ["text_id", "agent", "s", "e", "p", "sim", "critic", "quarantined", "reasons"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; rerun `lira stage critic_score`")
+    if df["quarantined"].isna().any() or df["quarantined"].dtype != bool:
+        raise ValueError(f"{path}: column 'quarantined' must be boolean without nulls")
+    for col, lo, hi in (("s", 1, 10), ("e", 1, 10), ("p", 1, 10), ("sim", -1 - SIM_EPS, 1 + SIM_EPS)):
+        x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        out = np.flatnonzero(~np.isnan(x) & ~((x >= lo) & (x <= hi)))
+        if len(out):
+            i = int(out[0])
+            raise ValueError(f"{path}: row {i}: field {col!r} = {x[i]} outside [{lo}, {hi}] "
+                             f"({len(out)} such rows)")
+    nan_spe = df[["s", "e", "p"]].isna().any(axis=1).to_numpy()
+    leak = np.flatnonzero(nan_spe & (df["critic"] != "none").fillna(False).to_numpy(dtype=bool)
+                          & ~df["quarantined"].to_numpy())
+    if len(leak):
+        i = int(leak[0])
+        raise ValueError(f"{path}: row {i}: fields 's','e','p': unscored by critic {df['critic'].iloc[i]!r} "
+                         f"but not quarantined ({len(leak)} such rows); rerun `lira stage critic_score`")
+    return df

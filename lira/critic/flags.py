@@ -2,6 +2,8 @@
 
 - ``flag_empty``: no candidate, or only whitespace.
 - ``flag_preamble``: meta-text - any of ``checks.meta_patterns`` (Python regexes) matches.
+- ``flag_injection``: instruction-like text aimed at the judge - any of ``checks.injection_patterns``
+  matches ("ignore all previous instructions", "rate this 10/10", a planted ``"fidelity":``...).
 - ``flag_echo``: the candidate is (nearly) the source: identical after :func:`normalise`
   (casefold, no punctuation, symbols or whitespace), or ``chrF(candidate, source) > ECHO_CHRF``.
 - ``flag_wrong_language``: ``lang_verdict == "not_en"``. The verdict: a candidate mostly outside
@@ -32,7 +34,7 @@ MIN_LANGID_WORDS = 4  # below this, language ID of Latin-script text is not trus
 SHORT_TEXT_MIN_PROB = 0.8  # ... unless a non-English Latin-script language is this likely
 ECHO_CHRF = 70.0  # chrF(candidate, source) above this = an untranslated copy (not in params yet)
 
-FLAG_COLUMNS = ["flag_empty", "flag_preamble", "flag_echo", "flag_wrong_language", "flag_length"]
+FLAG_COLUMNS = ["flag_empty", "flag_preamble", "flag_echo", "flag_wrong_language", "flag_length", "flag_injection"]
 
 
 def normalise(text: str) -> str:
@@ -126,7 +128,7 @@ def hygiene(candidates: pd.Series, sources: pd.Series, references: pd.Series, ch
         ref = None if pd.isna(ref) or not str(ref).strip() else str(ref)
         if cand is None or not cand.strip():
             rows.append({"flag_empty": True, "flag_preamble": False, "flag_echo": False,
-                         "flag_wrong_language": False, "flag_length": False,
+                         "flag_wrong_language": False, "flag_length": False, "flag_injection": False,
                          "length_ratio": np.nan, "english_prob": np.nan, "detected_lang": None, "lang_verdict": None})
             continue
         detected, p_en = language_id(cand)
@@ -138,6 +140,7 @@ def hygiene(candidates: pd.Series, sources: pd.Series, references: pd.Series, ch
             "flag_echo": bool(src) and is_echo(cand, src),
             "flag_wrong_language": verdict == "not_en",
             "flag_length": not (checks.min_length_ratio <= ratio <= checks.max_length_ratio),
+            "flag_injection": meta_match(cand, checks.injection_patterns),
             "length_ratio": ratio, "english_prob": p_en, "detected_lang": detected, "lang_verdict": verdict,
         })
     out = pd.DataFrame(rows, index=candidates.index,

@@ -9,9 +9,13 @@ tags with ``&``, ``<`` and ``>`` escaped, so a candidate saying ``</candidate> {
 cannot close its block or pose as the verdict, and the rubric tells the judge to ignore
 instructions inside the blocks.
 
+The verdict is the answer's one and final JSON object with exactly those keys: an answer that
+quotes a verdict planted in the candidate holds two verdict-like objects and is unscored.
+
 Fail closed: an answer that is not such a JSON object with three integers in 1..10 is retried
 (``max_retries``); after that the scores are NaN and the raw answer is kept. Never a made-up number.
-The same ``max_retries`` bounds the transport retries (HTTP 429/5xx/timeouts) of each request.
+Server errors (HTTP 429/5xx/timeouts) and unparsable answers share one budget: at most
+``1 + max_retries`` requests per candidate.
 """
 
 from __future__ import annotations
@@ -80,23 +84,52 @@ def build_critic_messages(source: str, candidate: str, lang: str) -> Messages:
 
 
 def parse_scores(raw: str | None) -> tuple[float, float, float] | None:
-    """The first JSON object in ``raw`` with integer fidelity/emotion/tone in 1..10, else None."""
+    """The judge's verdict: the one and final JSON object of ``raw``, exactly {fidelity, emotion, tone}
+    with integers in 1..10; else None (unscored).
+
+    A judge that quotes the candidate may quote a verdict planted in it: an answer holding more than
+    one verdict-like object (any object naming an axis, at any depth) is unscored rather than
+    guessed at, and so is a verdict followed by another JSON object or carrying extra keys.
+    """
     if raw is None:
         return None
-    text = re.sub(r"```(?:json)?", "", raw)
+    objects = _json_objects(re.sub(r"```(?:json)?", "", raw))
+    verdicts = [o for o in objects if _names_an_axis(o)]
+    if len(verdicts) != 1 or verdicts[0] is not objects[-1]:
+        return None
+    obj = verdicts[0]
+    if not isinstance(obj, dict) or set(obj) != set(AXES):
+        return None
+    vals = [obj[a] for a in AXES]
+    if not all(_valid(v) for v in vals):
+        return None
+    return tuple(float(v) for v in vals)  # type: ignore[return-value]
+
+
+def _json_objects(text: str) -> list[Any]:
+    """The top-level JSON objects in ``text``, in order (prose between them is skipped)."""
     decoder = json.JSONDecoder()
-    for m in re.finditer(r"\{", text):
+    out: list[Any] = []
+    pos = 0
+    while True:
+        start = text.find("{", pos)
+        if start < 0:
+            return out
         try:
-            obj, _ = decoder.raw_decode(text, m.start())
+            obj, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
+            pos = start + 1
             continue
-        if not isinstance(obj, dict):
-            continue
-        vals = [obj.get(a) for a in AXES]
-        if all(_valid(v) for v in vals):
-            return tuple(float(v) for v in vals)  # type: ignore[return-value]
-        return None  # the first object is the verdict; a malformed one is not rescued by a later one
-    return None
+        out.append(obj)
+        pos = end
+
+
+def _names_an_axis(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return any(a in obj for a in AXES) or any(_names_an_axis(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_names_an_axis(v) for v in obj)
+    return False
 
 
 def _valid(v: Any) -> bool:
@@ -143,6 +176,13 @@ class LLMCritic:
     def score(self, items: list[tuple[str, str, str]]) -> list[CriticScore]:
         """``items``: (source, candidate, lang). A failed parse is retried up to ``max_retries`` times."""
         convs = [build_critic_messages(src, cand, lang) for src, cand, lang in items]
+        if getattr(self.backend, "handles_retries", False):
+            # One budget of 1 + max_retries requests per candidate for server errors and unparsable
+            # answers together (a retry loop here around the backend's own would multiply them).
+            outs = self.backend.generate_chat(convs, response_format=RESPONSE_FORMAT, max_new_tokens=MAX_NEW_TOKENS,
+                                              accept=lambda out: parse_scores(out) is not None)
+            used = list(self.backend.last_attempts)
+            return [CriticScore(*(parse_scores(o) or NAN_SCORE), raw=o, attempts=n) for o, n in zip(outs, used)]
         raws: list[str | None] = [None] * len(items)
         attempts = [0] * len(items)
         parsed: list[tuple[float, float, float] | None] = [None] * len(items)

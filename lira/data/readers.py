@@ -2,7 +2,9 @@
 
 A bad row raises :class:`DataError` naming the file, the line (or record) and the field, or, when
 params say ``on_bad_row: reject``, goes to the rejects table with the reason. Nothing is dropped
-silently.
+silently. Line-based files are read as bytes and decoded line by line, so invalid UTF-8 is a bad
+row (``line N, byte B``), and every text is checked against its language's script
+(:func:`lira.languages.script_mismatch`; English references against Latin).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lira.data.schemas import Dataset
+from lira.languages import script_mismatch
 
 
 class DataError(ValueError):
@@ -37,6 +40,14 @@ class Rows:
         self.ds.rejects.append(
             {"source": self.source, "file": str(file), "where": where, "field": field, "reason": reason, "raw": raw_s[:2000]}
         )
+
+    def script_ok(self, file: str | Path, where: str, field: str, lang: str, text: str | None, raw: Any) -> bool:
+        """False (after reporting it) when ``text`` is not in ``lang``'s script."""
+        reason = None if text is None else script_mismatch(text, lang)
+        if reason is None:
+            return True
+        self.bad(file, where, field, reason, raw)
+        return False
 
     def text(self, text_id: str, lang: str, text: str, en_ref: str | None, role: str) -> None:
         self.ds.texts.append(
@@ -144,6 +155,9 @@ def _sts_record(rec: dict, rows: Rows, file: Path, where: str, lang: str, defaul
     if not 0.0 <= score <= 5.0:
         rows.bad(file, where, "score", f"{score} outside the STS scale 0..5", rec)
         return
+    if not all(rows.script_ok(file, where, k, lg, v, rec)
+               for k, lg, v in (("text_a", lang, a), ("text_b", lang, b), ("en_a", "en", en_a), ("en_b", "en", en_b))):
+        return
     rows.text(f"{pid}:a", lang, a, en_a, "sts")
     rows.text(f"{pid}:b", lang, b, en_b, "sts")
     rows.ds.sts.append(
@@ -167,6 +181,10 @@ def _mc_record(rec: dict, rows: Rows, file: Path, where: str, lang: str) -> None
     if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < len(choices):
         rows.bad(file, where, "answer", f"{answer!r} is not an index into {len(choices)} choices", rec)
         return
+    checks = [("question", lang, q), ("question_en", "en", q_en), *(("choices", lang, c) for c in choices),
+              *(("choices_en", "en", c) for c in (choices_en or []) if isinstance(c, str))]
+    if not all(rows.script_ok(file, where, k, lg, v, rec) for k, lg, v in checks):
+        return
     rows.text(f"{mid}:q", lang, q, q_en, "mc_question")
     ids = []
     for j, c in enumerate(choices):
@@ -177,43 +195,77 @@ def _mc_record(rec: dict, rows: Rows, file: Path, where: str, lang: str) -> None
 
 
 # ------------------------------------------------------------------------------------------- JSONL
+def read_utf8(file: Path) -> str:
+    """A whole file as text; invalid UTF-8 is a :class:`DataError` at ``line N, byte B`` (for the
+    whole-document readers, where one bad byte makes the file unreadable rather than one row)."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(file, f"line {line}, byte {e.start}", "-", f"invalid UTF-8 ({e.reason})") from None
+
+
+def _lines(file: Path, rows: Rows) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of ``file``, decoded one at a time: a line that is not
+    valid UTF-8 is a bad row at ``line N, byte B`` (B the file offset of the first bad byte)."""
+    offset = 0
+    with file.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                rows.bad(file, f"line {n}, byte {offset + e.start}", "-",
+                         f"invalid UTF-8 ({e.reason} at byte {offset + e.start})", raw.decode("utf-8", errors="replace"))
+                line = None
+            offset += len(raw)
+            if line is not None:
+                yield n, line.removeprefix("\ufeff") if n == 1 else line
+
+
 def _jsonl(file: Path, rows: Rows) -> Iterator[tuple[str, dict]]:
     if not file.exists():
         raise DataError(file, "-", "-", "file not found")
-    with file.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                rows.bad(file, f"line {n}", "-", f"not valid JSON: {e.msg}", line)
-                continue
-            if not isinstance(rec, dict):
-                rows.bad(file, f"line {n}", "-", "expected a JSON object", line)
-                continue
-            yield f"line {n}", rec
+    for n, line in _lines(file, rows):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            rows.bad(file, f"line {n}", "-", f"not valid JSON: {e.msg}", line)
+            continue
+        if not isinstance(rec, dict):
+            rows.bad(file, f"line {n}", "-", "expected a JSON object", line)
+            continue
+        yield f"line {n}", rec
 
 
 def _tsv(file: Path, required: list[str], rows: Rows) -> Iterator[tuple[str, dict]]:
-    """A TSV with a header row; texts may hold quotes, so no quoting is interpreted."""
+    """A TSV with a header row; texts may hold quotes, so no quoting is interpreted (one line = one row)."""
     if not file.exists():
         raise DataError(file, "-", "-", "file not found")
-    with file.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(file, "line 1", "-", "empty file (a header row is required)")
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(file, "line 1", ",".join(missing), f"header lacks required column(s); found {header}")
-        for n, cells in enumerate(reader, start=2):
-            if not cells or all(not c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                rows.bad(file, f"line {n}", "-", f"expected {len(header)} tab-separated cells, got {len(cells)}", "\t".join(cells))
-                continue
-            yield f"line {n}", dict(zip(header, cells))
+    lines = _lines(file, rows)
+    first = next(lines, None)
+    if first is None:
+        raise DataError(file, "line 1", "-", "empty file (a header row is required)")
+    if first[0] != 1:
+        raise DataError(file, "line 1", "-", "the header row is not valid UTF-8")
+    header = _cells(first[1])
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(file, "line 1", ",".join(missing), f"header lacks required column(s); found {header}")
+    for n, line in lines:
+        cells = _cells(line)
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            rows.bad(file, f"line {n}", "-", f"expected {len(header)} tab-separated cells, got {len(cells)}", "\t".join(cells))
+            continue
+        yield f"line {n}", dict(zip(header, cells))
+
+
+def _cells(line: str) -> list[str]:
+    return next(csv.reader([line.rstrip("\r\n")], delimiter="\t", quoting=csv.QUOTE_NONE), [])
 
 
 def read_beir(folder: str | Path, lang: str, on_bad_row: str = "error", name: str | None = None) -> Dataset:
@@ -226,37 +278,54 @@ def read_beir(folder: str | Path, lang: str, on_bad_row: str = "error", name: st
     rows = Rows(name or f"beir:{folder.name}", on_bad_row)
     ds = rows.ds
     prefix = name or folder.name
+    corpus, qfile = folder / "corpus.jsonl", folder / "queries.jsonl"
     items: set[str] = set()
-    for where, rec in _jsonl(folder / "corpus.jsonl", rows):
+    rejected: dict[str, str] = {}  # text id -> where its row was rejected
+    for where, rec in _jsonl(corpus, rows):
         did = rec.get("_id")
-        text = _need_str(rec, "text", rows, folder / "corpus.jsonl", where)
         if did is None or str(did).strip() == "":
-            rows.bad(folder / "corpus.jsonl", where, "_id", "missing", rec)
+            rows.bad(corpus, where, "_id", "missing", rec)
             continue
-        if text is None:
-            continue
-        title = rec.get("title") or ""
-        full = f"{title.strip()}. {text}" if isinstance(title, str) and title.strip() else text
         iid = f"{prefix}:d:{did}"
+        text = _need_str(rec, "text", rows, corpus, where)
+        title = rec.get("title")
+        if title is not None and not isinstance(title, str):
+            rows.bad(corpus, where, "title", f"expected a string, got {type(title).__name__}", rec)
+            text = None
+        elif text is not None and not (rows.script_ok(corpus, where, "text", lang, text, rec)
+                                       and rows.script_ok(corpus, where, "title", lang, (title or "").strip() or None, rec)):
+            text = None
+        if text is None:
+            rejected.setdefault(iid, f"{corpus} {where}")
+            continue
+        full = f"{title.strip()}. {text}" if title and title.strip() else text
         if iid in items:
-            rows.bad(folder / "corpus.jsonl", where, "_id", f"duplicate id {did!r}", rec)
+            rows.bad(corpus, where, "_id", f"duplicate id {did!r}", rec)
             continue
         items.add(iid)
         rows.text(iid, lang, full, None, "item")
         ds.items.append({"item_id": iid, "lang": lang, "text_id": iid, "category": None, "split": None})
     queries: dict[str, dict] = {}
-    for where, rec in _jsonl(folder / "queries.jsonl", rows):
+    for where, rec in _jsonl(qfile, rows):
         qid = rec.get("_id")
-        text = _need_str(rec, "text", rows, folder / "queries.jsonl", where)
         if qid is None or str(qid).strip() == "":
-            rows.bad(folder / "queries.jsonl", where, "_id", "missing", rec)
+            rows.bad(qfile, where, "_id", "missing", rec)
             continue
-        if text is not None:
-            queries[f"{prefix}:q:{qid}"] = {"text": text}
+        key = f"{prefix}:q:{qid}"
+        if key in queries:
+            # The first stays; a second text under the same id would silently replace it.
+            rows.bad(qfile, where, "_id", f"duplicate query id {qid!r} (first at {queries[key]['where']})", rec)
+            continue
+        text = _need_str(rec, "text", rows, qfile, where)
+        if text is None or not rows.script_ok(qfile, where, "text", lang, text, rec):
+            rejected.setdefault(key, f"{qfile} {where}")
+            continue
+        queries[key] = {"text": text, "where": where, "rec": rec}
     qrel_files = sorted((folder / "qrels").glob("*.tsv"))
     if not qrel_files:
         raise DataError(folder / "qrels", "-", "-", "no qrels/*.tsv files")
-    used: dict[str, str | None] = {}
+    used: dict[str, tuple[str | None, Path]] = {}  # query -> (split, the qrels file that set it)
+    pairs: dict[tuple[str, str], tuple[int, str]] = {}  # (query, doc) -> (relevance, where)
     for qf in qrel_files:
         split = qf.stem if qf.stem in ("train", "dev", "test") else None
         for where, rec in _tsv(qf, ["query-id", "corpus-id", "score"], rows):
@@ -266,8 +335,14 @@ def read_beir(folder: str | Path, lang: str, on_bad_row: str = "error", name: st
             except ValueError:
                 rows.bad(qf, where, "score", f"not an integer: {rec['score']!r}", rec)
                 continue
+            if qid in rejected:
+                rows.bad(qf, where, "query-id", f"query {rec['query-id']!r} was rejected ({rejected[qid]})", rec)
+                continue
             if qid not in queries:
                 rows.bad(qf, where, "query-id", f"unknown query {rec['query-id']!r}", rec)
+                continue
+            if did in rejected:
+                rows.bad(qf, where, "corpus-id", f"document {rec['corpus-id']!r} was rejected ({rejected[did]})", rec)
                 continue
             if did not in items:
                 rows.bad(qf, where, "corpus-id", f"unknown document {rec['corpus-id']!r}", rec)
@@ -275,9 +350,24 @@ def read_beir(folder: str | Path, lang: str, on_bad_row: str = "error", name: st
             if rel < 0:
                 rows.bad(qf, where, "score", f"negative relevance {rel}", rec)
                 continue
+            if qid in used and used[qid][0] != split:
+                prev_split, prev_file = used[qid]
+                rows.bad(qf, where, "query-id", f"query {rec['query-id']!r} is already in the {prev_split} split "
+                         f"({prev_file.name}); one split per query", rec)
+                continue
+            if (qid, did) in pairs:
+                prev_rel, prev_where = pairs[(qid, did)]
+                what = "conflicting relevance" if prev_rel != rel else "duplicate qrel"
+                rows.bad(qf, where, "score", f"{what} {rel} for ({rec['query-id']!r}, {rec['corpus-id']!r}); "
+                         f"{prev_rel} at {prev_where}", rec)
+                continue
+            pairs[(qid, did)] = (rel, f"{qf.name} {where}")
             ds.qrels.append({"query_id": qid, "item_id": did, "relevance": rel})
-            used.setdefault(qid, split)
-    for qid, split in used.items():
+            used.setdefault(qid, (split, qf))
+    for qid, q in queries.items():
+        if qid not in used:
+            rows.bad(qfile, q["where"], "_id", f"query {q['rec'].get('_id')!r} has no qrels", q["rec"])
+    for qid, (split, _) in used.items():
         rows.text(qid, lang, queries[qid]["text"], None, "query")
         ds.queries.append({"query_id": qid, "lang": lang, "text_id": qid, "split": split})
     return ds
@@ -292,6 +382,8 @@ def read_parallel_tsv(file: str | Path, lang: str, on_bad_row: str = "error", na
     for where, rec in _tsv(file, ["text", "en"], rows):
         text, en = _need_str(rec, "text", rows, file, where), _need_str(rec, "en", rows, file, where)
         if text is None or en is None:
+            continue
+        if not (rows.script_ok(file, where, "text", lang, text, rec) and rows.script_ok(file, where, "en", "en", en, rec)):
             continue
         tid = f"{prefix}:{rec.get('id') or where.split()[-1]}"
         if tid in seen:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lira.config import Params
+from lira.critic.checks import read_scores
 from lira.encoders import features_for
 from lira.train.inputs import CandidateTable, candidate_table, kind_of
 
@@ -28,7 +29,7 @@ def candidates_with_scores(params: Params, root: Path, texts: pd.DataFrame) -> C
     for p, stage in ((cpath, "translate"), (spath, "critic_score")):
         if not p.exists():
             raise FileNotFoundError(f"{p}: missing; run `lira stage {stage}` first")
-    return candidate_table(texts, pd.read_parquet(cpath), pd.read_parquet(spath))
+    return candidate_table(texts, pd.read_parquet(cpath), read_scores(spath))
 
 
 def text_features(

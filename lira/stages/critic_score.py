@@ -6,16 +6,19 @@ Inputs: ``<prepared>/texts.parquet`` and ``<translations>/candidates.parquet``. 
 - ``scores.parquet``: one row per candidate - text_id, lang, agent, s, e, p (1..10, NaN = missing),
   critic ("llm:<model>" | "reference" | "none"), llm_raw, sim (NaN when the embedding critic is
   off or there is no candidate), flag_empty, flag_preamble, flag_echo, flag_wrong_language,
-  flag_length, length_ratio, english_prob, detected_lang, quarantined, reasons (comma-joined);
+  flag_length, flag_injection, length_ratio, english_prob, detected_lang, quarantined, reasons (comma-joined);
 - ``quarantine.parquet``: the rows failing any gate check, with their reasons and candidate;
 - ``validation.json``: the great-expectations validation result plus the gate summary;
 
 and ``<metrics>/critic.json``. Which critic gives s/e/p: the LLM critic when ``critic_score.llm``
 is set (fail-closed NaN on unparsable answers); else the reference critic where an en_ref exists
 and ``reference_critic`` is on; else NaN with critic "none". Rows without a candidate are kept and
-quarantined ("missing"), never dropped. When the failing share exceeds ``checks.max_fail_share``
-the stage writes quarantine, validation and metrics (not scores) and raises :class:`GateFailure`
-with a report naming the failing checks.
+quarantined ("missing"), never dropped. A candidate a critic was asked about and could not score
+(NaN s/e/p from the LLM critic, NaN sim from the embedding critic) is quarantined as "unscored".
+When the failing share exceeds ``checks.max_fail_share``, or the unscored share (of the candidates
+a critic was asked about) exceeds ``critic_score.max_unscored_share``, the stage writes
+quarantine, validation and metrics (not scores) and raises :class:`GateFailure` with a report
+naming the failing checks. :func:`lira.critic.checks.read_scores` is how later stages read the table back.
 """
 
 from __future__ import annotations
@@ -82,6 +85,25 @@ def critic_scores(params: Params, df: pd.DataFrame) -> pd.DataFrame:
             critic[i] = "reference"
     return pd.DataFrame({"s": s, "e": e, "p": p, "critic": pd.array(critic, dtype="string"),
                          "llm_raw": pd.array(raw, dtype="string")})
+
+
+def asked_rows(params: Params, frame: pd.DataFrame) -> np.ndarray:
+    """Rows with a candidate that some critic was asked to score."""
+    has_cand = frame["candidate"].notna().to_numpy() & (frame["candidate"].fillna("").str.strip() != "").to_numpy()
+    spe_asked = (frame["critic"] != "none").fillna(False).to_numpy(dtype=bool)
+    return has_cand & (spe_asked | params.critic_score.embedding_critic)
+
+
+def unscored_rows(params: Params, frame: pd.DataFrame) -> np.ndarray:
+    """Rows a critic was asked about that got no number: NaN s/e/p from a critic, or a NaN sim
+    with the embedding critic on. Never a number made up for them: they are quarantined."""
+    has_cand = frame["candidate"].notna().to_numpy() & (frame["candidate"].fillna("").str.strip() != "").to_numpy()
+    spe_asked = (frame["critic"] != "none").fillna(False).to_numpy(dtype=bool)
+    spe = frame[["s", "e", "p"]].to_numpy(dtype=float)
+    bad = spe_asked & ~np.isfinite(spe).all(axis=1)
+    if params.critic_score.embedding_critic:
+        bad |= ~np.isfinite(frame["sim"].to_numpy(dtype=float))
+    return has_cand & bad
 
 
 def similarity(params: Params, df: pd.DataFrame, root: Path) -> np.ndarray:
@@ -162,8 +184,15 @@ def run(params: Params, root: Path) -> dict:
     })
     frame = pd.concat([frame, scores_spe, flags], axis=1)
     frame["sim"] = sim
-    gate = run_gate(frame, checks, id_column="row")
-    reasons = [",".join(gate.reasons.get(i, [])) for i in range(len(df))]
+    out_dir = root / paths.critic
+    try:
+        gate = run_gate(frame, checks, id_column="row")
+    except GateFailure:
+        (out_dir / "scores.parquet").unlink(missing_ok=True)  # a broken gate leaves no table that looks gated
+        raise
+    unscored = unscored_rows(params, frame)
+    row_reasons = {i: [*gate.reasons.get(i, []), *(["unscored"] if unscored[i] else [])] for i in range(len(df))}
+    reasons = [",".join(row_reasons[i]) for i in range(len(df))]
     frame["reasons"] = pd.array(reasons, dtype="string")
     frame["quarantined"] = (frame["reasons"] != "").astype(bool)
 
@@ -175,13 +204,26 @@ def run(params: Params, root: Path) -> dict:
                                    if "raw" in df.columns else pd.NA).reset_index(drop=True)
 
     metrics = build_metrics(scores, df, gate, checks.max_fail_share)
+    asked = int(asked_rows(params, frame).sum())
+    n_unscored = int(unscored.sum())
+    max_unscored = params.critic_score.max_unscored_share
+    metrics.update(unscored=n_unscored, unscored_share=n_unscored / asked if asked else 0.0,
+                   max_unscored_share=max_unscored)
+    if n_unscored:
+        metrics["reasons"] = dict(sorted({**metrics["reasons"], "unscored": n_unscored}.items()))
+        metrics["quarantined"] = int(scores["quarantined"].sum())
     report = gate_report(gate, checks.max_fail_share)
+    if n_unscored:
+        report += (f"\ncritic: unscored {n_unscored}/{asked} candidates ({metrics['unscored_share']:.1%}; "
+                   f"max_unscored_share = {max_unscored:.1%}), quarantined as 'unscored'")
+    if metrics["unscored_share"] > max_unscored:
+        metrics["gate_passed"] = False
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
-    out_dir = root / paths.critic
     write_parquet(out_dir / "quarantine.parquet", quarantine)
     write_json(out_dir / "validation.json", {
         "gate_passed": metrics["gate_passed"], "failing_share": gate.failing_share,
-        "max_fail_share": checks.max_fail_share, "report": report, "checks": gate.checks,
+        "max_fail_share": checks.max_fail_share, "unscored": n_unscored, "unscored_share": metrics["unscored_share"],
+        "max_unscored_share": max_unscored, "report": report, "checks": gate.checks,
         "great_expectations": gate.validation,
     })
     write_json(root / paths.metrics / "critic.json", metrics)

@@ -11,7 +11,9 @@ Input ``<prepared>/texts.parquet`` (the languages of ``shared.languages``; every
     distortion      simulated: the planted distortion or "clean"; <NA> for real backends
     cache_key
 
-and ``<metrics>/translate.json``. Raw outputs go through the append-only cache under
+and ``<metrics>/translate.json`` (per agent its ``failed_share``). An agent failing on more than
+``translate.max_failed_share`` of its rows fails the stage (:class:`StageFailed`, metrics written,
+no candidates table). Raw outputs go through the append-only cache under
 ``<cache>/translations`` one batch at a time, so an interrupted run resumes where it stopped and a
 rerun with nothing new makes no backend call at all (the backend isn't even built).
 """
@@ -27,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from lira.config import AgentParams, Params
+from lira.errors import StageFailed
 from lira.io import write_json, write_parquet
 from lira.translate.agents import (
     ChatBackend,
@@ -150,8 +153,10 @@ def translate_agent(agent: AgentParams, requests: list[TranslationRequest], cach
             distortions[distortion] += 1
         if cand is not None:
             lang_count["candidates"] += 1
+    asked = len(requests) - count["no_reference"]
     summary = {
         "backend": agent.backend, "model": cls.model_name(agent), "rows": len(requests),
+        "failed_share": count["failed"] / asked if asked else 0.0,
         "cached": count["cached"], "new": count["new"], "failed": count["failed"],
         "no_reference": count["no_reference"], "backend_calls": calls,
         "unique_translated": len(todo) - len(failed),
@@ -190,7 +195,8 @@ def run(params: Params, root: Path) -> dict:
         log.info("translate %s: %s", agent.name, {k: agents[agent.name][k] for k in ("cached", "new", "failed")})
 
     out = pd.DataFrame(rows, columns=COLUMNS).astype("string")
-    write_parquet(root / paths.translations / "candidates.parquet", out)
+    max_failed = params.translate.max_failed_share
+    failed_agents = [name for name, a in agents.items() if a["failed_share"] > max_failed]
     summary = {
         "texts": len(requests),
         "rows": len(out),
@@ -202,8 +208,19 @@ def run(params: Params, root: Path) -> dict:
         "no_reference": sum(a["no_reference"] for a in agents.values()),
         "backend_calls": sum(a["backend_calls"] for a in agents.values()),
         "candidates": int(out["candidate"].notna().sum()),
+        "max_failed_share": max_failed,
+        "failed_agents": failed_agents,
+        "passed": not failed_agents,
         "agents": agents,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     write_json(root / paths.metrics / "translate.json", summary)
+    table = root / paths.translations / "candidates.parquet"
+    if failed_agents:
+        table.unlink(missing_ok=True)  # never leave an old table that looks like this run's
+        detail = "; ".join(f"{n}: {agents[n]['failed']}/{agents[n]['rows'] - agents[n]['no_reference']} rows failed"
+                           for n in failed_agents)
+        raise StageFailed(f"translate: agent(s) over translate.max_failed_share = {max_failed:.1%}: {detail}. "
+                          "Successful outputs are cached; fix the backend and rerun (only the failures are retried)")
+    write_parquet(table, out)
     return summary

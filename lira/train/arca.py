@@ -180,9 +180,13 @@ def train_arca(
             a = torch.multinomial(logp.exp().detach(), 1, generator=gen).squeeze(-1)
             reward = torch.nan_to_num(data.reward[b], nan=0.0)
             valid = data.mask[b] & torch.isfinite(data.reward[b])
-            if has_reward:
-                l_rl = reinforce_loss(logp, a, reward, valid, cfg.baseline, baseline.value if cfg.baseline == "running_mean" else None)
-                baseline.update(reward.gather(1, a[:, None]).squeeze(1))
+            # An unscored pick (NaN reward) carries no signal: its row leaves the RL term instead of
+            # counting as reward 0 (reinforce_loss refuses such an action).
+            rl = valid.gather(1, a[:, None]).squeeze(1)
+            if has_reward and bool(rl.any()):
+                l_rl = reinforce_loss(logp[rl], a[rl], reward[rl], valid[rl], cfg.baseline,
+                                      baseline.value if cfg.baseline == "running_mean" else None)
+                baseline.update(reward[rl].gather(1, a[rl][:, None]).squeeze(1))
             else:
                 l_rl = logp.new_zeros(())
             p_lr = live.slots(b) if live is not None else data.lr[b]

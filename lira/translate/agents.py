@@ -93,6 +93,10 @@ class TranslatorBackend:
 class ChatBackend(TranslatorBackend):
     """A backend that answers chat messages; translation = prompt + chat + (later) parsing."""
 
+    # True when generate_chat retries failed requests itself (within agent.max_retries), takes an
+    # ``accept`` callback whose refusals use the same budget, and reports ``last_attempts``.
+    handles_retries: bool = False
+
     def generate_chat(self, messages: list[Messages], *, response_format: dict | None = None,
                       max_new_tokens: int | None = None) -> list[str | None]:
         """One completion per conversation; ``None`` for a request that failed for good."""

@@ -1,8 +1,11 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, a vLLM or TGI server, llama.cpp...).
 
 - ``base_url`` from the agent (else ``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``);
-- the API key only from the environment variable named by ``api_key_env`` (never from params);
-- a per-request timeout, retries with exponential backoff and jitter on 429, 5xx, timeouts and
+- the API key only from the environment variable named by ``api_key_env`` (never from params),
+  which must be ``LIRA_*`` or allow-listed, and never over plain http to a non-loopback host
+  (:mod:`lira.credentials`);
+- ``timeout_s`` is a total deadline per HTTP request (not only per network read); retries with
+  exponential backoff and jitter on 429, 5xx, timeouts and
   connection errors (``Retry-After`` is honoured, capped), no retry on other 4xx;
 - at most ``concurrency`` requests in flight (a thread pool sharing one ``httpx.Client``).
 
@@ -12,14 +15,17 @@ rerun tries it again.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from lira.credentials import check_key_env, check_key_transport
 from lira.translate.agents import ChatBackend
 from lira.translate.prompts import Messages
 
@@ -41,6 +47,13 @@ class OpenAIBackend(ChatBackend):
         self.url = base.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json"}
         if agent.api_key_env:
+            # Checked again here: base_url may come from $OPENAI_BASE_URL, and params may have been
+            # built without validation.
+            try:
+                check_key_env(agent.api_key_env)
+                check_key_transport(self.url)
+            except ValueError as e:
+                raise ValueError(f"agent {agent.name!r}: {e}") from None
             key = os.environ.get(agent.api_key_env)
             if not key:
                 raise ValueError(
@@ -56,21 +69,58 @@ class OpenAIBackend(ChatBackend):
         self.backoff_max_s = BACKOFF_MAX_S
         self.response_format_ok = True  # turned off when the server rejects response_format
         self.requests_sent = 0  # HTTP requests, retries included (for tests and metrics)
+        self.last_attempts: list[int] = []  # requests per conversation of the last generate_chat
         self._lock = threading.Lock()
 
+    handles_retries = True  # generate_chat retries within max_retries and takes ``accept``
+
     def generate_chat(self, messages: list[Messages], *, response_format: dict | None = None,
-                      max_new_tokens: int | None = None) -> list[str | None]:
-        def one(conv: Messages) -> str | None:
-            return self.complete(conv, response_format=response_format, max_new_tokens=max_new_tokens)
+                      max_new_tokens: int | None = None,
+                      accept: Callable[[str], bool] | None = None) -> list[str | None]:
+        """One completion per conversation (``None`` = failed for good).
+
+        ``accept``: an answer it rejects is retried like a failed request, from the same budget of
+        ``1 + max_retries`` requests (the last answer is returned either way). Requests used per
+        conversation are left in :attr:`last_attempts`.
+        """
+        def one(conv: Messages) -> tuple[str | None, int]:
+            return self._complete(conv, response_format=response_format, max_new_tokens=max_new_tokens,
+                                  accept=accept)
 
         if len(messages) <= 1 or self.agent.concurrency == 1:
-            return [one(c) for c in messages]
-        with ThreadPoolExecutor(max_workers=min(self.agent.concurrency, len(messages))) as pool:
-            return list(pool.map(one, messages))
+            results = [one(c) for c in messages]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.agent.concurrency, len(messages))) as pool:
+                results = list(pool.map(one, messages))
+        self.last_attempts = [n for _, n in results]
+        return [out for out, _ in results]
 
     def complete(self, conv: Messages, *, response_format: dict | None = None,
                  max_new_tokens: int | None = None) -> str | None:
         """One chat completion with retries; ``None`` when it failed for good."""
+        return self._complete(conv, response_format=response_format, max_new_tokens=max_new_tokens)[0]
+
+    def _post(self, payload: dict[str, Any]) -> tuple[int, Any, str]:
+        """(status, headers, body) of one request that ends within ``timeout_s`` in total.
+
+        httpx's timeout bounds each network operation, so a server sending a byte every few
+        hundred ms could hold a request forever; the body is read in chunks against a deadline.
+        """
+        import httpx
+
+        deadline = time.monotonic() + self.agent.timeout_s
+        chunks: list[bytes] = []
+        with self.client.stream("POST", self.url, json=payload) as r:
+            for chunk in r.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"no complete response within timeout_s={self.agent.timeout_s}")
+            encoding = r.encoding or "utf-8"
+            status, headers = r.status_code, r.headers
+        return status, headers, b"".join(chunks).decode(encoding, errors="replace")
+
+    def _complete(self, conv: Messages, *, response_format: dict | None = None, max_new_tokens: int | None = None,
+                  accept: Callable[[str], bool] | None = None) -> tuple[str | None, int]:
         import httpx
 
         payload: dict[str, Any] = {
@@ -84,41 +134,52 @@ class OpenAIBackend(ChatBackend):
         if response_format is not None and self.response_format_ok:
             payload["response_format"] = response_format
         attempt = 0
+        sent = 0
+        rejected: str | None = None  # the last answer ``accept`` refused
         while True:
             retry_after: float | None = None
+            backoff = True
             with self._lock:
                 self.requests_sent += 1
+            sent += 1
             try:
-                r = self.client.post(self.url, json=payload)
+                status, headers, body = self._post(payload)
             except (httpx.TimeoutException, httpx.TransportError) as e:
                 err = f"{type(e).__name__}: {e}"
             else:
-                if r.status_code == 200:
+                if status == 200:
                     try:
-                        content = r.json()["choices"][0]["message"]["content"]
-                        return content if content is not None else ""
+                        content = json.loads(body)["choices"][0]["message"]["content"]
                     except (ValueError, KeyError, IndexError, TypeError) as e:
-                        err = f"malformed response ({type(e).__name__}): {r.text[:200]!r}"
-                elif r.status_code == 400 and "response_format" in payload:
+                        err = f"malformed response ({type(e).__name__}): {body[:200]!r}"
+                    else:
+                        content = content if isinstance(content, str) else ""
+                        if accept is None or accept(content):
+                            return content, sent
+                        rejected, backoff = content, False
+                        err = f"answer rejected: {content[:200]!r}"
+                elif status == 400 and "response_format" in payload:
                     # Older servers reject structured output: ask again without it (not a retry).
                     log.warning("%s rejected response_format (%s); continuing without it",
-                                self.url, r.text[:200])
+                                self.url, body[:200])
                     self.response_format_ok = False
                     payload.pop("response_format")
                     continue
-                elif r.status_code == 429 or r.status_code >= 500:
-                    err = f"HTTP {r.status_code}: {r.text[:200]!r}"
-                    retry_after = _retry_after(r.headers.get("retry-after"))
+                elif status == 429 or status >= 500:
+                    err = f"HTTP {status}: {body[:200]!r}"
+                    retry_after = _retry_after(headers.get("retry-after"))
                 else:
                     log.error("agent %s: HTTP %s from %s: %s (not retried)", self.agent.name,
-                              r.status_code, self.url, r.text[:300])
-                    return None
+                              status, self.url, body[:300])
+                    return rejected, sent
             if attempt >= self.agent.max_retries:
                 log.error("agent %s: giving up after %d attempts: %s", self.agent.name, attempt + 1, err)
-                return None
+                return rejected, sent
             delay = min(self.backoff_max_s, self.backoff_s * 2**attempt) * (1 + 0.25 * random.random())
             if retry_after is not None:
                 delay = min(self.backoff_max_s, max(delay, retry_after))
+            if not backoff:
+                delay = 0.0  # the server answered; asking again needs no pause
             log.warning("agent %s: %s; retry %d/%d in %.2fs", self.agent.name, err, attempt + 1,
                         self.agent.max_retries, delay)
             time.sleep(delay)

@@ -111,7 +111,7 @@ def test_llm_critic_in_the_stage_fails_closed(project, monkeypatch):
 
     monkeypatch.setattr(llm_mod, "build_backend", lambda agent, **kw: _FakeJudge(agent, **kw))
     critic = {"llm": {"backend": "openai", "model": "judge-1", "max_retries": 1},
-              "checks": {"max_fail_share": 1.0}}
+              "checks": {"max_fail_share": 1.0}, "max_unscored_share": 0.5}
     _run(project, [SIM], critic)
     df = _scores(project)
     has = df["text_id"] != "vi-noref"
@@ -121,4 +121,5 @@ def test_llm_critic_in_the_stage_fails_closed(project, monkeypatch):
     ok = df[has & ~thai]
     assert (ok["s"] == 8).all() and (ok["e"] == 6).all() and (ok["p"] == 7).all()
     assert not df.loc[thai, "reasons"].str.contains("score_range").any()  # NaN is allowed, not out of range
+    assert (df.loc[thai, "reasons"] == "unscored").all() and df.loc[thai, "quarantined"].all()
     assert math.isnan(df.loc[~has, "s"].iloc[0])
