@@ -13,9 +13,31 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore (briefly process-wide)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, mode: int) -> None:
+    # mkstemp/mkdtemp create 0600/0700 on purpose (no one reads a half-written file); the published
+    # output gets the mode an ordinary open()/mkdir() would have given it under this umask.
+    os.chmod(path, mode & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (atomic on POSIX)."""
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path`` (atomic on POSIX).
+
+    The file ends with the umask's usual mode (0644 under umask 022), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,29 +45,73 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            _as_created(tmp_path, 0o666)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale(path: Path) -> None:
+    """Remove the temp folders a killed publisher of ``path`` left (their pid is gone)."""
+    for p in path.parent.glob(f".{path.name}.pub-*.tmp"):
+        pid = p.name[len(f".{path.name}.pub-"):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``path``; on success it replaces ``path`` (any old folder is
-    moved aside first and removed after), so readers see the old folder or the new one, never half."""
+def publish_dir(path: str | Path) -> Iterator[Path]:
+    """A stage's output folder, published whole or not at all.
+
+    Yields a new empty folder beside ``path`` (same file system, so the swap is a rename); the
+    stage writes every file of its output folder there. When the block ends normally the folder
+    replaces ``path``: the old folder is renamed aside, the new one renamed in, the old one
+    removed (if the second rename fails the old folder is put back). When the block raises, the
+    new folder is deleted and ``path`` is left exactly as it was - a failure part-way never leaves
+    new files beside old ones. Readers see the old folder or the new one, never a mix (between the
+    two renames ``path`` is briefly absent). Folders left by a killed run are swept next time.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _sweep_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.pub-{os.getpid()}-", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
+        _as_created(tmp, 0o777)
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        had_old = path.exists() or path.is_symlink()
+        if had_old:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if had_old:
+                os.replace(old, path)
+            raise
+        if had_old:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# The older name (LoRA adapter folders use it).
+atomic_dir = publish_dir
 
 
 def write_text(path: str | Path, text: str) -> None:
