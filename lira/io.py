@@ -114,6 +114,32 @@ def publish_dir(path: str | Path) -> Iterator[Path]:
 atomic_dir = publish_dir
 
 
+class LockHeld(RuntimeError):
+    """Another process holds the lock file."""
+
+
+@contextmanager
+def hold_lock(path: str | Path, what: str = "another lira run") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the block, or raise ``LockHeld`` at once.
+
+    ``flock`` is released by the kernel when the holder dies, so a killed run never leaves a stale
+    lock behind (unlike a lock *file* whose existence is the lock).
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(f"{path}: held by {what}; wait for it to finish (nothing was started)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
