@@ -63,12 +63,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _dead(pid: str) -> bool:
+    return pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))
+
+
 def _sweep_stale(path: Path) -> None:
-    """Remove the temp folders a killed publisher of ``path`` left (their pid is gone)."""
+    """Clean up after a publisher of ``path`` that was killed (its pid is gone).
+
+    Its unfinished new folder is removed. Killed between the two renames, it left ``path`` absent
+    and the previous folder aside: that folder is put back, so ``path`` is again the last complete
+    output.
+    """
     for p in path.parent.glob(f".{path.name}.pub-*.tmp"):
-        pid = p.name[len(f".{path.name}.pub-"):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if _dead(p.name[len(f".{path.name}.pub-"):].split("-", 1)[0]):
             shutil.rmtree(p, ignore_errors=True)
+    for p in path.parent.glob(f".{path.name}.old-*"):
+        if _dead(p.name[len(f".{path.name}.old-"):]):
+            if not (path.exists() or path.is_symlink()):
+                os.replace(p, path)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 @contextmanager

@@ -100,3 +100,13 @@ def test_publish_dir_sweeps_folders_a_killed_run_left(tmp_path):
     with publish_dir(out) as tmp:
         (tmp / "a").write_text("1")
     assert not dead.exists() and live.exists()
+
+
+def test_publish_dir_restores_the_old_folder_a_run_killed_mid_swap_left_aside(tmp_path):
+    out = tmp_path / "out"
+    aside = tmp_path / ".out.old-999999999"  # killed after moving the old folder aside
+    aside.mkdir()
+    (aside / "a").write_text("old")
+    with pytest.raises(RuntimeError), publish_dir(out):
+        raise RuntimeError("this run fails too")
+    assert _snapshot(out) == {"a": b"old"} and not aside.exists()
