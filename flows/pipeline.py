@@ -15,8 +15,9 @@ Params overrides (``overrides`` + ``preset``)
 A run may carry dotted overrides such as ``{"train_arca.lr": 0.005, "train_lasr.ablations": []}``
 and a preset (``shared.preset``). Only training parameters may be overridden: the keys of
 ``flows.guard.ALLOWED_OVERRIDES`` (never encoder specs, ``trust_remote_code``, servers, API keys,
-sources or paths), and every path the params name must stay inside the project root. They are applied like ``dvc exp run -S key=value``: written into
-the workspace's ``params.yaml`` before the first stage, because the stages read only params.yaml
+sources or paths), and every path the params name must stay inside the project root. They are
+applied like ``dvc exp run -S key=value``: written into the workspace's ``params.yaml`` before
+the first stage, because the stages read only params.yaml
 and DVC tracks params through it (``dvc.lock`` records what the run used). Before anything is
 written the merged params are validated by ``lira.config``: a wrong key or value fails the run
 before any stage starts, naming the key. When the run ends (success or failure) the original

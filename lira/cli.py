@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -110,8 +109,7 @@ def run(
     # The locks come before tracking: a run that is refused must not leave an empty MLflow parent
     # run nor repoint the recorded one (.cache/lira/mlflow_parent.json).
     try:
-        with contextlib.ExitStack() as locks:
-            locks.enter_context(hold_lock(root / RUN_LOCK, "another `lira run` or Prefect flow run"))
+        with hold_lock(root / RUN_LOCK, "another `lira run` or Prefect flow run"):
             with _dvc_lock(root):
                 # Held while the parent run is made, so a `dvc repro` cannot start in between.
                 if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:

@@ -42,8 +42,7 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, umask, mask, file_
 
 def test_hold_lock_refuses_a_second_holder_and_frees_on_exit(tmp_path):
     lock = tmp_path / ".dvc" / "tmp" / "x.lock"
-    with hold_lock(lock):
-        with pytest.raises(LockHeld, match="held by"), hold_lock(lock):
-            pass
+    with hold_lock(lock), pytest.raises(LockHeld, match="held by"), hold_lock(lock):
+        pass
     with hold_lock(lock):
         pass

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import pipeline, retrain as retrain_mod
+from flows import pipeline
+from flows import retrain as retrain_mod
 from flows.guard import ALLOWED_OVERRIDES, allowed, check_overrides, confine
 from lira.config import ConfigError, Params
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_infra_compose import interpolate, read_env_example  # same folder (pytest puts it on sys.path)
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -52,9 +51,9 @@ def test_no_latest_and_every_image_pinned(rendered):
         assert PINNED.search(image), f"{name}: {image} is not an exact version or digest"
     for dockerfile in ("worker.Dockerfile", "mlflow.Dockerfile"):
         text = (INFRA / dockerfile).read_text()
+        args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.MULTILINE))
         for base in re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE):
-            args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.MULTILINE))
-            resolved = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
+            resolved = re.sub(r"\$\{(\w+)\}", lambda m, a=args: a[m.group(1)], base)
             assert re.search(r":v?\d+\.\d+\.\d+", resolved), f"{dockerfile}: FROM {resolved} is not an exact version"
 
 
