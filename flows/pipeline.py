@@ -13,8 +13,11 @@ MLflow run link (``mlflow_run.json``) as Prefect artifacts.
 Params overrides (``overrides`` + ``preset``)
 ---------------------------------------------
 A run may carry dotted overrides such as ``{"train_arca.lr": 0.005, "train_lasr.ablations": []}``
-and a preset (``shared.preset``). They are applied like ``dvc exp run -S key=value``: written into
-the workspace's ``params.yaml`` before the first stage, because the stages read only params.yaml
+and a preset (``shared.preset``). Only training parameters may be overridden: the keys of
+``flows.guard.ALLOWED_OVERRIDES`` (never encoder specs, ``trust_remote_code``, servers, API keys,
+sources or paths), and every path the params name must stay inside the project root. They are
+applied like ``dvc exp run -S key=value``: written into the workspace's ``params.yaml`` before
+the first stage, because the stages read only params.yaml
 and DVC tracks params through it (``dvc.lock`` records what the run used). Before anything is
 written the merged params are validated by ``lira.config``: a wrong key or value fails the run
 before any stage starts, naming the key. When the run ends (success or failure) the original
@@ -62,6 +65,12 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from lira.config import STAGES, ConfigError, Params, dotted_overrides, parse_params
+
+try:
+    from flows.guard import check_overrides, check_root, confine_paths
+except ImportError:  # loaded by file path (a deployment entrypoint) from another working directory
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from flows.guard import check_overrides, check_root, confine_paths
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,8 +120,12 @@ def _stage_exit_code(lines: Iterable[str]) -> int | None:
 
 # ------------------------------------------------------------------------------------ project
 def project_root(root: str | Path | None = None) -> Path:
-    """``root`` if given, else ``$LIRA_ROOT``, else the folder holding ``flows/``; must hold dvc.yaml."""
+    """``root`` if given, else ``$LIRA_ROOT``, else the folder holding ``flows/``; must hold dvc.yaml.
+
+    With ``$LIRA_ROOT`` set, a given ``root`` must be that folder (``flows.guard.check_root``).
+    """
     path = Path(root or os.environ.get("LIRA_ROOT") or PROJECT_ROOT).expanduser().resolve()
+    check_root(path)
     if not (path / "dvc.yaml").is_file():
         raise FileNotFoundError(f"{path}: no dvc.yaml here; pass `root` (or set LIRA_ROOT) to the lira project")
     return path
@@ -225,6 +238,21 @@ def resolve_params(root: Path, flat: dict[str, Any] | None = None) -> Params:
         _set_dotted(data, key, value)
     source = f"{params_file} + overrides {sorted(flat)}" if flat else str(params_file)
     return parse_params(data, source)
+
+
+def run_params(
+    root: Path, overrides: dict[str, Any] | list[str] | None = None, preset: str | None = None
+) -> tuple[dict[str, Any], Params]:
+    """A flow run's overrides (allow-listed) and its validated params (every path inside ``root``).
+
+    Raises ``ConfigError`` naming the key before anything is written: a key outside
+    ``flows.guard.ALLOWED_OVERRIDES``, an invalid value, or a path that leaves the project.
+    """
+    flat = flatten_overrides(overrides, preset)
+    check_overrides(flat)
+    params = resolve_params(root, flat)
+    confine_paths(params, root)
+    return flat, params
 
 
 def write_overrides(params_file: Path, flat: dict[str, Any]) -> None:
@@ -530,8 +558,7 @@ def lira_pipeline(
     """Reproduce the pipeline; ``overrides`` are dotted params keys (``{"train_arca.lr": 0.005}``)."""
     logger = get_run_logger()
     project = project_root(root)
-    flat = flatten_overrides(overrides, preset)
-    params = resolve_params(project, flat)  # fails here, before any stage, on a bad override
+    flat, params = run_params(project, overrides, preset)  # fails here, before any stage, on a bad override
     selected = select_stages(stages)
     params_file = project / "params.yaml"
     stage_runs: list[dict[str, Any]] = []

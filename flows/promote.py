@@ -20,10 +20,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 try:
-    from flows.pipeline import flatten_overrides, project_root, resolve_params
+    from flows.pipeline import project_root, run_params
 except ImportError:  # loaded by file path (a deployment entrypoint) from another working directory
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from flows.pipeline import flatten_overrides, project_root, resolve_params
+    from flows.pipeline import project_root, run_params
 
 # The registry is a server in the compose/cluster setups: retry brief network failures.
 PROMOTE_RETRIES = 2
@@ -37,7 +37,7 @@ def promote_model(
     """Run the registry's gate for ``version`` (newest when None); returns the decision as a dict."""
     logger = get_run_logger()
     project = project_root(root)
-    params = resolve_params(project, flatten_overrides(overrides))
+    _, params = run_params(project, overrides)
     from lira.tracking.registry import promote as registry_promote
 
     # Relative stores (the default sqlite:///<root>/mlruns.db) belong to the project root.

@@ -30,11 +30,10 @@ try:
     from flows.pipeline import (
         Preset,
         dvc_command,
-        flatten_overrides,
         lira_pipeline,
         project_root,
-        resolve_params,
         run_logged,
+        run_params,
         stage_env,
         workspace_lock,
     )
@@ -44,11 +43,10 @@ except ImportError:  # loaded by file path (a deployment entrypoint) from anothe
     from flows.pipeline import (
         Preset,
         dvc_command,
-        flatten_overrides,
         lira_pipeline,
         project_root,
-        resolve_params,
         run_logged,
+        run_params,
         stage_env,
         workspace_lock,
     )
@@ -132,8 +130,7 @@ def retrain(
     a warning when it is unreachable).
     """
     project = project_root(root)
-    flat = flatten_overrides(overrides, preset)
-    params = resolve_params(project, flat)  # a bad override fails before the pull
+    flat, params = run_params(project, overrides, preset)  # a bad override fails before the pull
     skipped = {"done": False, "remote": None, "reason": "disabled"}
     with workspace_lock(project, get_run_logger()):
         pulled = dvc_pull(str(project)) if pull else skipped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -57,21 +58,47 @@ def stage(
     typer.echo(f"{name}: done in {summary.get('seconds', '?')} s")
 
 
+# `lira run` and the Prefect flows share this lock (flows/pipeline.py: WORKSPACE_LOCK), so a run
+# never starts beside another one in the same workspace.
+RUN_LOCK = Path(".dvc") / "tmp" / "lira-flow.lock"
+# DVC's own repository lock (dvc/repo/__init__.py: <tmp_dir>/lock, a zc.lockfile flock).
+DVC_LOCK = Path(".dvc") / "tmp" / "lock"
+
+
+@contextmanager
+def _dvc_lock(root: Path):
+    """Hold DVC's repository lock for the block: refused (``LockHeld``) while a ``dvc`` command runs."""
+    import zc.lockfile
+
+    from lira.io import LockHeld
+
+    (root / DVC_LOCK).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = zc.lockfile.LockFile(str(root / DVC_LOCK))
+    except zc.lockfile.LockError:
+        raise LockHeld(f"{root / DVC_LOCK}: a dvc command is running in this workspace; wait for it to "
+                       "finish (nothing was started)") from None
+    try:
+        yield
+    finally:
+        lock.close()
+
+
 @app.command()
 def run(
     force: bool = typer.Option(False, help="rerun every stage (dvc repro --force)"),
     stage_name: Optional[str] = typer.Argument(None, help="reproduce up to this stage only"),
 ) -> None:
     """Reproduce the whole pipeline with DVC (only what changed reruns), then print the metrics."""
+    from lira.io import LockHeld, hold_lock
+
     params = _params(Path("params.yaml"))
+    root = Path(".")
+    if not (root / ".dvc").is_dir():
+        _fail(f"{root.resolve()}: not a DVC project (no .dvc/); run `lira run` from the project root", 2)
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:
-        from lira.tracking.runs import PARENT_ENV, start_pipeline
-
-        # One MLflow parent run for this reproduction; each stage that reruns nests under it.
-        env[PARENT_ENV] = start_pipeline(params, Path("."))
     dvc = Path(bindir) / "dvc"
     # --pull: a fresh clone fetches data/raw (and any cached outputs) from the default remote.
     cmd = [str(dvc) if dvc.exists() else "dvc", "repro", "--pull"]
@@ -79,8 +106,21 @@ def run(
         cmd.append("--force")
     if stage_name:
         cmd.append(stage_name)
-    typer.echo("$ dvc " + " ".join(cmd[1:]))
-    rc = subprocess.call(cmd, env=env)
+    # The locks come before tracking: a run that is refused must not leave an empty MLflow parent
+    # run nor repoint the recorded one (.cache/lira/mlflow_parent.json).
+    try:
+        with hold_lock(root / RUN_LOCK, "another `lira run` or Prefect flow run"):
+            with _dvc_lock(root):
+                # Held while the parent run is made, so a `dvc repro` cannot start in between.
+                if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:
+                    from lira.tracking.runs import PARENT_ENV, start_pipeline
+
+                    # One MLflow parent run for this reproduction; each stage that reruns nests under it.
+                    env[PARENT_ENV] = start_pipeline(params, root)
+            typer.echo("$ dvc " + " ".join(cmd[1:]))
+            rc = subprocess.call(cmd, env=env)
+    except LockHeld as e:
+        _fail(str(e))
     if rc != 0:
         _fail(f"dvc repro failed (exit {rc})", rc)
     metrics = Path(params.shared.paths.metrics)

@@ -15,7 +15,7 @@ from lira.config import Params
 from lira.data.readers import READERS, DataError, read_sample
 from lira.data.schemas import TABLES, Dataset, frame
 from lira.data.splits import assign_splits
-from lira.io import write_json, write_parquet
+from lira.io import publish_dir, write_json, write_parquet
 
 # (table, id column) of the units that carry a split; their texts inherit it.
 _UNITS = {"items": "item_id", "queries": "query_id", "sts": "pair_id", "mc": "mc_id", "parallel": "pair_id"}
@@ -114,9 +114,11 @@ def run(params: Params, root: Path) -> dict:
         ds = cap(ds, params.build_dataset.max_per_language)
     split(ds, params)
     frames = ds.frames()
-    out = root / params.shared.paths.prepared
-    for name in TABLES:
-        write_parquet(out / f"{name}.parquet", frames[name] if name in frames else frame(name, []))
-    summary = report(ds)
-    write_json(root / params.shared.paths.metrics / "dataset.json", summary)
+    # Every table lands in a new folder that replaces data/prepared only once all are written, and
+    # the count report is written last inside it: a failure part-way publishes nothing.
+    with publish_dir(root / params.shared.paths.prepared) as out:
+        for name in TABLES:
+            write_parquet(out / f"{name}.parquet", frames[name] if name in frames else frame(name, []))
+        summary = report(ds)
+        write_json(root / params.shared.paths.metrics / "dataset.json", summary)
     return summary

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
-SERVICES = {"postgres", "prefect-server", "minio", "minio-init", "mlflow", "worker-cpu", "worker-gpu", "vllm"}
+SERVICES = {"postgres", "prefect-server", "minio", "minio-init", "mlflow", "mlflow-init", "worker-cpu", "worker-gpu", "vllm"}
+INIT_JOBS = {"minio-init", "mlflow-init"}
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; "$$" is a literal "$".
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 SECRET = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY")
@@ -76,7 +77,8 @@ def test_every_variable_is_documented_and_no_secret_committed(raw):
         if SECRET.search(key):
             assert value == "", f".env.example commits a value for the secret {key}"
     required = {m.group(1) for m in VAR.finditer(raw) if (m.group(2) or "").endswith("?")}
-    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "VLLM_API_KEY"} <= required
+    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "VLLM_API_KEY", "PREFECT_AUTH_PASSWORD", "MLFLOW_ADMIN_PASSWORD",
+            "MLFLOW_FLASK_SECRET_KEY", "MLFLOW_WORKER_PASSWORD", "MINIO_WORKER_PASSWORD", "MINIO_MLFLOW_PASSWORD"} <= required
     # Secrets never get a fallback: a missing one must stop compose, not run with a default.
     for m in VAR.finditer(raw):
         if SECRET.search(m.group(1)) and m.group(1) != "HF_TOKEN":
@@ -104,7 +106,7 @@ def test_ports_only_on_loopback(compose, rendered):
                 )
     assert published >= 5
     assert "0.0.0.0:" not in yaml.safe_dump([s.get("ports", []) for s in compose["services"].values()])
-    for name in ("postgres", "minio-init", "worker-cpu", "worker-gpu"):
+    for name in ("postgres", "minio-init", "mlflow-init", "worker-cpu", "worker-gpu"):
         assert not rendered["services"][name].get("ports"), f"{name} has no business on the host network"
 
 
@@ -121,7 +123,7 @@ def test_every_service_on_the_internal_network(compose):
 def test_healthchecks_and_depends_on_are_sane(compose):
     services = compose["services"]
     for name, svc in services.items():
-        if name != "minio-init":
+        if name not in INIT_JOBS:
             assert "healthcheck" in svc and svc["healthcheck"]["test"], f"{name} has no healthcheck"
         for dep, spec in (svc.get("depends_on") or {}).items():
             assert dep in services, f"{name} depends on unknown {dep}"
@@ -166,8 +168,9 @@ def test_servers_are_wired_as_described(rendered):
     assert s["prefect-server"]["environment"]["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith(
         "postgresql+asyncpg://lira:dummy-postgres_password@postgres:5432/prefect"
     )
-    init = " ".join(s["minio-init"]["command"])
-    assert "mc mb --ignore-existing" in init and "${DVC_BUCKET}" in init and "${MLFLOW_BUCKET}" in init
+    assert s["minio-init"]["entrypoint"] == ["/bin/sh", "/policies/init.sh"] and "./minio:/policies:ro" in s["minio-init"]["volumes"]
+    init = (INFRA / "minio" / "init.sh").read_text()
+    assert 'mc mb --ignore-existing "lira/$DVC_BUCKET" "lira/$MLFLOW_BUCKET"' in init
     for name, pool in (("worker-cpu", "lira-cpu"), ("worker-gpu", "lira-gpu")):
         w = s[name]
         assert w["command"][w["command"].index("--pool") + 1] == pool
