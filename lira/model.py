@@ -37,6 +37,7 @@ def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor |
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "encoders": {path: _with_backbone_hash(d) for path, d in meta["encoders"].items()}}
     _settings(meta["encoders"]["lrl"], folder)  # an adapter the meta names must be there, unchanged
     parts = [("net", net)] + ([("actor", actor)] if actor is not None else [])
     for name, module in parts:
@@ -49,10 +50,41 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LIRA_CACHE", Path.home() / ".cache" / "lira"))
 
 
-def _settings(d: dict, folder: Path) -> EncoderSettings:
+def _with_backbone_hash(d: dict) -> dict:
+    """An encoder entry naming its backbone by content hash (what :meth:`LiraModel.load` checks)."""
+    from lira.encoders.base import backbone_sha256
+
+    sha = backbone_sha256(d["spec"])
+    if sha is None:
+        raise ValueError(f"encoder {d['spec']!r}: not available locally, so its content hash cannot be recorded")
+    if d.get("backbone_sha256") not in (None, sha):
+        raise ValueError(f"encoder {d['spec']!r}: its content changed since training (backbone_sha256 differs)")
+    return {**d, "backbone_sha256": sha}
+
+
+def _check_backbone(d: dict, meta_path: Path) -> None:
+    from lira.encoders.base import backbone_sha256
+    from lira.integrity import IntegrityError
+
+    want = d.get("backbone_sha256")
+    if not want:
+        raise IntegrityError(f"{meta_path}: encoder {d['spec']!r} is not named by a content hash (no backbone_sha256)")
+    got = backbone_sha256(d["spec"])
+    if got is None:
+        raise IntegrityError(f"{meta_path}: encoder {d['spec']!r} is not available locally; its backbone cannot be checked")
+    if got != want:
+        raise IntegrityError(
+            f"{meta_path}: the backbone of encoder {d['spec']!r} has content hash {got[:12]}, not the "
+            f"{want[:12]} this model was saved with (changed, or another model under that name): refused"
+        )
+
+
+def _settings(d: dict, folder: Path, trust_remote_code: bool | None = None) -> EncoderSettings:
+    """Encoder settings from a folder's entry; ``trust_remote_code`` (the caller's word) overrides the file's."""
     settings = EncoderSettings(
         spec=d["spec"], max_length=d["max_length"], batch_size=d["batch_size"], query_prefix=d["query_prefix"],
-        passage_prefix=d["passage_prefix"], trust_remote_code=d["trust_remote_code"],
+        passage_prefix=d["passage_prefix"],
+        trust_remote_code=bool(d["trust_remote_code"]) if trust_remote_code is None else trust_remote_code,
     )
     if not d.get("adapter"):
         return settings
@@ -69,7 +101,11 @@ class LiraModel:
         self.s_feat: int = meta["s_feat"]
 
     @classmethod
-    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> LiraModel:
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None, trust_remote_code: bool = False) -> LiraModel:
+        """Load a model folder. It runs no code from the folder or its backbone: the backbone must have
+        the content hash the folder names, and a backbone that needs its own Python code
+        (``trust_remote_code`` in ``lira_model.json``) loads only if the caller passes
+        ``trust_remote_code=True`` - what the file says never enables it."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
@@ -80,7 +116,17 @@ class LiraModel:
         if meta.get("format") != MODEL_FORMAT:
             raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
         models_dir = Path(cache_dir or default_cache_dir()) / "models"
-        lrl_s, en_s = _settings(meta["encoders"]["lrl"], folder), _settings(meta["encoders"]["en"], folder)
+        for path in ("lrl", "en"):
+            d = meta["encoders"][path]
+            if d.get("trust_remote_code") is True and not trust_remote_code:
+                raise ValueError(
+                    f"{meta_path}: encoder {d['spec']!r} asks to run its own Python code (trust_remote_code: true). "
+                    "lira never enables that because a model folder says so: pass --trust-remote-code (CLI) or "
+                    "trust_remote_code=True (API) if you trust this model"
+                )
+            _check_backbone(d, meta_path)
+        lrl_s, en_s = (_settings(meta["encoders"][p], folder, trust_remote_code and bool(meta["encoders"][p].get("trust_remote_code")))
+                       for p in ("lrl", "en"))
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
         net = LiraNet.from_meta(meta)
