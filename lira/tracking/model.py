@@ -29,6 +29,7 @@ from lira.tracking import runs
 
 GATE_FILE = "gate.json"
 MODEL_NAME = "model"
+TAG_MANIFEST = "lira.manifest_sha256"
 
 
 def _missing(x: Any) -> bool:
@@ -38,10 +39,15 @@ def _missing(x: Any) -> bool:
 class LiraPyfunc(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame[text, lang, (kind), (translation)]) -> float32 [N, d]`` via LiraModel.embed."""
 
+    def __init__(self, manifest_sha256: str | None = None):
+        super().__init__()
+        self.manifest_sha256 = manifest_sha256
+
     def load_context(self, context) -> None:
         from lira.model import LiraModel
 
-        self.model = LiraModel.load(context.artifacts["lira_model"])
+        # the manifest hash known at logging time: the artifacts must be the files that were logged
+        self.model = LiraModel.load(context.artifacts["lira_model"], manifest_sha256=getattr(self, "manifest_sha256", None))
 
     def __getstate__(self) -> dict[str, Any]:
         # The loaded LiraModel (encoder weights included) is rebuilt by load_context from the
@@ -169,6 +175,10 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
         raise ValueError(
             f"gate metric {gate['metric']!r} differs from tracking.gate_metric {params.tracking.gate_metric!r}"
         )
+    from lira.model import manifest_sha256, verify_manifest
+
+    verify_manifest(model_dir)  # never register a folder that does not match its own manifest
+    manifest = manifest_sha256(model_dir)
     c = runs.client(params, root)
     example = input_example(model_dir)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp:
@@ -185,7 +195,7 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 registered_model_name=params.tracking.registered_model,
-                python_model=LiraPyfunc(),
+                python_model=LiraPyfunc(manifest),
                 artifacts={"lira_model": str(model_dir), "gate": str(gate_path)},
                 pip_requirements=pip_requirements(),
                 input_example=example,
@@ -193,6 +203,8 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
                 await_registration_for=0,
             )
     version = str(info.registered_model_version)
+    # what loading from the registry checks the downloaded folder against (lira.api)
+    c.set_model_version_tag(params.tracking.registered_model, version, TAG_MANIFEST, manifest)
     c.set_model_version_tag(params.tracking.registered_model, version, "gate.metric", gate["metric"])
     c.set_model_version_tag(
         params.tracking.registered_model, version, "gate.mean", f"{np.mean(gate['values']):.6f}"
