@@ -19,8 +19,8 @@ from lira_testkit import build_lira_folder
 from lira.integrity import IntegrityError
 from lira.model import LiraModel
 
-GATE = {"metric": "retrieval.ndcg@10", "query_ids": ["q1", "q2", "q3"], "values": [0.5, 0.6, 0.7],
-        "baselines": {"frozen": [0.4, 0.5, 0.5]}}
+GATE = {"format": "lira-gate/2", "test_set_sha256": "ab" * 32, "query_ids": ["q1", "q2", "q3"],
+        "metrics": {"retrieval.ndcg@10": [0.5, 0.6, 0.7]}, "baselines": {"frozen": {"retrieval.ndcg@10": [0.4, 0.5, 0.5]}}}
 
 EVIL = '''
 import pathlib
