@@ -121,7 +121,9 @@ def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
     from safetensors.torch import load_file
 
     from lira.arca import Actor
+    from lira.model import verify_manifest
 
+    verify_manifest(folder)  # the files train_lasr wrote, unchanged since
     meta = json.loads((folder / "lira_model.json").read_text())
     net = LiraNet.from_meta(meta)
     net.load_state_dict(load_file(str(folder / "net.safetensors")))
