@@ -161,6 +161,7 @@ def test_the_registry_tag_closes_the_same_folder_loophole(tmp_path, bert, folder
     """A tampered adapter whose hash is rewritten in the same folder (lira_model.json and the
     manifest) passes a plain folder load, but a registry load checks the manifest against the tag."""
     import yaml
+    from lira_testkit import fresh_store
     from safetensors.torch import load_file, save_file
 
     from lira import api
@@ -169,7 +170,6 @@ def test_the_registry_tag_closes_the_same_folder_loophole(tmp_path, bert, folder
     from lira.model import write_manifest
     from lira.tracking import runs
     from lira.tracking.model import TAG_MANIFEST, log_lira_model
-    from lira_testkit import fresh_store
 
     for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "LIRA_MLFLOW_PARENT_RUN_ID"):
         monkeypatch.delenv(k, raising=False)

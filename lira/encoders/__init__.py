@@ -62,7 +62,7 @@ def features_for(
     if not texts:
         return Features(slots=np.zeros((0, params.shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
     try:
-        settings.key
+        _ = settings.key
     except LookupError:  # a hub id not downloaded yet: loading it downloads it, then its hash is known
         load_encoder(params, path, root, adapter)
     cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)

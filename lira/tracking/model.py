@@ -132,7 +132,7 @@ def validate_gate(gate: dict) -> dict:
     """Check a gate record (format ``lira-gate/2``): unique ``query_ids``, a ``test_set_sha256``, and
     for the model and each baseline as many finite values per metric as there are query ids."""
     if not isinstance(gate, dict):
-        raise ValueError("gate record must be an object")
+        raise ValueError("gate record must be an object")  # noqa: TRY004 - callers treat every bad record alike
     if gate.get("format") != GATE_FORMAT:
         raise ValueError(f"gate record format {gate.get('format')!r}, expected {GATE_FORMAT!r}")
     for key in ("test_set_sha256", "query_ids", "metrics"):
@@ -149,7 +149,7 @@ def validate_gate(gate: dict) -> dict:
     baselines = {}
     for name, per in (gate.get("baselines") or {}).items():
         if not isinstance(per, dict):
-            raise ValueError(f"gate record: baseline {name!r} must map metric names to per-query values")
+            raise ValueError(f"gate record: baseline {name!r} must map metric names to per-query values")  # noqa: TRY004
         baselines[str(name)] = {str(m): _finite_list(v, f"baseline {name!r} {m!r}", len(ids)) for m, v in per.items()}
     return {"format": GATE_FORMAT, "test_set_sha256": gate["test_set_sha256"], "query_ids": ids,
             "metrics": metrics, "baselines": baselines}

@@ -148,14 +148,14 @@ class Checkpointer:
 
         with safe_open(str(self.path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a mapping
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
         if _tensors_sha256(tensors) != meta.get("tensors_sha256"):
             raise ValueError("tensor data does not match its recorded sha256")
         state = decode_state(tensors, json.loads(meta["state"]))
         if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
-            raise ValueError("no epoch in the checkpoint state")
+            raise ValueError("no epoch in the checkpoint state")  # noqa: TRY004 - load() reports any error alike
         return state
 
     def save(self, state: dict[str, Any]) -> None:

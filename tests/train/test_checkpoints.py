@@ -8,12 +8,11 @@ import warnings
 
 import pytest
 import torch
+from test_arca_trainer import CFG, synthetic
 
 from lira.integrity import CorruptFileWarning
 from lira.train.arca import ArcaConfig, train_arca
 from lira.train.common import Checkpointer, EarlyStopping, Interrupt, decode_state, encode_state
-
-from test_arca_trainer import CFG, synthetic
 
 
 class _Boom:
