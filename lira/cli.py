@@ -22,6 +22,8 @@ app.add_typer(sample_app, name="sample")
 
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")
 SetOpt = typer.Option(None, "--set", "-S", help="override a param: dotted.key=value (repeatable)")
+TrustOpt = typer.Option(False, "--trust-remote-code", help="allow the model's backbone to run its own Python code "
+                        "(off by default; a model folder asking for it is refused without this flag)")
 
 
 def _params(path: Path, overrides: Optional[list[str]] = None):
@@ -170,6 +172,7 @@ def embed(
     kind: str = typer.Option("query", help="query | passage (E5 prefix)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=".npy or .parquet; default: print JSON"),
     params_file: Path = ParamsOpt,
+    trust_remote_code: bool = TrustOpt,
 ) -> None:
     """Embed texts with an encoder spec or a trained lira model."""
     texts = list(text or [])
@@ -184,7 +187,8 @@ def embed(
     from lira.api import embed as api_embed
 
     try:
-        emb = api_embed(texts, model=model, lang=lang, kind=kind, params_path=params_file)
+        emb = api_embed(texts, model=model, lang=lang, kind=kind, params_path=params_file,
+                        trust_remote_code=trust_remote_code)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _write_embeddings(emb, texts, out)
@@ -223,12 +227,14 @@ def search(
     lang: str = typer.Option(..., "--lang", "-l", help="the query's language (search is in-language)"),
     k: int = typer.Option(10, "--top-k", "-k", min=1),
     params_file: Path = ParamsOpt,
+    trust_remote_code: bool = TrustOpt,
 ) -> None:
     """Top-k items for a query, in the query's language."""
     from lira.api import search as api_search
 
     try:
-        hits = api_search(query, model=model, items_path=items, lang=lang, k=k, params_path=params_file)
+        hits = api_search(query, model=model, items_path=items, lang=lang, k=k, params_path=params_file,
+                          trust_remote_code=trust_remote_code)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     for rank, (item_id, score, text) in enumerate(hits, start=1):

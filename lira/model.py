@@ -1,12 +1,19 @@
 """A trained LiRA model as users load it: encoder specs + adaptors + LaSR (+ Actor) in one folder.
 
-Folder layout (written by the train_lasr stage, format ``lira-model/1``)::
+Folder layout (written by the train_lasr stage, format ``lira-model/2``)::
 
-    lira_model.json     languages, S_feat, encoder settings, adaptor/LaSR/Actor shapes, variant
+    lira_model.json     languages, S_feat, encoder settings (each backbone named by its content
+                        hash, ``backbone_sha256``), adaptor/LaSR/Actor shapes, variant
     net.safetensors     AnchorAdaptors + LaSRHead weights (LiraNet)
     actor.safetensors   the Actor (optional; picks among translation candidates)
     lora_lrl/           the LRL encoder's LoRA adapter, peft format (only when train_arca tuned it;
                         ``encoders.lrl.adapter`` and ``adapter_sha256`` in lira_model.json name it)
+    manifest.json       the sha256 of every other file (written last: it marks the folder complete)
+
+Loading verifies every file against the manifest and refuses a mismatch, naming the file. The
+manifest sits in the same folder as what it covers, so on its own it catches damage, not a forger
+who rewrites it too; the registry closes that: a registered version records the manifest's own
+hash as a tag (``lira.manifest_sha256``) and loading from the registry checks the manifest against it.
 
 ``LiraModel.embed(texts, lang)`` reads LRL text (the English path is used when translations are
 given - e.g. from the translate stage - and dropped otherwise, which LaSR is trained for).
@@ -26,33 +33,122 @@ from lira.arca import Actor
 from lira.encoders import Encoder, EncoderSettings, encode_features
 from lira.lasr.net import LiraNet
 
-MODEL_FORMAT = "lira-model/1"
+MODEL_FORMAT = "lira-model/2"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "lira-manifest/1"
 
 
 def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor | None = None) -> None:
-    """Write a model folder (weights first, ``lira_model.json`` last: its presence marks completeness)."""
+    """Write a model folder (weights first, then ``lira_model.json``, ``manifest.json`` last)."""
     from safetensors.torch import save_file
 
     from lira.io import atomic_path, write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "encoders": {path: _with_backbone_hash(d) for path, d in meta["encoders"].items()}}
     _settings(meta["encoders"]["lrl"], folder)  # an adapter the meta names must be there, unchanged
     parts = [("net", net)] + ([("actor", actor)] if actor is not None else [])
     for name, module in parts:
         with atomic_path(folder / f"{name}.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
     write_json(folder / "lira_model.json", {"format": MODEL_FORMAT, **meta})
+    write_manifest(folder)
+
+
+def write_manifest(folder: str | Path) -> str:
+    """Record the sha256 of every file in ``folder`` (hidden ones aside) in ``manifest.json``;
+    returns the manifest's own sha256 (what the registry records)."""
+    from lira.integrity import file_sha256, tree_files
+    from lira.io import write_text
+
+    folder = Path(folder)
+    files = {rel: file_sha256(folder / rel) for rel in tree_files(folder, skip=[MANIFEST])}
+    write_text(folder / MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=2, sort_keys=True) + "\n")
+    return manifest_sha256(folder)
+
+
+def manifest_sha256(folder: str | Path) -> str:
+    from lira.integrity import bytes_sha256
+
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        from lira.integrity import IntegrityError
+
+        raise IntegrityError(f"{path}: missing; the model folder's files cannot be verified (re-save it with this lira)")
+    return bytes_sha256(path.read_bytes())
+
+
+def verify_manifest(folder: str | Path, expected_sha256: str | None = None) -> None:
+    """Every file of ``folder`` matches ``manifest.json``, and nothing unlisted is there; with
+    ``expected_sha256`` (a registry tag) the manifest itself must have that hash. Refuses naming the file."""
+    from lira.integrity import IntegrityError, file_sha256, tree_files
+
+    folder = Path(folder)
+    path = folder / MANIFEST
+    got = manifest_sha256(folder)
+    if expected_sha256 is not None and got != expected_sha256:
+        raise IntegrityError(
+            f"{path}: sha256 {got[:12]} differs from the {expected_sha256[:12]} recorded when this model was "
+            "registered (the folder was changed after registration): refused"
+        )
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+        files = man["files"]
+        if man.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise ValueError(f"format {man.get('format')!r}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise IntegrityError(f"{path}: not a lira manifest ({e})") from None
+    for rel, want in sorted(files.items()):
+        f = folder / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not f.is_file():
+            raise IntegrityError(f"{f}: listed in {MANIFEST} but missing: refused")
+        if file_sha256(f) != want:
+            raise IntegrityError(f"{f}: content differs from its sha256 in {MANIFEST} (tampered or damaged): refused")
+    extra = [rel for rel in tree_files(folder, skip=[MANIFEST]) if rel not in files]
+    if extra:
+        raise IntegrityError(f"{folder / extra[0]}: not listed in {MANIFEST}: refused")
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LIRA_CACHE", Path.home() / ".cache" / "lira"))
 
 
-def _settings(d: dict, folder: Path) -> EncoderSettings:
+def _with_backbone_hash(d: dict) -> dict:
+    """An encoder entry naming its backbone by content hash (what :meth:`LiraModel.load` checks)."""
+    from lira.encoders.base import backbone_sha256
+
+    sha = backbone_sha256(d["spec"])
+    if sha is None:
+        raise ValueError(f"encoder {d['spec']!r}: not available locally, so its content hash cannot be recorded")
+    if d.get("backbone_sha256") not in (None, sha):
+        raise ValueError(f"encoder {d['spec']!r}: its content changed since training (backbone_sha256 differs)")
+    return {**d, "backbone_sha256": sha}
+
+
+def _check_backbone(d: dict, meta_path: Path) -> None:
+    from lira.encoders.base import backbone_sha256
+    from lira.integrity import IntegrityError
+
+    want = d.get("backbone_sha256")
+    if not want:
+        raise IntegrityError(f"{meta_path}: encoder {d['spec']!r} is not named by a content hash (no backbone_sha256)")
+    got = backbone_sha256(d["spec"])
+    if got is None:
+        raise IntegrityError(f"{meta_path}: encoder {d['spec']!r} is not available locally; its backbone cannot be checked")
+    if got != want:
+        raise IntegrityError(
+            f"{meta_path}: the backbone of encoder {d['spec']!r} has content hash {got[:12]}, not the "
+            f"{want[:12]} this model was saved with (changed, or another model under that name): refused"
+        )
+
+
+def _settings(d: dict, folder: Path, trust_remote_code: bool | None = None) -> EncoderSettings:
+    """Encoder settings from a folder's entry; ``trust_remote_code`` (the caller's word) overrides the file's."""
     settings = EncoderSettings(
         spec=d["spec"], max_length=d["max_length"], batch_size=d["batch_size"], query_prefix=d["query_prefix"],
-        passage_prefix=d["passage_prefix"], trust_remote_code=d["trust_remote_code"],
+        passage_prefix=d["passage_prefix"],
+        trust_remote_code=bool(d["trust_remote_code"]) if trust_remote_code is None else trust_remote_code,
     )
     if not d.get("adapter"):
         return settings
@@ -69,18 +165,38 @@ class LiraModel:
         self.s_feat: int = meta["s_feat"]
 
     @classmethod
-    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> LiraModel:
+    def load(
+        cls, folder: str | Path, cache_dir: str | Path | None = None, trust_remote_code: bool = False,
+        manifest_sha256: str | None = None,
+    ) -> LiraModel:
+        """Load a model folder. It runs no code from the folder or its backbone: the backbone must have
+        the content hash the folder names, and a backbone that needs its own Python code
+        (``trust_remote_code`` in ``lira_model.json``) loads only if the caller passes
+        ``trust_remote_code=True`` - what the file says never enables it. Every file is verified against
+        the folder's manifest first, and the manifest against ``manifest_sha256`` when given (the
+        registry's tag)."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
         meta_path = folder / "lira_model.json"
         if not meta_path.exists():
             raise FileNotFoundError(f"{folder}: not a lira model folder (no lira_model.json)")
+        verify_manifest(folder, manifest_sha256)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+            raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r} (retrain or re-save it with this lira)")
         models_dir = Path(cache_dir or default_cache_dir()) / "models"
-        lrl_s, en_s = _settings(meta["encoders"]["lrl"], folder), _settings(meta["encoders"]["en"], folder)
+        for path in ("lrl", "en"):
+            d = meta["encoders"][path]
+            if d.get("trust_remote_code") is True and not trust_remote_code:
+                raise ValueError(
+                    f"{meta_path}: encoder {d['spec']!r} asks to run its own Python code (trust_remote_code: true). "
+                    "lira never enables that because a model folder says so: pass --trust-remote-code (CLI) or "
+                    "trust_remote_code=True (API) if you trust this model"
+                )
+            _check_backbone(d, meta_path)
+        lrl_s, en_s = (_settings(meta["encoders"][p], folder, trust_remote_code and bool(meta["encoders"][p].get("trust_remote_code")))
+                       for p in ("lrl", "en"))
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
         net = LiraNet.from_meta(meta)

@@ -154,10 +154,11 @@ def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
         lira_dir,
         run_id,
         {
-            "metric": "retrieval.ndcg@10",
+            "format": "lira-gate/2",
+            "test_set_sha256": "cd" * 32,
             "query_ids": qids,
-            "values": [0.8] * 10,
-            "baselines": {"frozen": [0.5] * 10},
+            "metrics": {"retrieval.ndcg@10": [0.8 + 0.01 * i for i in range(10)]},
+            "baselines": {"frozen": {"retrieval.ndcg@10": [0.5] * 10}},
         },
     )
     with pytest.raises(ValueError, match="models:/lira-api@champion.*not found"):

@@ -58,8 +58,14 @@ def features_for(
     adapter: Path | None = None,
 ) -> Features:
     settings = settings_from_params(params.encoder(path)).with_adapter(adapter)
-    cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
     texts = list(texts)
+    if not texts:
+        return Features(slots=np.zeros((0, params.shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
+    try:
+        _ = settings.key
+    except LookupError:  # a hub id not downloaded yet: loading it downloads it, then its hash is known
+        load_encoder(params, path, root, adapter)
+    cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
     keys = [text_key(settings.prefix(kind), t) for t in texts]
     if not cache.missing(keys):
         # Every feature is cached: never load the encoder (its fp32 weights alone are ~450 MB of

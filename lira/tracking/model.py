@@ -3,9 +3,13 @@
 The pyfunc wraps :class:`lira.model.LiraModel` and carries two artifacts:
 
 * ``lira_model`` - the ``lira-model/1`` folder (adaptors + LaSR + Actor weights, encoder specs);
-* ``gate`` - ``gate.json``, the per-query values of the gate metric on the evaluation queries
-  (and those of the frozen-encoder baseline), which :mod:`lira.tracking.registry` compares
-  between a candidate version and the champion.
+* ``gate`` - ``gate.json``, per-query values of every retrieval metric on the evaluation queries
+  (and those of the frozen-encoder baseline) and the test set's content hash, which
+  :mod:`lira.tracking.registry` compares between a candidate version, the champion and the
+  frozen baseline; its sha256 is recorded on the run (tag ``lira.gate_sha256``).
+
+Registration tags the version with ``lira.manifest_sha256`` (the model folder's manifest, checked
+when the version is loaded), ``lira.gate_sha256``, ``lira.test_set_sha256`` and the gate metric.
 
 Input of ``predict``: a DataFrame with columns ``text``, ``lang`` and optional ``kind``
 (query | passage, default query) and ``translation`` (an English translation, empty or missing
@@ -25,10 +29,13 @@ import numpy as np
 import pandas as pd
 
 from lira.config import Params
+from lira.integrity import bytes_sha256
 from lira.tracking import runs
 
 GATE_FILE = "gate.json"
 MODEL_NAME = "model"
+TAG_MANIFEST = "lira.manifest_sha256"
+TAG_GATE = "lira.gate_sha256"  # on the run that logged gate.json (and on the version)
 
 
 def _missing(x: Any) -> bool:
@@ -38,10 +45,15 @@ def _missing(x: Any) -> bool:
 class LiraPyfunc(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame[text, lang, (kind), (translation)]) -> float32 [N, d]`` via LiraModel.embed."""
 
+    def __init__(self, manifest_sha256: str | None = None):
+        super().__init__()
+        self.manifest_sha256 = manifest_sha256
+
     def load_context(self, context) -> None:
         from lira.model import LiraModel
 
-        self.model = LiraModel.load(context.artifacts["lira_model"])
+        # the manifest hash known at logging time: the artifacts must be the files that were logged
+        self.model = LiraModel.load(context.artifacts["lira_model"], manifest_sha256=getattr(self, "manifest_sha256", None))
 
     def __getstate__(self) -> dict[str, Any]:
         # The loaded LiraModel (encoder weights included) is rebuilt by load_context from the
@@ -84,31 +96,68 @@ class LiraPyfunc(mlflow.pyfunc.PythonModel):
         return out
 
 
+GATE_FORMAT = "lira-gate/2"
+
+
+def test_set_sha256(queries: list[tuple[str, str]], qrels: dict[str, dict[str, int]]) -> str:
+    """Content hash of an evaluation set: each query's (id, text) and its judged (item, relevance)
+    pairs, in a canonical order. Two versions are compared only when theirs are equal."""
+    import hashlib
+
+    blob = json.dumps(
+        [[str(q), str(text), sorted([str(i), int(r)] for i, r in qrels.get(q, {}).items())] for q, text in sorted(queries)],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def gate_record(query_ids: list[str], metrics: dict[str, list[float]], baselines: dict[str, dict[str, list[float]]],
+                test_set: str) -> dict:
+    """What ``gate.json`` holds: per-query values of every metric (``retrieval.<name>``) for the model
+    and each baseline, on ``query_ids``; ``test_set`` from :func:`test_set_sha256`."""
+    return validate_gate({"format": GATE_FORMAT, "test_set_sha256": test_set, "query_ids": list(query_ids),
+                          "metrics": metrics, "baselines": baselines})
+
+
+def _finite_list(vals, what: str, n: int) -> list[float]:
+    vals = list(vals)
+    if len(vals) != n:
+        raise ValueError(f"gate record: {what} has {len(vals)} values for {n} query_ids")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in vals):
+        raise ValueError(f"gate record: {what} must be finite numbers")
+    return [float(v) for v in vals]
+
+
 def validate_gate(gate: dict) -> dict:
-    """Check a gate record: ``metric``, ``query_ids`` and as many finite ``values`` (and baselines)."""
-    for key in ("metric", "query_ids", "values"):
+    """Check a gate record (format ``lira-gate/2``): unique ``query_ids``, a ``test_set_sha256``, and
+    for the model and each baseline as many finite values per metric as there are query ids."""
+    if not isinstance(gate, dict):
+        raise ValueError("gate record must be an object")  # noqa: TRY004 - callers treat every bad record alike
+    if gate.get("format") != GATE_FORMAT:
+        raise ValueError(f"gate record format {gate.get('format')!r}, expected {GATE_FORMAT!r}")
+    for key in ("test_set_sha256", "query_ids", "metrics"):
         if key not in gate:
             raise ValueError(f"gate record needs {key!r}; got keys {sorted(gate)}")
-    ids, values = list(gate["query_ids"]), list(gate["values"])
-    if len(ids) != len(values):
-        raise ValueError(f"gate record: {len(ids)} query_ids but {len(values)} values")
+    ids = [str(q) for q in gate["query_ids"]]
     if len(set(ids)) != len(ids):
         raise ValueError("gate record: query_ids are not unique")
-    for name, base in (gate.get("baselines") or {}).items():
-        if len(base) != len(ids):
-            raise ValueError(
-                f"gate record: baseline {name!r} has {len(base)} values for {len(ids)} query_ids"
-            )
-    for name, vals in [("values", values), *((gate.get("baselines") or {}).items())]:
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in vals):
-            raise ValueError(f"gate record: {name} must be finite numbers")
-    return {
-        "metric": str(gate["metric"]),
-        "query_ids": [str(q) for q in ids],
-        "values": [float(v) for v in values],
-        "baselines": {k: [float(v) for v in b] for k, b in (gate.get("baselines") or {}).items()},
-        **{k: v for k, v in gate.items() if k not in ("metric", "query_ids", "values", "baselines")},
-    }
+    if not isinstance(gate["test_set_sha256"], str) or len(gate["test_set_sha256"]) != 64:
+        raise ValueError("gate record: test_set_sha256 must be a sha256 hex digest")
+    if not isinstance(gate["metrics"], dict) or not gate["metrics"]:
+        raise ValueError("gate record: metrics must map metric names to per-query values")
+    metrics = {str(m): _finite_list(v, f"metric {m!r}", len(ids)) for m, v in gate["metrics"].items()}
+    baselines = {}
+    for name, per in (gate.get("baselines") or {}).items():
+        if not isinstance(per, dict):
+            raise ValueError(f"gate record: baseline {name!r} must map metric names to per-query values")  # noqa: TRY004
+        baselines[str(name)] = {str(m): _finite_list(v, f"baseline {name!r} {m!r}", len(ids)) for m, v in per.items()}
+    return {"format": GATE_FORMAT, "test_set_sha256": gate["test_set_sha256"], "query_ids": ids,
+            "metrics": metrics, "baselines": baselines}
+
+
+def gate_bytes(gate: dict) -> bytes:
+    """The exact bytes of ``gate.json`` (their sha256 is what the run records)."""
+    return (json.dumps(validate_gate(gate), indent=1, sort_keys=True) + "\n").encode()
 
 
 def pip_requirements() -> list[str]:
@@ -165,16 +214,24 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
     if not (model_dir / "lira_model.json").exists():
         raise FileNotFoundError(f"{model_dir}: not a lira model folder (no lira_model.json)")
     gate = validate_gate(gate)
-    if gate["metric"] != params.tracking.gate_metric:
+    metric = params.tracking.gate_metric
+    if metric not in gate["metrics"] or metric not in gate["baselines"].get("frozen", {metric: None}):
         raise ValueError(
-            f"gate metric {gate['metric']!r} differs from tracking.gate_metric {params.tracking.gate_metric!r}"
+            f"gate record has no per-query {metric!r} (tracking.gate_metric); it has {sorted(gate['metrics'])}"
         )
+    from lira.model import manifest_sha256, verify_manifest
+
+    verify_manifest(model_dir)  # never register a folder that does not match its own manifest
+    manifest = manifest_sha256(model_dir)
     c = runs.client(params, root)
     example = input_example(model_dir)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp:
         gate_path = Path(tmp) / GATE_FILE
-        gate_path.write_text(json.dumps(gate, indent=2), encoding="utf-8")
+        raw = gate_bytes(gate)
+        gate_path.write_bytes(raw)
         c.log_artifact(run_id, str(gate_path))
+        # the gate reads gate.json back only if it has this hash (lira.tracking.registry.read_gate)
+        c.set_tag(run_id, TAG_GATE, bytes_sha256(raw))
         # The fluent log_model files the model under the ACTIVE run's experiment (with no active
         # run it would land in experiment 0, whose sqlite default is the CWD's ./mlruns), so the
         # run is resumed for the call; nested keeps a caller's own active run untouched.
@@ -185,7 +242,7 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
                 registered_model_name=params.tracking.registered_model,
-                python_model=LiraPyfunc(),
+                python_model=LiraPyfunc(manifest),
                 artifacts={"lira_model": str(model_dir), "gate": str(gate_path)},
                 pip_requirements=pip_requirements(),
                 input_example=example,
@@ -193,8 +250,10 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
                 await_registration_for=0,
             )
     version = str(info.registered_model_version)
-    c.set_model_version_tag(params.tracking.registered_model, version, "gate.metric", gate["metric"])
-    c.set_model_version_tag(
-        params.tracking.registered_model, version, "gate.mean", f"{np.mean(gate['values']):.6f}"
-    )
+    # what loading from the registry checks the downloaded folder against (lira.api)
+    c.set_model_version_tag(params.tracking.registered_model, version, TAG_MANIFEST, manifest)
+    name = params.tracking.registered_model
+    for k, v in {TAG_GATE: bytes_sha256(raw), "lira.test_set_sha256": gate["test_set_sha256"], "gate.metric": metric,
+                 "gate.mean": f"{np.mean(gate['metrics'][metric]):.6f}"}.items():
+        c.set_model_version_tag(name, version, k, v)
     return version

@@ -1,23 +1,33 @@
-"""The champion gate: a registered version takes the champion alias only if it is significantly better.
+"""The champion gate: a registered version takes the champion alias only if it is significantly
+better than BOTH the current champion and the frozen-encoder baseline, on the same test set.
 
-Each registered version carries ``gate.json``: per-query values v_q of the gate metric
-(``tracking.gate_metric``, e.g. nDCG@10 per evaluation query) and those of the frozen-encoder
-baseline. For a candidate c against the champion h (or, with no champion yet, against the frozen
-baseline f stored in c's own record), on the query ids Q both share:
+Each registered version carries ``gate.json`` (:func:`lira.tracking.model.gate_record`): per-query
+values of every retrieval metric on the evaluation queries, the frozen baseline's on the same
+queries, and ``test_set_sha256``, the content hash of those queries and their qrels. Its sha256 is
+recorded as the tag ``lira.gate_sha256`` on the run that logged it, and the gate reads nothing it
+has not checked against that tag: a hand-edited ``gate.json`` is refused, not believed. The metric
+compared is ``tracking.gate_metric``. For the candidate c and each reference r (the frozen baseline
+f from c's own record; the champion h when there is one, only if its record has the same
+``test_set_sha256``, else the promotion is refused with the reason), over the query ids Q:
 
-    diff = mean_Q(v_c) - mean_Q(v_h),   CI = paired bootstrap percentile interval of diff
+    diff = mean_Q(v_c) - mean_Q(v_r),   CI = paired bootstrap percentile interval of diff
 
-(``lira.eval.bootstrap.paired_bootstrap``: the same resampled queries for both systems). The alias
-moves only if diff > 0 AND CI.low > 0; otherwise the champion stays and the message says why, with
-the numbers. ``force`` moves it regardless (an operator override, recorded as such). The decision
-is recorded as tags on the candidate version: gate.decision, gate.diff, gate.ci_low, gate.ci_high.
+(``lira.eval.bootstrap.paired_bootstrap``: the same resampled queries for both systems). The
+alias moves only if diff > 0 AND CI.low > 0 against every reference. ``force`` moves it regardless
+(an operator override, recorded as such). Every decision - promoted, refused or forced, the reason,
+the numbers - is written as tags on the candidate version (``gate.*``) and returned
+(:meth:`Decision.as_dict`, which the evaluate stage writes to ``metrics/registry.json``).
+
+The gate is only as strong as the registry's access control: MLflow lets any client that can write
+to the registry set an alias directly (``set_registered_model_alias``) or rewrite tags, bypassing
+lira. A team locks that down on the server (see README, "Promotion gate").
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +36,22 @@ from lira.config import Params
 from lira.tracking import runs
 
 GATE_FILE = "gate.json"
+TAG_GATE = "lira.gate_sha256"
+MAX_TAG = 5000  # MLflow refuses longer tag values
+
+
+@dataclass(frozen=True)
+class Comparison:
+    against: str  # "frozen" or "champion v<N>"
+    metric: str
+    n: int
+    candidate_mean: float
+    other_mean: float
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    passed: bool
 
 
 @dataclass(frozen=True)
@@ -35,13 +61,36 @@ class Decision:
     version: str | None
     diff: float | None = None
     ci: tuple[float, float] | None = None
+    decision: str = "refused"  # promoted | refused | forced | none
+    champion: str | None = None
+    comparisons: tuple[Comparison, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict:
+        return {"promoted": self.promoted, "decision": self.decision, "message": self.message, "version": self.version,
+                "champion_before": self.champion, "comparisons": [asdict(c) for c in self.comparisons]}
+
+
+class GateError(ValueError):
+    """The gate cannot compare (unverifiable record, other test set, missing metric): a refusal."""
 
 
 def read_gate(params: Params, root: str | Path, version: str) -> dict:
-    """The ``gate.json`` logged with one registered version."""
+    """The ``gate.json`` of one registered version, verified against the hash its run recorded."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    from lira.integrity import bytes_sha256
+    from lira.tracking.model import validate_gate
 
     name = params.tracking.registered_model
+    c = runs.client(params, root)
+    try:
+        mv = c.get_model_version(name, version)
+        want = c.get_run(mv.run_id).data.tags.get(TAG_GATE) if mv.run_id else None
+    except MlflowException as e:
+        raise GateError(f"version {version}: cannot read its run ({e.message})") from None
+    if not want:
+        raise GateError(f"version {version}: its run records no {TAG_GATE}, so its {GATE_FILE} cannot be verified")
     uri = runs.tracking_uri(params, root)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp, runs.using_tracking_uri(uri):
         try:
@@ -49,21 +98,75 @@ def read_gate(params: Params, root: str | Path, version: str) -> dict:
                 artifact_uri=f"models:/{name}/{version}/artifacts/{GATE_FILE}", dst_path=tmp
             )
         except Exception as e:  # noqa: BLE001 - any store error means the same to the user
-            raise ValueError(f"model {name!r} version {version}: cannot read its {GATE_FILE} ({e})") from None
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+            raise GateError(f"version {version}: cannot read its {GATE_FILE} ({e})") from None
+        raw = Path(path).read_bytes()
+    got = bytes_sha256(raw)
+    if got != want:
+        raise GateError(
+            f"version {version}: its {GATE_FILE} (sha256 {got[:12]}) is not the one its run recorded "
+            f"({want[:12]}): edited after logging"
+        )
+    try:
+        return validate_gate(json.loads(raw))
+    except (ValueError, KeyError, TypeError) as e:
+        raise GateError(f"version {version}: {GATE_FILE}: {e}") from None
 
 
-def _aligned(
-    cand: dict, other_ids: list[str], other_values: list[float]
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Both systems' values on the query ids they share (in the candidate's order)."""
-    other = dict(zip(map(str, other_ids), other_values))
-    pairs = [
-        (float(v), float(other[q])) for q, v in zip(map(str, cand["query_ids"]), cand["values"]) if q in other
-    ]
-    a = np.array([p[0] for p in pairs], dtype=np.float64)
-    b = np.array([p[1] for p in pairs], dtype=np.float64)
-    return a, b, len(pairs)
+def _compare(params: Params, against: str, metric: str, a: np.ndarray, b: np.ndarray) -> Comparison:
+    from lira.eval.bootstrap import paired_bootstrap
+
+    if len(a) < 2:
+        raise GateError(f"only {len(a)} query(ies) to compare with {against}; need >= 2")
+    res = paired_bootstrap(np.mean, a, b, n_resamples=params.evaluate.bootstrap_resamples,
+                           confidence=params.evaluate.confidence, seed=params.shared.seed)
+    return Comparison(against, metric, len(a), float(a.mean()), float(b.mean()), float(res.diff), float(res.low),
+                      float(res.high), float(res.p_value), bool(res.diff > 0 and res.low > 0))
+
+
+def _values(rec: dict, metric: str, who: str) -> list[float]:
+    if metric not in rec["metrics"]:
+        raise GateError(f"{who} has no per-query {metric!r} (tracking.gate_metric); it has {sorted(rec['metrics'])}")
+    return rec["metrics"][metric]
+
+
+def _describe(params: Params, c: Comparison, cand_v: str) -> str:
+    floor = 2.0 / params.evaluate.bootstrap_resamples  # p = 0 only means "below the bootstrap's resolution"
+    p_text = f"p<{floor:.2g}" if c.p_value < floor else f"p={c.p_value:.3g}"
+    other = "the frozen-encoder baseline" if c.against == "frozen" else c.against
+    numbers = (f"{c.metric} {c.candidate_mean:.4f} vs {c.other_mean:.4f} ({other}) on {c.n} shared queries: "
+               f"diff {c.diff:+.4f}, {params.evaluate.confidence:.0%} CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}], {p_text}")
+    if c.passed:
+        return numbers
+    if c.diff <= 0:
+        return f"version {cand_v} is not better than {other}: {numbers}"
+    return f"the gain of version {cand_v} over {other} is not significant (CI low <= 0): {numbers}"
+
+
+def gate_comparisons(params: Params, root: str | Path, cand_v: str, champ_v: str | None) -> list[Comparison]:
+    """The candidate against the frozen baseline and (if any) the champion, from verified records."""
+    metric = params.tracking.gate_metric
+    cand = read_gate(params, root, cand_v)
+    frozen = (cand.get("baselines") or {}).get("frozen")
+    if frozen is None:
+        raise GateError(f"version {cand_v}'s {GATE_FILE} has no frozen baseline to beat")
+    if metric not in frozen:
+        raise GateError(f"version {cand_v}'s frozen baseline has no per-query {metric!r} (tracking.gate_metric)")
+    a = np.asarray(_values(cand, metric, f"version {cand_v}"), np.float64)
+    out = [_compare(params, "frozen", metric, a, np.asarray(frozen[metric], np.float64))]
+    if champ_v is not None:
+        champ = read_gate(params, root, champ_v)
+        if champ["test_set_sha256"] != cand["test_set_sha256"]:
+            raise GateError(
+                f"version {cand_v} and champion v{champ_v} were evaluated on different test sets "
+                f"(test_set_sha256 {cand['test_set_sha256'][:12]} vs {champ['test_set_sha256'][:12]}); "
+                "they are not compared"
+            )
+        other = dict(zip(champ["query_ids"], _values(champ, metric, f"champion v{champ_v}")))
+        if set(other) != set(cand["query_ids"]):
+            raise GateError(f"version {cand_v} and champion v{champ_v} have the same test set hash but other query ids")
+        b = np.array([other[q] for q in cand["query_ids"]], np.float64)
+        out.append(_compare(params, f"champion v{champ_v}", metric, a, b))
+    return out
 
 
 def _versions(client, name: str) -> list[str]:
@@ -92,74 +195,33 @@ def promote(
     try:
         versions = _versions(c, name)
     except MlflowException as e:
-        return Decision(False, f"cannot list versions of registered model {name!r}: {e}", None)
+        return Decision(False, f"cannot list versions of registered model {name!r}: {e}", None, decision="none")
     if not versions:
         return Decision(
             False,
             f"registered model {name!r} has no versions yet (tracking URI {runs.tracking_uri(params, root)})",
-            None,
+            None, decision="none",
         )
     cand_v = str(version) if version is not None else versions[-1]
     if cand_v not in versions:
         return Decision(
-            False, f"model {name!r} has no version {cand_v} (versions: {', '.join(versions)})", cand_v
+            False, f"model {name!r} has no version {cand_v} (versions: {', '.join(versions)})", cand_v, decision="none"
         )
     champ_v = _champion(c, name, alias)
     if champ_v == cand_v:
-        return Decision(False, f"{name} version {cand_v} already holds @{alias}; nothing to do", cand_v)
+        return Decision(False, f"{name} version {cand_v} already holds @{alias}; nothing to do", cand_v,
+                        decision="none", champion=champ_v)
 
     # -- the gate ---------------------------------------------------------------------------
-    diff = ci = None
+    comparisons: list[Comparison] = []
     try:
-        cand = read_gate(params, root, cand_v)
-        if champ_v is not None:
-            other_name = f"champion v{champ_v}"
-            champ = read_gate(params, root, champ_v)
-            if champ.get("metric") != cand.get("metric"):
-                raise ValueError(
-                    f"gate metrics differ: candidate {cand.get('metric')!r}, champion {champ.get('metric')!r}"
-                )
-            a, b, n = _aligned(cand, champ["query_ids"], champ["values"])
-        else:
-            other_name = "the frozen-encoder baseline"
-            frozen = (cand.get("baselines") or {}).get("frozen")
-            if frozen is None:
-                raise ValueError(
-                    f"version {cand_v} has no champion to beat and its {GATE_FILE} has no frozen baseline"
-                )
-            a, b, n = _aligned(cand, cand["query_ids"], frozen)
-        if n < 2:
-            raise ValueError(
-                f"only {n} shared query id(s) between version {cand_v} and {other_name}; need >= 2"
-            )
-        from lira.eval.bootstrap import paired_bootstrap
-
-        res = paired_bootstrap(
-            np.mean,
-            a,
-            b,
-            n_resamples=params.evaluate.bootstrap_resamples,
-            confidence=params.evaluate.confidence,
-            seed=params.shared.seed,
-        )
-        diff, ci = res.diff, (res.low, res.high)
-        passed = res.diff > 0 and res.low > 0
-        metric = cand.get("metric", t.gate_metric)
-        level = f"{params.evaluate.confidence:.0%}"
-        # p = 0 only means "below the bootstrap's resolution 2/n_resamples"
-        floor = 2.0 / params.evaluate.bootstrap_resamples
-        p_text = f"p<{floor:.2g}" if res.p_value < floor else f"p={res.p_value:.3g}"
-        numbers = (
-            f"{metric} {a.mean():.4f} vs {b.mean():.4f} ({other_name}) on {n} shared queries: "
-            f"diff {res.diff:+.4f}, {level} CI [{res.low:+.4f}, {res.high:+.4f}], {p_text}"
-        )
-        if passed:
-            reason = None
-        elif res.diff <= 0:
-            reason = f"refused: version {cand_v} is not better than {other_name}: {numbers}"
-        else:
-            reason = f"refused: the gain of version {cand_v} over {other_name} is not significant (CI low <= 0): {numbers}"
-    except (ValueError, KeyError, TypeError) as e:
+        comparisons = gate_comparisons(params, root, cand_v, champ_v)
+        passed = all(x.passed for x in comparisons)
+        parts = [_describe(params, x, cand_v) for x in comparisons]
+        failed = [_describe(params, x, cand_v) for x in comparisons if not x.passed]
+        numbers = "; ".join(parts)
+        reason = None if passed else "refused: " + "; ".join(failed)
+    except GateError as e:
         passed, numbers, reason = False, "", f"refused: the gate could not compare version {cand_v}: {e}"
 
     keep = f"@{alias} stays on version {champ_v}" if champ_v else f"no version holds @{alias}"
@@ -167,18 +229,23 @@ def promote(
         decision, message = "promoted", f"promoted {name} version {cand_v} to @{alias}: {numbers}"
     elif force:
         decision = "forced"
-        message = (
-            f"FORCED: {name} version {cand_v} set to @{alias} by operator override; the gate said: {reason}"
-        )
+        message = f"FORCED: {name} version {cand_v} set to @{alias} by operator override; the gate said: {reason}"
     else:
         decision, message = "refused", f"{reason}; {keep}"
     if passed or force:
         c.set_registered_model_alias(name, alias, cand_v)
-    tags = {"gate.decision": decision, "gate.against": champ_v or "frozen"}
-    if diff is not None and ci is not None:
-        tags.update(
-            {"gate.diff": f"{diff:.6f}", "gate.ci_low": f"{ci[0]:.6f}", "gate.ci_high": f"{ci[1]:.6f}"}
-        )
+    # the numbers of the comparison the decision is about: the champion if there is one, else frozen
+    main = comparisons[-1] if comparisons else None
+    tags = {"gate.decision": decision, "gate.against": champ_v or "frozen", "gate.metric": t.gate_metric,
+            "gate.reason": message[:MAX_TAG]}
+    if main is not None:
+        tags.update({"gate.diff": f"{main.diff:.6f}", "gate.ci_low": f"{main.ci_low:.6f}", "gate.ci_high": f"{main.ci_high:.6f}"})
+    for x in comparisons:
+        key = "frozen" if x.against == "frozen" else "champion"
+        tags.update({f"gate.{key}.{k}": f"{getattr(x, k):.6f}" for k in ("candidate_mean", "other_mean", "diff", "ci_low", "ci_high")})
+        tags[f"gate.{key}.n"] = str(x.n)
+        tags[f"gate.{key}.passed"] = str(x.passed).lower()
     for k, v in tags.items():
         c.set_model_version_tag(name, cand_v, k, v)
-    return Decision(passed or force, message, cand_v, diff, ci)
+    return Decision(passed or force, message, cand_v, main.diff if main else None,
+                    (main.ci_low, main.ci_high) if main else None, decision, champ_v, tuple(comparisons))

@@ -13,11 +13,13 @@ from lira.model import LiraModel
 from lira.tracking import registry, runs
 from lira.tracking.model import log_lira_model, validate_gate
 
+TEST_SET = "ab" * 32
 GATE = {
-    "metric": "retrieval.ndcg@10",
+    "format": "lira-gate/2",
+    "test_set_sha256": TEST_SET,
     "query_ids": ["q1", "q2", "q3"],
-    "values": [0.5, 0.6, 0.7],
-    "baselines": {"frozen": [0.4, 0.5, 0.5]},
+    "metrics": {"retrieval.ndcg@10": [0.5, 0.6, 0.7]},
+    "baselines": {"frozen": {"retrieval.ndcg@10": [0.4, 0.5, 0.5]}},
 }
 
 
@@ -31,8 +33,10 @@ def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_fold
     c = runs.client(params, root)
     mv = c.get_model_version("lira-test", version)
     assert mv.run_id == run_id and mv.tags["gate.metric"] == "retrieval.ndcg@10"
+    assert mv.tags["lira.test_set_sha256"] == TEST_SET and len(mv.tags["lira.manifest_sha256"]) == 64
+    assert c.get_run(run_id).data.tags["lira.gate_sha256"] == mv.tags["lira.gate_sha256"]
     assert [a.path for a in c.list_artifacts(run_id)] == ["gate.json"]
-    assert registry.read_gate(params, root, version)["values"] == GATE["values"]
+    assert registry.read_gate(params, root, version)["metrics"] == GATE["metrics"]
 
     texts = ["Điện thoại này có pin rất tốt.", "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "ốp lưng iphone", "sạc dự phòng"]
     langs = ["vi", "th", "vi", "vi"]
@@ -103,14 +107,19 @@ def test_logging_loads_the_model_once_and_pickles_no_weights(tracked, lira_folde
 
 def test_log_lira_model_rejects_a_bad_gate_or_folder(tracked, lira_folder, tmp_path):
     params, root = tracked
-    with pytest.raises(ValueError, match="3 query_ids but 2 values"):
-        validate_gate({**GATE, "values": [0.1, 0.2]})
+    nd = "retrieval.ndcg@10"
+    with pytest.raises(ValueError, match="has 2 values for 3 query_ids"):
+        validate_gate({**GATE, "metrics": {nd: [0.1, 0.2]}})
     with pytest.raises(ValueError, match="baseline 'frozen'"):
-        validate_gate({**GATE, "baselines": {"frozen": [0.1]}})
+        validate_gate({**GATE, "baselines": {"frozen": {nd: [0.1]}}})
     with pytest.raises(ValueError, match="finite"):
-        validate_gate({**GATE, "values": [0.1, float("nan"), 0.2]})
+        validate_gate({**GATE, "metrics": {nd: [0.1, float("nan"), 0.2]}})
+    with pytest.raises(ValueError, match="format"):
+        validate_gate({"metric": nd, "query_ids": ["q1"], "values": [0.5]})  # the old, unhashed record
+    with pytest.raises(ValueError, match="test_set_sha256"):
+        validate_gate({**GATE, "test_set_sha256": "short"})
     with pytest.raises(FileNotFoundError, match="lira_model.json"):
         log_lira_model(params, root, tmp_path, "no-run", GATE)
     with pytest.raises(ValueError, match="tracking.gate_metric"):
-        log_lira_model(params, root, lira_folder, "no-run", {**GATE, "metric": "sts.pearson"})
+        log_lira_model(params, root, lira_folder, "no-run", {**GATE, "metrics": {"retrieval.mrr@10": [0.1, 0.2, 0.3]}})
     assert json.loads(json.dumps(validate_gate(GATE))) == validate_gate(GATE)

@@ -1,7 +1,9 @@
-"""The champion gate: refuse a worse model, promote a clearly better one, frozen baseline, force."""
+"""The champion gate: refuse a worse model, promote a clearly better one; always against both the
+champion and the frozen baseline, on the same test set, from verified records, on gate_metric."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,30 +11,38 @@ import numpy as np
 import pytest
 
 from lira.tracking import registry, runs
+from lira.tracking.model import TAG_GATE, gate_bytes, gate_record
 
 N = 40
 rng = np.random.default_rng(0)
 BASE = rng.uniform(0.3, 0.7, N)
 QIDS = [f"q{i:03d}" for i in range(N)]
+TEST_SET = hashlib.sha256(b"the test set").hexdigest()
+NDCG, RECALL = "retrieval.ndcg@10", "retrieval.recall@10"
 
 
-def register(params, root: Path, values, frozen=None, qids=QIDS) -> str:
-    """A registered version whose artifacts hold a gate.json (what log_lira_model writes there).
-
-    Built with create_model_version over a plain folder: the gate logic is under test here, the
-    pyfunc itself in test_model.py (and a pyfunc per version would cost seconds each)."""
+def register(params, root: Path, values, frozen=None, qids=QIDS, test_set=TEST_SET, recall=None, frozen_recall=None) -> str:
+    """A registered version whose artifacts hold a gate.json and whose run records its sha256 (what
+    log_lira_model does), built with create_model_version over a plain folder: the gate logic is
+    under test here, the pyfunc itself in test_model.py (a pyfunc per version costs seconds)."""
     c = runs.client(params, root)
     name = params.tracking.registered_model
     if not c.search_registered_models(f"name='{name}'"):
         c.create_registered_model(name)
     n = len(c.search_model_versions(f"name='{name}'")) + 1
+    run_id = c.create_run(runs.experiment_id(params, root, c)).info.run_id
+    metrics = {NDCG: [float(v) for v in values]}
+    metrics[RECALL] = [float(v) for v in (recall if recall is not None else values)]
+    baselines = {}
+    if frozen is not None:
+        baselines["frozen"] = {NDCG: [float(v) for v in frozen],
+                               RECALL: [float(v) for v in (frozen_recall if frozen_recall is not None else frozen)]}
+    raw = gate_bytes(gate_record(list(qids), metrics, baselines, test_set))
     src = root / "versions" / str(n)
     (src / "artifacts").mkdir(parents=True)
-    gate = {"metric": "retrieval.ndcg@10", "query_ids": list(qids), "values": [float(v) for v in values]}
-    if frozen is not None:
-        gate["baselines"] = {"frozen": [float(v) for v in frozen]}
-    (src / "artifacts" / "gate.json").write_text(json.dumps(gate))
-    return str(c.create_model_version(name, src.resolve().as_uri()).version)
+    (src / "artifacts" / "gate.json").write_bytes(raw)
+    c.set_tag(run_id, TAG_GATE, hashlib.sha256(raw).hexdigest())
+    return str(c.create_model_version(name, src.resolve().as_uri(), run_id=run_id).version)
 
 
 def alias_holder(params, root) -> str | None:
@@ -47,6 +57,7 @@ def tags(params, root, version) -> dict:
 
 def test_gate_against_frozen_then_champion(tracked):
     params, root = tracked
+    low = BASE - 0.3  # a frozen baseline every candidate below beats clearly
     # no champion yet: v1 is compared with the frozen baseline in its own gate.json
     v1 = register(params, root, BASE, frozen=BASE - 0.1 + rng.normal(0, 0.02, N))
     d1 = registry.promote(params, root)
@@ -66,18 +77,18 @@ def test_gate_against_frozen_then_champion(tracked):
 
     # a slightly-better-on-average but noisy candidate: diff > 0 but the CI straddles 0
     noisy = BASE + np.where(np.arange(N) % 2 == 0, 0.2, -0.19)
-    v3 = register(params, root, noisy)
+    v3 = register(params, root, noisy, frozen=low)
     d3 = registry.promote(params, root, version=v3)
     assert not d3.promoted and d3.diff > 0 and d3.ci[0] <= 0 and "not significant" in d3.message
     assert alias_holder(params, root) == v1
 
-    # a clearly better candidate, compared on the query ids both versions share only
-    better = BASE[5:] + 0.15 + rng.normal(0, 0.02, N - 5)
-    v4 = register(params, root, list(better) + [0.0], qids=QIDS[5:] + ["only-in-v4"])
+    # a clearly better candidate
+    v4 = register(params, root, BASE + 0.15 + rng.normal(0, 0.02, N), frozen=low)
     d4 = registry.promote(params, root)
     assert d4.promoted and alias_holder(params, root) == v4
-    assert f"on {N - 5} shared queries" in d4.message
+    assert f"on {N} shared queries" in d4.message
     assert float(tags(params, root, v4)["gate.diff"]) == pytest.approx(d4.diff, abs=1e-6)
+    assert [c.against for c in d4.comparisons] == ["frozen", f"champion v{v1}"]
 
     # force overrides the gate (and says so); promoting the champion again is a no-op
     d5 = registry.promote(params, root, version=v2, force=True)
@@ -97,10 +108,68 @@ def test_no_champion_and_not_better_than_frozen_is_refused(tracked):
         and "no version holds @champion" in d.message
     )
     assert alias_holder(params, root) is None
-    # a version without a frozen baseline and no champion cannot pass the gate ...
+    # a version without a frozen baseline cannot pass the gate ...
     v = register(params, root, BASE + 0.3)
     d = registry.promote(params, root, version=v)
     assert not d.promoted and "no frozen baseline" in d.message and d.diff is None
     # ... unless forced
     assert registry.promote(params, root, version=v, force=True).promoted and alias_holder(params, root) == v
     assert "no version 99" in registry.promote(params, root, version="99").message
+
+
+def test_the_frozen_baseline_is_checked_even_when_a_champion_exists(tracked):
+    """Observed: over a (force-promoted) weak champion, a version significantly worse than the
+    frozen encoder was promoted: the frozen baseline was never checked once a champion existed."""
+    params, root = tracked
+    weak = register(params, root, BASE - 0.2, frozen=BASE)
+    assert registry.promote(params, root, version=weak, force=True).promoted
+    cand = register(params, root, BASE - 0.06 + rng.normal(0, 0.01, N), frozen=BASE)
+    d = registry.promote(params, root, version=cand)
+    assert not d.promoted and alias_holder(params, root) == weak
+    assert "not better than the frozen-encoder baseline" in d.message
+    frozen, champ = d.comparisons
+    assert not frozen.passed and champ.passed  # it does beat the champion, and is still refused
+    t = tags(params, root, cand)
+    assert t["gate.frozen.passed"] == "false" and t["gate.champion.passed"] == "true"
+    assert float(t["gate.frozen.diff"]) == pytest.approx(frozen.diff, abs=1e-6) and "frozen" in t["gate.reason"]
+
+
+def test_an_edited_gate_record_is_refused(tracked):
+    """Observed: a version whose gate.json was edited to 1.0 was promoted."""
+    params, root = tracked
+    v = register(params, root, BASE - 0.2, frozen=BASE)
+    gate_path = root / "versions" / v / "artifacts" / "gate.json"
+    rec = json.loads(gate_path.read_text())
+    rec["metrics"][NDCG] = [1.0] * N
+    gate_path.write_text(json.dumps(rec))
+    d = registry.promote(params, root, version=v)
+    assert not d.promoted and alias_holder(params, root) is None
+    assert "is not the one its run recorded" in d.message and "edited" in d.message
+    assert tags(params, root, v)["gate.decision"] == "refused"
+
+
+def test_versions_on_other_test_sets_are_not_compared(tracked):
+    """Observed: versions evaluated on different test sets were compared on 4 shared queries."""
+    params, root = tracked
+    v1 = register(params, root, BASE, frozen=BASE - 0.2)
+    assert registry.promote(params, root, version=v1).promoted
+    other = hashlib.sha256(b"another test set").hexdigest()
+    qids = QIDS[:4] + [f"x{i}" for i in range(N - 4)]
+    v2 = register(params, root, BASE + 0.2, frozen=BASE - 0.2, qids=qids, test_set=other)
+    d = registry.promote(params, root, version=v2)
+    assert not d.promoted and alias_holder(params, root) == v1
+    assert "different test sets" in d.message and other[:12] in d.message
+
+
+def test_gate_metric_selects_the_metric_compared(tracked):
+    """Observed: with tracking.gate_metric = recall@10 the gate still compared nDCG@10."""
+    params, root = tracked
+    params = params.model_copy(update={"tracking": params.tracking.model_copy(update={"gate_metric": RECALL})})
+    # better than frozen on nDCG@10, worse on recall@10
+    v = register(params, root, BASE + 0.2, frozen=BASE, recall=BASE - 0.1, frozen_recall=BASE)
+    d = registry.promote(params, root, version=v)
+    assert not d.promoted and "retrieval.recall@10" in d.message and d.diff < 0
+    assert tags(params, root, v)["gate.metric"] == RECALL
+    # and the other way round: promoted on recall@10 although nDCG@10 is worse
+    w = register(params, root, BASE - 0.2, frozen=BASE, recall=BASE + 0.1, frozen_recall=BASE)
+    assert registry.promote(params, root, version=w).promoted
