@@ -54,14 +54,14 @@ def _cache_base(params: Params | None, root: Path) -> Path:
 
 
 def _encoder(spec: str, params: Params | None, cache: Path) -> Encoder:
-    from lira.encoders import Encoder, EncoderSettings, settings_from_params
+    from lira.encoders import Encoder, EncoderSettings
 
     settings = EncoderSettings(spec=spec)
     if params is not None:
         # a spec that params configure (prefixes, max length) loads with those settings
         for path in ("lrl", "en"):
             if params.encoder(path).spec == spec:
-                settings = settings_from_params(params.encoder(path))
+                settings = EncoderSettings.of(params.encoder(path))
                 break
     return Encoder(settings, cache / "models")
 

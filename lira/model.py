@@ -29,8 +29,12 @@ from lira.lasr.net import LiraNet
 MODEL_FORMAT = "lira-model/1"
 
 
-def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor | None = None) -> None:
-    """Write a model folder (weights first, ``lira_model.json`` last: its presence marks completeness)."""
+def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor | None = None, use_english: bool = True) -> None:
+    """Write a model folder (weights first, ``lira_model.json`` last: its presence marks completeness).
+
+    ``meta`` names what the weights do not (variant, languages, S_feat, encoder settings, agents);
+    the net and the Actor describe themselves (their ``config()``).
+    """
     from safetensors.torch import save_file
 
     from lira.io import atomic_path, write_json
@@ -42,7 +46,32 @@ def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor |
     for name, module in parts:
         with atomic_path(folder / f"{name}.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    write_json(folder / "lira_model.json", {"format": MODEL_FORMAT, **meta})
+    write_json(folder / "lira_model.json", {
+        "format": MODEL_FORMAT, **meta, "arca": net.adaptors.config(), "lasr": {**net.head.config(), "use_english": use_english},
+        "actor": actor.config() if actor is not None else None,
+    })
+
+
+def load_net(folder: str | Path) -> tuple[LiraNet, Actor | None, dict]:
+    """The trained net (and Actor) of a model folder and its meta; no encoders (see :meth:`LiraModel.load`)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta_path = folder / "lira_model.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{folder}: not a lira model folder (no lira_model.json)")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+    net = LiraNet.from_meta(meta)
+    net.load_state_dict(load_file(str(folder / "net.safetensors")))
+    net.eval()
+    actor = None
+    if meta.get("actor") and (folder / "actor.safetensors").exists():
+        actor = Actor.from_config(meta["actor"])
+        actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
+        actor.eval()
+    return net, actor, meta
 
 
 def default_cache_dir() -> Path:
@@ -50,10 +79,10 @@ def default_cache_dir() -> Path:
 
 
 def _settings(d: dict, folder: Path) -> EncoderSettings:
-    settings = EncoderSettings(
-        spec=d["spec"], max_length=d["max_length"], batch_size=d["batch_size"], query_prefix=d["query_prefix"],
-        passage_prefix=d["passage_prefix"], trust_remote_code=d["trust_remote_code"],
-    )
+    try:
+        settings = EncoderSettings.model_validate({k: v for k, v in d.items() if k not in ("adapter", "adapter_sha256")})
+    except ValueError as e:
+        raise ValueError(f"{folder / 'lira_model.json'}: invalid encoder settings: {e}") from None
     if not d.get("adapter"):
         return settings
     loaded = settings.with_adapter(folder / d["adapter"])
@@ -70,27 +99,12 @@ class LiraModel:
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> LiraModel:
-        from safetensors.torch import load_file
-
         folder = Path(folder)
-        meta_path = folder / "lira_model.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{folder}: not a lira model folder (no lira_model.json)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
+        net, actor, meta = load_net(folder)
         models_dir = Path(cache_dir or default_cache_dir()) / "models"
         lrl_s, en_s = _settings(meta["encoders"]["lrl"], folder), _settings(meta["encoders"]["en"], folder)
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
-        net = LiraNet.from_meta(meta)
-        net.load_state_dict(load_file(str(folder / "net.safetensors")))
-        net.eval()
-        actor = None
-        if meta.get("actor") and (folder / "actor.safetensors").exists():
-            actor = Actor(meta["actor"]["features"], meta["actor"]["hidden"])
-            actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
-            actor.eval()
         return cls(meta, net, lrl, en, actor)
 
     def lang_ids(self, lang: str | Sequence[str], n: int) -> torch.Tensor:
