@@ -22,6 +22,7 @@ The hyper-parameters are :class:`lira.arca.config.ArcaConfig` (params.yaml's ``t
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -117,10 +118,14 @@ def train_arca(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     live: LiveEncoderPath | None = None,
     progress: bool = False,
+    timer: Callable[[str], AbstractContextManager] | None = None,
 ) -> ArcaResult:
     """Train adaptor + Actor (+ the LoRA adapters of ``live``, at ``lora_lr``, default ``cfg.lr``);
-    resumable; early stopping on dev eps1."""
+    resumable; early stopping on dev eps1. ``timer(name)`` (a context manager) wraps the dev
+    evaluation, for benchmarks."""
     from tqdm.auto import tqdm
+
+    timer = timer or (lambda name: nullcontext())
 
     adaptors, actor = build_modules(data, cfg, seed)
     baseline = RunningMeanBaseline()
@@ -181,7 +186,8 @@ def train_arca(
                 sums[k] += float(v.detach())
             n_batches += 1
         dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
-        dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
+        with timer("dev_report"):
+            dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
         row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}, "dev_anchor_error": dev.get("eps1_mean", float("nan"))}
         row["dev_bitext_acc"] = float(np.mean(list(dev["bitext_acc"].values()))) if dev["bitext_acc"] else float("nan")
         history.append(row)
