@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -202,6 +203,16 @@ class ChecksParams(_Section):
     )
     min_length_ratio: float = Field(0.3, gt=0)
     max_length_ratio: float = Field(3.0, gt=0)
+
+    @field_validator("meta_patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"pattern {p!r} is not a valid regular expression: {e}") from None
+        return v
     min_english_prob: float = Field(0.5, ge=0, le=1)
     max_fail_share: float = Field(0.5, ge=0, le=1)
 
@@ -215,7 +226,7 @@ class CriticParams(_Section):
 
 # -------------------------------------------------------------------------------------- evaluate
 class EvaluateParams(_Section):
-    retrieval_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
+    retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     baselines: list[Literal["frozen", "translate_test", "mse_distill"]] = Field(
@@ -389,10 +400,12 @@ def read_params_data(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: the params file is empty (expected sections such as `shared:`)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -417,5 +430,10 @@ def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             cur = cur.setdefault(p, {})
-        cur[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(cur, dict):
+                raise ConfigError(f"override {pair!r}: {p!r} was already given a value, it cannot also hold keys")
+        try:
+            cur[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {pair!r}: the value is not valid YAML: {err}") from None
     return out

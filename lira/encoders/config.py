@@ -29,7 +29,8 @@ class LoraConfig(ConfigSection):
     r: int = Field(8, ge=1, le=256, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA branch")
-    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1,
+    # A tuple (hashable settings); YAML's list is accepted as one.
+    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1, strict=False,
                                             description="names of the linear layers that get adapters")
     lr: float | None = Field(None, gt=0, le=1, description="the adapters' learning rate; null = train_arca.lr")
     # Recompute the encoder's activations in the backward pass instead of keeping them: exact, ~30%

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lira.config_base import ConfigSection
 
@@ -49,3 +49,9 @@ class LasrConfig(ConfigSection):
     # LiRA and its ablations are independent runs: train this many at once, in separate processes,
     # each with shared.threads // workers torch threads (LaSR's small matrices barely use 2 threads).
     workers: int = Field(2, ge=1, le=64, description="variants trained at once (separate processes)")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> LasrConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads = {self.n_heads} must divide d_model = {self.d_model} (each head gets d_model / n_heads)")
+        return self

@@ -70,6 +70,13 @@ def adaptor_width(in_lr: int, in_en: int, d: int | None) -> int:
 def build_modules(data: ArcaData, cfg: ArcaConfig, seed: int) -> tuple[AnchorAdaptors, Actor]:
     torch.manual_seed(seed)
     d = adaptor_width(data.lr.shape[-1], data.cand.shape[-1], cfg.d)
+    if cfg.residual:
+        widths = {max(data.lr.shape[-1], data.cand.shape[-1])} if cfg.shared_adaptor else {data.lr.shape[-1], data.cand.shape[-1]}
+        if widths != {d}:
+            from lira.config import ConfigError
+
+            raise ConfigError(f"train_arca.d = {cfg.d}: the residual adaptor (train_arca.residual) needs d equal to the "
+                              f"encoder width {sorted(widths)} or null")
     adaptors = AnchorAdaptors(
         data.lr.shape[-1], data.cand.shape[-1], d, shared=cfg.shared_adaptor, hidden=cfg.adaptor_hidden, dropout=cfg.dropout,
         residual=cfg.residual,
