@@ -170,11 +170,11 @@ def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summa
                   adapter: Path | None = None) -> tuple[float, Any]:
     """Recompute the stage's own dev bitext accuracy with the loaded modules (the LRL path through the
     LoRA ``adapter`` when there is one); return (max |diff|, the stage's ArcaData)."""
-    from lira.stages import train_arca as arca_stage
+    from lira.train import arca_run
     from lira.train.arca import dev_report
 
-    inputs = arca_stage.prepare(params, root, progress=False)
-    data = arca_stage.arca_data(arca_stage.with_lrl_adapter(params, root, inputs, adapter, progress=False), params)
+    inputs = arca_run.load_inputs(params, root, progress=False)
+    data = arca_run.arca_data(arca_run.with_lrl_adapter(params, root, inputs, adapter, progress=False), params.train_arca)
     rep = dev_report(adaptors, actor, data, data.dev_idx, len(params.shared.languages))
     diffs = [abs(rep["bitext_acc"][li] - arca_summary["per_language"][lang]["dev_bitext_acc_trained"])
              for li, lang in enumerate(params.shared.languages) if li in rep["bitext_acc"]]
@@ -288,10 +288,9 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     if not loader_diff <= 1e-9:
         raise RuntimeError(f"the reloaded Arca does not reproduce the stage's dev bitext accuracy (|diff| {loader_diff})")
     # Diagnostic, not a baseline: the same adaptors at initialisation (what training changed).
-    from lira.stages.train_arca import arca_config
     from lira.train.arca import build_modules
 
-    untrained = build_modules(arca_data, arca_config(params))[0].eval()
+    untrained = build_modules(arca_data, params.train_arca, params.shared.seed)[0].eval()
     texts = pd.read_parquet(root / params.shared.paths.prepared / "texts.parquet")
     sel = pd.read_parquet(root / params.shared.paths.arca / "selected.parquet")
     texts = texts.merge(sel[["text_id", "translation"]], on="text_id", how="left")

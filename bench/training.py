@@ -149,55 +149,19 @@ class OpTimer:
 QUEUE_OPS = ["corr.contents", "corr.enqueue", "doc.candidates", "doc.enqueue", "hard_negatives"]
 
 
-def timed_queues(timer: OpTimer, prefill: bool, n_langs: int, n_items: int, seed: int = 0) -> tuple[type, type]:
-    """CorrQueue / DocQueue subclasses whose calls are timed and which start full (``prefill``)."""
+def prefilled_queues(prefill: bool, corr_cap: int, doc_cap: int, dim: int, n_langs: int, n_items: int, seed: int = 0) -> tuple:
+    """CorrQueue / DocQueue at the given capacities, full of random entries when ``prefill``
+    (the steady state of a long run); the trainer times their operations through its ``timer``."""
     from lira.lasr.queues import CorrQueue, DocQueue
 
     g = torch.Generator().manual_seed(seed)
-
-    class TimedCorrQueue(CorrQueue):
-        def __init__(self, capacity: int):
-            super().__init__(capacity)
-            if prefill and capacity:
-                CorrQueue.enqueue(self, torch.rand(capacity, generator=g) * 2 - 1, torch.rand(capacity, generator=g))
-
-        def contents(self):
-            with timer("corr.contents"):
-                return super().contents()
-
-        def enqueue(self, preds, labels):
-            with timer("corr.enqueue"):
-                return super().enqueue(preds, labels)
-
-    class TimedDocQueue(DocQueue):
-        def __init__(self, capacity: int, dim: int):
-            super().__init__(capacity, dim)
-            if prefill and capacity:
-                emb = torch.nn.functional.normalize(torch.randn(capacity, dim, generator=g), dim=-1)
-                DocQueue.enqueue(self, emb, torch.randint(0, n_langs, (capacity,), generator=g),
-                                 torch.randint(0, n_items, (capacity,), generator=g))
-
-        def candidates(self, query_lang, positive_items):
-            with timer("doc.candidates"):
-                return super().candidates(query_lang, positive_items)
-
-        def enqueue(self, emb, lang, item_ids):
-            with timer("doc.enqueue"):
-                return super().enqueue(emb, lang, item_ids)
-
-    return TimedCorrQueue, TimedDocQueue
-
-
-@contextmanager
-def patched(module: Any, **attrs: Any) -> Iterator[None]:
-    old = {k: getattr(module, k) for k in attrs}
-    for k, v in attrs.items():
-        setattr(module, k, v)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            setattr(module, k, v)
+    corrq, docq = CorrQueue(corr_cap), DocQueue(doc_cap, dim)
+    if prefill and corr_cap:
+        corrq.enqueue(torch.rand(corr_cap, generator=g) * 2 - 1, torch.rand(corr_cap, generator=g))
+    if prefill and doc_cap:
+        emb = torch.nn.functional.normalize(torch.randn(doc_cap, dim, generator=g), dim=-1)
+        docq.enqueue(emb, torch.randint(0, n_langs, (doc_cap,), generator=g), torch.randint(0, n_items, (doc_cap,), generator=g))
+    return corrq, docq
 
 
 def tensor_bytes() -> int:
@@ -236,20 +200,19 @@ def flat(values: list[float], tol: float) -> bool:
 
 
 # ------------------------------------------------------------------------------ runs
-def run_arca(data: Any, cfg: Any, n_langs: int) -> dict[str, Any]:
-    import lira.train.arca as A
+def run_arca(data: Any, cfg: Any, n_langs: int, seed: int) -> dict[str, Any]:
+    from lira.train.arca import train_arca
 
     timer = OpTimer()
     stamps: list[float] = []
     t0 = time.perf_counter()
-    with patched(A, dev_report=timer.wrap("dev_report", A.dev_report)):
-        evals: list[float] = []
+    evals: list[float] = []
 
-        def on_epoch(epoch: int, row: dict) -> None:
-            stamps.append(time.perf_counter())
-            evals.append(timer.total["dev_report"] - sum(evals))
+    def on_epoch(epoch: int, row: dict) -> None:
+        stamps.append(time.perf_counter())
+        evals.append(timer.total["dev_report"] - sum(evals))
 
-        A.train_arca(data, cfg, n_langs, on_epoch=on_epoch)
+    train_arca(data, cfg, n_langs, seed, on_epoch=on_epoch, timer=timer)
     walls = np.diff([t0, *stamps]).tolist()
     steps = len(data.train_idx) // cfg.batch_size
     per_step = per_step_times(walls, evals, steps)
@@ -273,31 +236,29 @@ def run_distill(x: np.ndarray, y: np.ndarray, epochs: int, lr: float, bs: int, s
             "epoch_s_train_only": C.summary(later)}
 
 
-def build_lasr_net(params: Any, data: Any, arca_over: dict[str, Any], cfg: Any) -> Any:
-    """LiraNet exactly as the train_lasr stage builds it (Arca's modules, then the stage's build_net)."""
-    from lira.stages.train_arca import arca_config
-    from lira.stages.train_lasr import build_net
+def build_lasr_net(params: Any, data: Any, arca_over: dict[str, Any], cfg: Any, seed: int) -> Any:
+    """LiraNet exactly as the train_lasr stage builds it (Arca's modules, then build_net)."""
     from lira.train.arca import build_modules
+    from lira.train.lasr_run import build_net
 
     s, h = data.lr.shape[1], data.lr.shape[2]
     probe = synthetic_arca_data(2, 0, 1, s, h, int(data.lang.max()) + 1, 4)  # only the widths matter
-    adaptors, _ = build_modules(probe, arca_config(params, **arca_over))
-    return build_net(params, adaptors, cfg)
+    adaptors, _ = build_modules(probe, params.train_arca.replaced(**arca_over), params.shared.seed)
+    return build_net(adaptors, cfg, len(params.shared.languages), params.shared.s_feat, seed)
 
 
 def run_lasr(data: Any, params: Any, epochs: int, corr_queue: int, doc_queue: int, prefill: bool = True,
              memory_at_steps: tuple[int, ...] = (), seed: int = 13, arca_over: dict[str, Any] | None = None,
              lasr_over: dict[str, Any] | None = None) -> dict[str, Any]:
     """train_lasr for ``epochs`` with the given capacities; timings, queue-op shares, memory samples."""
-    import lira.train.lasr as L
-    from lira.stages.train_lasr import lasr_config
+    from lira.train.lasr import train_lasr
 
-    cfg = lasr_config(params, corr_queue=corr_queue, doc_queue=doc_queue, epochs=epochs, patience=10**6, seed=seed,
-                      **(lasr_over or {}))
+    cfg = params.train_lasr.replaced(corr_queue=corr_queue, doc_queue=doc_queue, epochs=epochs, patience=10**6,
+                                     **(lasr_over or {}))
     n_langs = int(data.lang.max()) + 1
-    net = build_lasr_net(params, data, arca_over or {}, cfg)
+    net = build_lasr_net(params, data, arca_over or {}, cfg, seed)
     timer = OpTimer()
-    corr_cls, doc_cls = timed_queues(timer, prefill, n_langs, len(data.item_text), seed)
+    queues = prefilled_queues(prefill, cfg.corr_queue, cfg.doc_queue, net.head.d_in, n_langs, len(data.item_text), seed)
     steps = lasr_steps_per_epoch(data, cfg.batch_size)
     walls: list[float] = []
     evals: list[float] = []
@@ -312,11 +273,7 @@ def run_lasr(data: Any, params: Any, epochs: int, corr_queue: int, doc_queue: in
             memory[done] = memory_snapshot()
         start[0] = time.perf_counter()  # memory sampling is not training time
 
-    with patched(L, CorrQueue=corr_cls, DocQueue=doc_cls,
-                 hard_negatives=timer.wrap("hard_negatives", L.hard_negatives),
-                 correlation_loss=timer.wrap("corr_loss_forward", L.correlation_loss),
-                 retrieval_eval=timer.wrap("retrieval_eval", L.retrieval_eval)):
-        L.train_lasr(data, net, cfg, on_epoch=on_epoch)
+    train_lasr(data, net, cfg, seed, on_epoch=on_epoch, timer=timer, queues=queues)
     per_step = per_step_times(walls, evals, steps)
     later = per_step[1:] or per_step
     train_s = float(sum(w - e for w, e in zip(walls, evals)))
@@ -360,7 +317,6 @@ def arca_step_only(args: argparse.Namespace) -> None:
     import json
 
     from lira.config import load_params
-    from lira.stages.train_arca import arca_config
     from lira.train.inputs import FLAG_COLUMNS
 
     params = load_params(C.ROOT / "params.yaml")
@@ -370,7 +326,8 @@ def arca_step_only(args: argparse.Namespace) -> None:
     data = synthetic_arca_data(n_train, n_dev, len(params.translate.agents), params.shared.s_feat, 384,
                                len(params.shared.languages), n_feats)
     over = {} if args.d is None else {"d": args.d}
-    r = run_arca(data, arca_config(params, epochs=3, patience=10**6, **over), len(params.shared.languages))
+    r = run_arca(data, params.train_arca.replaced(epochs=3, patience=10**6, **over), len(params.shared.languages),
+                 params.shared.seed)
     print(json.dumps({"step_s": r["step_s"]["median"]}))
 
 
@@ -388,7 +345,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
 
     from lira.config import load_params
-    from lira.stages.train_arca import arca_config
     from lira.train.inputs import FLAG_COLUMNS
 
     params = load_params(C.ROOT / "params.yaml")
@@ -408,12 +364,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # --- Arca vs MSE distillation on the same texts (slots for Arca, their mean for distillation)
     arca_epochs = 4 if q else 6
     data = synthetic_arca_data(n_train, n_dev, k, s, h, n_langs, n_feats)
-    cfg = arca_config(params, epochs=arca_epochs, patience=10**6, **arca_over)
+    cfg = params.train_arca.replaced(epochs=arca_epochs, patience=10**6, **arca_over)
     from lira.train.arca import adaptor_width
 
     out["shapes"]["arca_d"] = adaptor_width(h, h, cfg.d)
     retries = 0 if q else 1  # --quick never waits for a quieter machine
-    arca, arca_meta = C.measured(lambda: run_arca(data, cfg, n_langs), retries=retries)
+    arca, arca_meta = C.measured(lambda: run_arca(data, cfg, n_langs, params.shared.seed), retries=retries)
     x = torch.nn.functional.normalize(data.lr[:n_train].mean(1), dim=-1).numpy()
     y = torch.nn.functional.normalize(data.cand[:n_train, 0].mean(1), dim=-1).numpy()
     distill, distill_meta = C.measured(lambda: run_distill(x, y, arca_epochs, params.evaluate.distill_lr,

@@ -44,7 +44,6 @@ machine: routing is per deployment (``prefect.yaml``: ``*/cpu`` on the ``lira-cp
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import os
@@ -59,12 +58,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from lira.config import STAGES, ConfigError, Params, dotted_overrides, parse_params
+from lira.config import (  # noqa: F401  (flatten_overrides, set_dotted: re-exported for the flows)
+    STAGES,
+    ConfigError,
+    Params,
+    apply_overrides,
+    flatten_overrides,
+    parse_params,
+    read_params_data,
+    set_dotted,
+)
 
 try:
     from flows.guard import check_overrides, check_root, confine_paths
@@ -164,78 +171,10 @@ def select_stages(stages: list[str] | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- overrides
-def flatten_overrides(
-    overrides: dict[str, Any] | list[str] | None = None, preset: str | None = None
-) -> dict[str, Any]:
-    """Overrides as ``{dotted.key: value}``.
-
-    Accepts ``{"a.b": v}``, nested ``{"a": {"b": v}}`` (merged leaf by leaf, like
-    ``lira.config.load_params``) or ``["a.b=v"]`` (values parsed as YAML, like ``lira stage -S``).
-    ``preset`` becomes ``shared.preset``.
-    """
-    if isinstance(overrides, (list, tuple)):
-        overrides = dotted_overrides(list(overrides))
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict) and value:
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            flat[prefix] = value
-
-    for key, value in (overrides or {}).items():
-        if not str(key).strip():
-            raise ConfigError("override with an empty key")
-        walk(str(key).strip(), value)
-    if preset is not None:
-        flat["shared.preset"] = preset
-    return flat
-
-
-def _set_dotted(data: Any, key: str, value: Any, new_map: type = dict) -> None:
-    """Set ``a.b.0.c`` in nested mappings/lists, creating missing (or null) mappings on the way."""
-    parts = key.split(".")
-    cur = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(cur, list):
-            if not part.lstrip("-").isdigit() or not -len(cur) <= int(part) < len(cur):
-                raise ConfigError(f"override {key!r}: {part!r} is not an index of a list of {len(cur)}")
-            idx = int(part)
-            if last:
-                cur[idx] = value
-            else:
-                if cur[idx] is None:
-                    cur[idx] = new_map()
-                cur = cur[idx]
-        elif isinstance(cur, dict):
-            if last:
-                cur[part] = value
-            else:
-                if cur.get(part) is None:
-                    cur[part] = new_map()
-                cur = cur[part]
-        else:
-            raise ConfigError(f"override {key!r}: {'.'.join(parts[:i])!r} is a {type(cur).__name__}, not a mapping")
-
-
-def read_params_data(params_file: Path) -> dict[str, Any]:
-    if not params_file.is_file():
-        raise ConfigError(f"{params_file}: params file not found")
-    try:
-        data = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{params_file}: not valid YAML: {err}") from None
-    return data or {}
-
-
 def resolve_params(root: Path, flat: dict[str, Any] | None = None) -> Params:
     """params.yaml with the overrides applied, validated (raises ``ConfigError`` naming the key)."""
     params_file = root / "params.yaml"
-    data = copy.deepcopy(read_params_data(params_file))
-    for key, value in (flat or {}).items():
-        _set_dotted(data, key, value)
+    data = apply_overrides(read_params_data(params_file), flat)
     source = f"{params_file} + overrides {sorted(flat)}" if flat else str(params_file)
     return parse_params(data, source)
 
@@ -281,7 +220,7 @@ def write_overrides(params_file: Path, flat: dict[str, Any]) -> None:
 
     data = rt.load(params_file.read_text(encoding="utf-8")) or CommentedMap()
     for key, value in flat.items():
-        _set_dotted(data, key, node(value), new_map=CommentedMap)
+        set_dotted(data, key, node(value), new_map=CommentedMap)
     buf = io.StringIO()
     rt.dump(data, buf)
     tmp = params_file.with_name(params_file.name + ".tmp")

@@ -54,19 +54,17 @@ def _cache_base(params: Params | None, root: Path) -> Path:
 
 
 def _encoder(spec: str, params: Params | None, cache: Path, trust_remote_code: bool = False) -> Encoder:
-    from dataclasses import replace
-
-    from lira.encoders import Encoder, EncoderSettings, settings_from_params
+    from lira.encoders import Encoder, EncoderSettings
 
     settings = EncoderSettings(spec=spec)
     if params is not None:
         # a spec that params configure (prefixes, max length) loads with those settings
         for path in ("lrl", "en"):
             if params.encoder(path).spec == spec:
-                settings = settings_from_params(params.encoder(path))
+                settings = EncoderSettings.of(params.encoder(path))
                 break
     # remote code only on the caller's explicit word, never because a file says so
-    return Encoder(replace(settings, trust_remote_code=trust_remote_code), cache / "models")
+    return Encoder(settings.model_copy(update={"trust_remote_code": trust_remote_code}), cache / "models")
 
 
 def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> tuple[Path, str]:

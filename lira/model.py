@@ -38,8 +38,12 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "lira-manifest/1"
 
 
-def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor | None = None) -> None:
-    """Write a model folder (weights first, then ``lira_model.json``, ``manifest.json`` last)."""
+def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor | None = None, use_english: bool = True) -> None:
+    """Write a model folder (weights first, then ``lira_model.json``, ``manifest.json`` last).
+
+    ``meta`` names what the weights do not (variant, languages, S_feat, encoder settings, agents);
+    the net and the Actor describe themselves (their ``config()``).
+    """
     from safetensors.torch import save_file
 
     from lira.io import atomic_path, write_json
@@ -52,7 +56,10 @@ def save_lira_model(folder: str | Path, net: LiraNet, meta: dict, actor: Actor |
     for name, module in parts:
         with atomic_path(folder / f"{name}.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    write_json(folder / "lira_model.json", {"format": MODEL_FORMAT, **meta})
+    write_json(folder / "lira_model.json", {
+        "format": MODEL_FORMAT, **meta, "arca": net.adaptors.config(), "lasr": {**net.head.config(), "use_english": use_english},
+        "actor": actor.config() if actor is not None else None,
+    })
     write_manifest(folder)
 
 
@@ -110,6 +117,30 @@ def verify_manifest(folder: str | Path, expected_sha256: str | None = None) -> N
         raise IntegrityError(f"{folder / extra[0]}: not listed in {MANIFEST}: refused")
 
 
+def load_net(folder: str | Path, manifest_sha256: str | None = None) -> tuple[LiraNet, Actor | None, dict]:
+    """The trained net (and Actor) of a model folder and its meta, every file verified against the
+    folder's manifest first; no encoders (see :meth:`LiraModel.load`)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta_path = folder / "lira_model.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{folder}: not a lira model folder (no lira_model.json)")
+    verify_manifest(folder, manifest_sha256)
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r} (retrain or re-save it with this lira)")
+    net = LiraNet.from_meta(meta)
+    net.load_state_dict(load_file(str(folder / "net.safetensors")))
+    net.eval()
+    actor = None
+    if meta.get("actor") and (folder / "actor.safetensors").exists():
+        actor = Actor.from_config(meta["actor"])
+        actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
+        actor.eval()
+    return net, actor, meta
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("LIRA_CACHE", Path.home() / ".cache" / "lira"))
 
@@ -145,11 +176,13 @@ def _check_backbone(d: dict, meta_path: Path) -> None:
 
 def _settings(d: dict, folder: Path, trust_remote_code: bool | None = None) -> EncoderSettings:
     """Encoder settings from a folder's entry; ``trust_remote_code`` (the caller's word) overrides the file's."""
-    settings = EncoderSettings(
-        spec=d["spec"], max_length=d["max_length"], batch_size=d["batch_size"], query_prefix=d["query_prefix"],
-        passage_prefix=d["passage_prefix"],
-        trust_remote_code=bool(d["trust_remote_code"]) if trust_remote_code is None else trust_remote_code,
-    )
+    fields = {k: v for k, v in d.items() if k in EncoderSettings.model_fields and k not in ("adapter", "adapter_sha256")}
+    if trust_remote_code is not None:
+        fields["trust_remote_code"] = trust_remote_code
+    try:
+        settings = EncoderSettings.model_validate(fields)
+    except ValueError as e:
+        raise ValueError(f"{folder / 'lira_model.json'}: invalid encoder settings: {e}") from None
     if not d.get("adapter"):
         return settings
     loaded = settings.with_adapter(folder / d["adapter"])
@@ -175,16 +208,9 @@ class LiraModel:
         ``trust_remote_code=True`` - what the file says never enables it. Every file is verified against
         the folder's manifest first, and the manifest against ``manifest_sha256`` when given (the
         registry's tag)."""
-        from safetensors.torch import load_file
-
         folder = Path(folder)
+        net, actor, meta = load_net(folder, manifest_sha256)
         meta_path = folder / "lira_model.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{folder}: not a lira model folder (no lira_model.json)")
-        verify_manifest(folder, manifest_sha256)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != MODEL_FORMAT:
-            raise ValueError(f"{meta_path}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r} (retrain or re-save it with this lira)")
         models_dir = Path(cache_dir or default_cache_dir()) / "models"
         for path in ("lrl", "en"):
             d = meta["encoders"][path]
@@ -199,14 +225,6 @@ class LiraModel:
                        for p in ("lrl", "en"))
         lrl = Encoder(lrl_s, models_dir)
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
-        net = LiraNet.from_meta(meta)
-        net.load_state_dict(load_file(str(folder / "net.safetensors")))
-        net.eval()
-        actor = None
-        if meta.get("actor") and (folder / "actor.safetensors").exists():
-            actor = Actor(meta["actor"]["features"], meta["actor"]["hidden"])
-            actor.load_state_dict(load_file(str(folder / "actor.safetensors")))
-            actor.eval()
         return cls(meta, net, lrl, en, actor)
 
     def lang_ids(self, lang: str | Sequence[str], n: int) -> torch.Tensor:

@@ -16,13 +16,13 @@ class Actor(nn.Module):
 
     Masking: invalid candidates (mask False) get logit -inf, so probability exactly 0.
     A row with NO valid candidate gets logits 0 everywhere instead (uniform, finite), so
-    log_softmax never yields NaN; ``sample`` and ``greedy`` return action 0 for such rows.
+    log_softmax never yields NaN; ``greedy`` returns action 0 for such rows.
     The caller must skip them (``mask.any(-1)`` tells which).
     """
 
     def __init__(self, n_features: int, hidden: int = 32):
         super().__init__()
-        self.n_features = n_features
+        self.n_features, self.hidden = n_features, hidden
         self.mlp = nn.Sequential(
             nn.Linear(n_features, hidden),
             nn.GELU(),
@@ -30,6 +30,14 @@ class Actor(nn.Module):
             nn.GELU(),
             nn.Linear(hidden, 1),
         )
+
+    def config(self) -> dict:
+        """The constructor arguments, as saved beside the weights (``Actor.from_config``)."""
+        return {"features": self.n_features, "hidden": self.hidden}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Actor:
+        return cls(config["features"], config["hidden"])
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         """features [B, K, F], mask [B, K] bool -> logits [B, K] (invalid at -inf)."""
@@ -48,14 +56,6 @@ class Actor(nn.Module):
         logp = self.log_probs(features, mask)
         p = logp.exp()
         return -(p * logp.masked_fill(p == 0, 0.0)).sum(dim=-1)
-
-    @torch.no_grad()
-    def sample(self, features: Tensor, mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """a ~ pi(. | c_1..K): actions [B] long (0 for rows with no valid candidate)."""
-        mask = mask.bool()
-        probs = torch.softmax(self(features, mask), dim=-1)
-        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        return actions.masked_fill(~mask.any(dim=-1), 0)
 
     @torch.no_grad()
     def greedy(self, features: Tensor, mask: Tensor) -> Tensor:

@@ -59,6 +59,9 @@ class AnchorAdaptors(nn.Module):
     ):
         super().__init__()
         self.shared = shared
+        # Its own constructor arguments: a saved model rebuilds the adaptors from them (config()).
+        self._config = {"in_dim_lr": in_dim_lr, "in_dim_en": in_dim_en, "d": d, "shared": shared, "hidden": hidden,
+                        "dropout": dropout, "residual": residual}
         if shared:
             common = max(in_dim_lr, in_dim_en)
             # why a projection and not padding: the two encoders' coordinates are unrelated,
@@ -69,6 +72,19 @@ class AnchorAdaptors(nn.Module):
         else:
             self.adaptor_lr = SharedAdaptor(in_dim_lr, d, hidden, dropout, residual)
             self.adaptor_en = SharedAdaptor(in_dim_en, d, hidden, dropout, residual)
+
+    @property
+    def d(self) -> int:
+        """The anchor space's width (of E_lr and E_en)."""
+        return self._config["d"]
+
+    def config(self) -> dict:
+        """The constructor arguments, as saved beside the weights (``AnchorAdaptors(**config)``)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict) -> AnchorAdaptors:
+        return cls(**config)
 
     def lr(self, p_lr: Tensor) -> Tensor:
         """LRL path alone: [..., in_dim_lr] -> [..., d]."""

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from lira.encoders.base import Encoder, EncoderSettings, Kind, resolve_spec, settings_from_params
+from lira.encoders.base import Encoder, resolve_spec
+from lira.encoders.config import EncoderConfig, EncoderSettings, Kind
 from lira.encoders.features import FeatureCache, Features, cached_features, encode_features, text_key
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter:
     """
     from lira.runtime import device
 
-    settings = settings_from_params(params.encoder(path)).with_adapter(adapter)
+    settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
     key = (settings, str(cache_dir(params, root)), device(params))
     if key not in _LOADED:
         if settings.adapter:  # each adapted encoder is a full copy of the backbone: keep one at a time
@@ -57,7 +58,7 @@ def features_for(
     params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
     adapter: Path | None = None,
 ) -> Features:
-    settings = settings_from_params(params.encoder(path)).with_adapter(adapter)
+    settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
     texts = list(texts)
     if not texts:
         return Features(slots=np.zeros((0, params.shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
@@ -83,6 +84,7 @@ def embed_texts(
 
 __all__ = [
     "Encoder",
+    "EncoderConfig",
     "EncoderSettings",
     "FeatureCache",
     "Features",
@@ -93,6 +95,5 @@ __all__ = [
     "load_encoder",
     "release_encoders",
     "resolve_spec",
-    "settings_from_params",
     "text_key",
 ]

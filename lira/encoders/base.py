@@ -12,18 +12,14 @@ Adding a backend is one function in ``RESOLVERS``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
+from lira.encoders.config import EncoderSettings, Kind
 from lira.integrity import file_sha256, tree_sha256
-
-Kind = Literal["query", "passage"]
 
 
 def _resolve_hf(name: str, cache_dir: Path) -> str:
@@ -79,49 +75,6 @@ def resolve_spec(spec: str, cache_dir: str | Path) -> str:
     return RESOLVERS[scheme](name, Path(cache_dir))
 
 
-@dataclass(frozen=True)
-class EncoderSettings:
-    spec: str
-    max_length: int = 128
-    batch_size: int = 32
-    query_prefix: str = "query: "
-    passage_prefix: str = "passage: "
-    trust_remote_code: bool = False
-    # A peft LoRA adapter folder merged into the backbone at load time (e.g. trained by train_arca),
-    # and its content hash (lira.encoders.lora.adapter_sha256), which the feature cache keys on.
-    adapter: str | None = None
-    adapter_sha256: str | None = None
-
-    def prefix(self, kind: Kind | None) -> str:
-        return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
-
-    def with_adapter(self, folder: str | Path | None) -> EncoderSettings:
-        """These settings with a saved LoRA adapter merged in (its hash read now), or unchanged for None."""
-        if folder is None:
-            return self
-        from dataclasses import replace
-
-        from lira.encoders.lora import adapter_sha256
-
-        return replace(self, adapter=str(folder), adapter_sha256=adapter_sha256(folder))
-
-    @property
-    def key(self) -> str:
-        """Identifies the features this encoder produces (the feature cache's folder name).
-
-        It hashes the backbone's content, not only its spec: an ``hf:`` folder whose weights changed
-        in place gets a new key (hashing is cached per file, so this stays cheap).
-        """
-        if self.adapter and not self.adapter_sha256:
-            raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")
-        digest = backbone_sha256(self.spec)
-        if digest is None:
-            raise LookupError(f"encoder {self.spec!r}: not available locally, its content hash is unknown until it is loaded")
-        raw = f"{self.spec}|{self.max_length}|{digest}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
-        slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
-        return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
-
-
 class Encoder(torch.nn.Module):
     """A Hugging Face encoder with E5-style prefixes; optionally LoRA-wrapped through peft."""
 
@@ -153,7 +106,7 @@ class Encoder(torch.nn.Module):
         from lira.encoders.lora import lora_config
 
         try:
-            self.model = get_peft_model(self.model, lora_config(r, alpha, dropout, target_modules))
+            self.model = get_peft_model(self.model, lora_config(r, alpha, dropout, list(target_modules)))
         except ValueError as e:
             names = sorted({n.rsplit(".", 1)[-1] for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear)})
             raise ValueError(f"LoRA target_modules {list(target_modules)} do not match {self.settings.spec!r}: {e}. "
@@ -209,14 +162,3 @@ def _has_safetensors(where: str) -> bool | None:
     if p.is_dir():
         return True if any(p.glob("*.safetensors")) else None
     return None
-
-
-def settings_from_params(enc_params) -> EncoderSettings:  # noqa: ANN001 - lira.config.EncoderParams
-    return EncoderSettings(
-        spec=enc_params.spec,
-        max_length=enc_params.max_length,
-        batch_size=enc_params.batch_size,
-        query_prefix=enc_params.query_prefix,
-        passage_prefix=enc_params.passage_prefix,
-        trust_remote_code=enc_params.trust_remote_code,
-    )

@@ -1,7 +1,7 @@
 """Paired bootstrap confidence intervals for the difference of a metric between two systems.
 
 The paper reports no significance tests; this project attaches a CI and a p-value to every metric
-difference it reports (METHOD.md, "What reviewers found missing").
+difference it reports.
 
 Given per-item outputs ``a`` and ``b`` of two systems on the same ``n`` items (and optional shared
 ``extra`` arrays such as gold labels), and a statistic ``T``:

@@ -1,4 +1,4 @@
-"""The paper's error bound, made measurable (METHOD.md, "Theory made measurable").
+"""The paper's error bound, made measurable (the paper's theory section).
 
 LiRA bounds the gap between the downstream output on the low-resource input and on its English
 anchor by

@@ -1,6 +1,6 @@
 """LaSR: the language-aware fusion head, its task heads, and the FIFO queues."""
 
-from lira.lasr.head import LaSRHead, choice_logits, retrieval_scores, sts_scores
+from lira.lasr.head import LaSRHead, choice_logits
 from lira.lasr.queues import CorrQueue, DocQueue, hard_negatives
 
 __all__ = [
@@ -9,6 +9,4 @@ __all__ = [
     "LaSRHead",
     "choice_logits",
     "hard_negatives",
-    "retrieval_scores",
-    "sts_scores",
 ]

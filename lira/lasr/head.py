@@ -44,6 +44,10 @@ class LaSRHead(nn.Module):
         if not 0.0 <= path_dropout <= 1.0:
             raise ValueError(f"path_dropout must be in [0, 1], got {path_dropout}")
         self.d, self.n_langs, self.n_slots = d, n_langs, n_slots
+        # Its own constructor arguments: a saved model rebuilds the head from them (config()).
+        self._config = {"d_model": d, "n_langs": n_langs, "n_slots": n_slots, "n_layers": n_layers, "n_heads": n_heads,
+                        "ff_mult": ff_mult, "dropout": dropout, "path_dropout": path_dropout, "d_in": d_in or d,
+                        "residual": residual}
         # d_in: width of the anchored inputs (and of z); the transformer runs at width d.
         self.d_in = d_in or d
         self.residual = residual
@@ -69,6 +73,15 @@ class LaSRHead(nn.Module):
             # z starts as the mean of the anchored paths and learns a correction from there.
             nn.init.zeros_(self.out_proj.weight)
             nn.init.zeros_(self.out_proj.bias)
+
+    def config(self) -> dict:
+        """The constructor arguments, as saved beside the weights (``LaSRHead.from_config``)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: dict) -> LaSRHead:
+        c = dict(config)
+        return cls(c.pop("d_model"), **c)
 
     def _path_tokens(self, e: Tensor, segment: int) -> Tensor:
         S = e.shape[1]
@@ -105,7 +118,7 @@ class LaSRHead(nn.Module):
         return F.normalize(z, dim=-1)
 
     @staticmethod
-    def _skip(e_lr, e_en, lr_mask, en_mask, B: int) -> Tensor:  # noqa: ANN001
+    def _skip(e_lr, e_en, lr_mask, en_mask, B: int) -> Tensor:
         """Mean of the unit-normalised, slot-averaged inputs of the paths present per example."""
         total, count = 0.0, 0.0
         for e, m in ((e_lr, lr_mask), (e_en, en_mask)):
@@ -138,16 +151,6 @@ class LaSRHead(nn.Module):
     def en_only(self, e_en: Tensor, lang: Tensor) -> Tensor:
         """z from the English path alone (LRL slots masked), for consistency regularisation."""
         return self.encode(None, e_en, lang)
-
-
-def retrieval_scores(zq: Tensor, zi: Tensor) -> Tensor:
-    """score[q, n] = cos(zq_q, zi_n): [Q, d], [N, d] -> [Q, N]."""
-    return F.normalize(zq, dim=-1) @ F.normalize(zi, dim=-1).T
-
-
-def sts_scores(za: Tensor, zb: Tensor) -> Tensor:
-    """score[b] = cos(za_b, zb_b): [B, d], [B, d] -> [B]."""
-    return F.cosine_similarity(za, zb, dim=-1)
 
 
 def choice_logits(zq: Tensor, zc: Tensor, choice_mask: Tensor, temperature: float = 0.05) -> Tensor:

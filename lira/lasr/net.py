@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from lira.arca import AnchorAdaptors
 from lira.lasr.head import LaSRHead
 
+_ADAPTOR_KEYS = ("in_dim_lr", "in_dim_en", "d", "shared", "hidden", "dropout", "residual")
+_HEAD_KEYS = ("d_model", "n_langs", "n_slots", "n_layers", "n_heads", "ff_mult", "dropout", "path_dropout", "d_in", "residual")
+
 
 class LiraNet(nn.Module):
     def __init__(self, adaptors: AnchorAdaptors, head: LaSRHead):
@@ -29,15 +32,22 @@ class LiraNet(nn.Module):
         e_lr, e_en = self.anchored(lr, en)
         return self.head(e_lr, e_en, lang, en_mask=en_mask)
 
+    def config(self) -> dict:
+        """What rebuilds this net: each part's own constructor arguments (saved in ``lira_model.json``)."""
+        return {"arca": self.adaptors.config(), "lasr": self.head.config()}
+
     @classmethod
     def from_meta(cls, meta: dict) -> LiraNet:
-        """Build the (untrained) net a ``lira-model/1`` folder describes."""
+        """Build the (untrained) net a ``lira-model/1`` folder describes.
+
+        Folders written before the parts saved their own config lack some keys (``n_langs``,
+        ``n_slots``, ``d_in``, ...): those follow from the model's languages, S_feat and adaptor width.
+        """
         a, lz = meta["arca"], meta["lasr"]
-        adaptors = AnchorAdaptors(a["in_dim_lr"], a["in_dim_en"], a["d"], shared=a["shared"], hidden=a["hidden"],
-                                  dropout=a["dropout"], residual=a.get("residual", False))
-        head = LaSRHead(lz.get("d_model", a["d"]), len(meta["languages"]), meta["s_feat"], n_layers=lz["n_layers"],
-                        n_heads=lz["n_heads"], dropout=lz["dropout"], d_in=a["d"], residual=lz.get("residual", False))
-        return cls(adaptors, head)
+        adaptors = AnchorAdaptors.from_config({k: a[k] for k in _ADAPTOR_KEYS if k in a})
+        head = {"d_model": lz.get("d_model", a["d"]), "n_langs": len(meta["languages"]), "n_slots": meta["s_feat"],
+                "d_in": a["d"], **{k: lz[k] for k in _HEAD_KEYS if k in lz}}
+        return cls(adaptors, LaSRHead.from_config(head))
 
     def lrl_only(self, lr: Tensor, lang: Tensor) -> Tensor:
         return self.head.lrl_only(self.adaptors.lr(lr), lang)

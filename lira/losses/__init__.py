@@ -1,33 +1,29 @@
 """lira's losses: pure tensor math, one idea per file (sentence-transformers style)."""
 
-from lira.losses.anchoring import AnchoringLoss, anchoring_error, anchoring_loss
-from lira.losses.consistency import ConsistencyLoss, score_mse, symmetric_kl
-from lira.losses.correlation import CorrelationLoss, correlation_loss, pearson, soft_spearman
-from lira.losses.distillation import MSEDistillationLoss, mse_distillation
+from lira.losses.anchoring import anchoring_error, anchoring_loss
+from lira.losses.choice import choice_cross_entropy
+from lira.losses.consistency import score_mse, symmetric_kl
+from lira.losses.correlation import correlation_loss, pearson, soft_spearman
+from lira.losses.distillation import mse_distillation
 from lira.losses.docqueue import DocQueueObjective, margin_hinge, variance_term
+from lira.losses.info_nce import info_nce
+from lira.losses.listwise import listwise_softmax_ce
 from lira.losses.ranks import soft_rank
-from lira.losses.reinforce import (
-    REINFORCELoss,
-    RunningMeanBaseline,
-    critic_reward,
-    reinforce_loss,
-)
+from lira.losses.reinforce import RunningMeanBaseline, critic_reward, reinforce_loss
 from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
 
 __all__ = [
-    "AnchoringLoss",
-    "ConsistencyLoss",
-    "CorrelationLoss",
     "DocQueueObjective",
-    "MSEDistillationLoss",
-    "REINFORCELoss",
     "RunningMeanBaseline",
     "SoftNDCGLoss",
     "anchoring_error",
     "anchoring_loss",
+    "choice_cross_entropy",
     "correlation_loss",
     "critic_reward",
     "ideal_dcg",
+    "info_nce",
+    "listwise_softmax_ce",
     "margin_hinge",
     "mse_distillation",
     "pearson",

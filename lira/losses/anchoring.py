@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def anchoring_loss(e_lr: Tensor, e_en: Tensor, stop_grad_en: bool = True) -> Tensor:
@@ -49,19 +49,3 @@ def anchoring_error(e_lr: Tensor, e_en: Tensor) -> Tensor:
     if e_lr.shape != e_en.shape:
         raise ValueError(f"shape mismatch: e_lr {tuple(e_lr.shape)} vs e_en {tuple(e_en.shape)}")
     return (1.0 - F.cosine_similarity(e_lr, e_en, dim=-1)).mean(dim=-1)
-
-
-class AnchoringLoss(nn.Module):
-    r"""Module form of :func:`anchoring_loss`:
-    ``L = mean_{b,s} (1 - cos(E_lr[b,s], E_en[b,s]))``, English side detached if ``stop_grad_en``.
-    """
-
-    def __init__(self, stop_grad_en: bool = True) -> None:
-        super().__init__()
-        self.stop_grad_en = stop_grad_en
-
-    def forward(self, e_lr: Tensor, e_en: Tensor) -> Tensor:
-        return anchoring_loss(e_lr, e_en, stop_grad_en=self.stop_grad_en)
-
-    def extra_repr(self) -> str:
-        return f"stop_grad_en={self.stop_grad_en}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def symmetric_kl(logits_a: Tensor, logits_b: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -48,31 +48,3 @@ def symmetric_kl(logits_a: Tensor, logits_b: Tensor, mask: Tensor | None = None)
 def score_mse(a: Tensor, b: Tensor) -> Tensor:
     r"""``mean((a - b)^2)`` over all elements: agreement of the two paths' scores."""
     return F.mse_loss(a, b)
-
-
-class ConsistencyLoss(nn.Module):
-    r"""Agreement between the LRL-path and English-path predictions of the same examples.
-
-    * ``kind="kl"``: :func:`symmetric_kl` of the choice logits,
-      ``mean_rows sum_c (p_c - q_c)(log p_c - log q_c)``.
-    * ``kind="mse"``: :func:`score_mse`, ``mean (a - b)^2``.
-    """
-
-    def __init__(self, kind: str = "kl") -> None:
-        super().__init__()
-        if kind not in ("kl", "mse"):
-            raise ValueError(f"kind must be 'kl' or 'mse', got {kind!r}")
-        self.kind = kind
-
-    def forward(self, a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
-        if self.kind == "kl":
-            return symmetric_kl(a, b, mask)
-        if mask is not None:
-            mask = mask.to(torch.bool).expand_as(a)
-            if not bool(mask.any()):
-                return ((a - b) * 0.0).sum()
-            return score_mse(a[mask], b[mask])
-        return score_mse(a, b)
-
-    def extra_repr(self) -> str:
-        return f"kind={self.kind!r}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from lira.losses.ranks import soft_rank
 
@@ -55,24 +55,3 @@ def correlation_loss(pred: Tensor, label: Tensor, a: float = 0.5, tau: float = 0
     """
     label = label.detach()
     return a * (1.0 - pearson(pred, label)) + (1.0 - a) * (1.0 - soft_spearman(pred, label, tau))
-
-
-class CorrelationLoss(nn.Module):
-    r"""Module form of :func:`correlation_loss`:
-    ``L = a (1 - pearson) + (1 - a) (1 - soft_spearman_tau)`` over all given pairs.
-
-    The CorrQueue concatenates queued (prediction, label) pairs before calling this.
-    """
-
-    def __init__(self, a: float = 0.5, tau: float = 0.1) -> None:
-        super().__init__()
-        if not 0.0 <= a <= 1.0:
-            raise ValueError(f"a must be in [0, 1], got {a}")
-        self.a = a
-        self.tau = tau
-
-    def forward(self, pred: Tensor, label: Tensor) -> Tensor:
-        return correlation_loss(pred, label, a=self.a, tau=self.tau)
-
-    def extra_repr(self) -> str:
-        return f"a={self.a}, tau={self.tau}"

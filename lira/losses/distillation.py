@@ -1,9 +1,9 @@
-"""Full-model MSE distillation (the strong baseline METHOD.md measures Arca against)."""
+"""Full-model MSE distillation (the strong baseline Arca is measured against)."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def mse_distillation(student: Tensor, teacher: Tensor) -> Tensor:
@@ -15,10 +15,3 @@ def mse_distillation(student: Tensor, teacher: Tensor) -> Tensor:
     if student.shape != teacher.shape:
         raise ValueError(f"shape mismatch: {tuple(student.shape)} vs {tuple(teacher.shape)}")
     return F.mse_loss(student, teacher.detach())
-
-
-class MSEDistillationLoss(nn.Module):
-    r"""Module form of :func:`mse_distillation`: ``mean (student - stopgrad(teacher))^2``."""
-
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        return mse_distillation(student, teacher)

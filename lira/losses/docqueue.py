@@ -1,6 +1,6 @@
 """LaSR's DocQueue objective: soft-nDCG + a margin hinge + a variance (anti-collapse) term.
 
-METHOD.md only names the three parts ("a margin hinge between the positive and the hardest
+The paper only names the three parts ("a margin hinge between the positive and the hardest
 negative, and a variance term"); the exact forms below are this project's reading.
 The queue itself (FIFO of detached item embeddings, in-language negatives) lives with LaSR;
 this module only sees the resulting score lists.
@@ -49,7 +49,7 @@ def variance_term(z: Tensor, target_std: float = 1.0, eps: float = 1e-4) -> Tens
         L_{mv} = \frac{1}{d} \sum_{j=1}^{d} \mathrm{relu}\Big(\gamma - \sqrt{\mathrm{Var}_b(z_{b,j}) + \epsilon}\Big)
 
     with the unbiased variance over the batch and ``gamma = target_std`` (Bardes et al., 2022).
-    METHOD.md gives no detail on "the variance term"; this is our reading. Note that for
+    The paper gives no detail on "the variance term"; this is our reading. Note that for
     L2-normalised ``z`` of width ``d`` the per-dimension std is at most about ``1/sqrt(d)``, so
     ``target_std=1`` then never reaches 0 (it still rewards spreading variance over all
     dimensions); pass ``target_std ~ 1/sqrt(d)`` for a term that switches off when spread.

@@ -175,30 +175,3 @@ class RunningMeanBaseline(nn.Module):
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"
-
-
-class REINFORCELoss(nn.Module):
-    r"""REINFORCE for the Actor: ``L = -mean_b log pi(a_b) (R_{b,a_b} - b_b)``.
-
-    See :func:`reinforce_loss` for the baselines. With ``baseline="running_mean"`` the loss uses
-    the running mean of *previous* batches (so an example's own reward never enters its
-    baseline), then, in training mode, updates it with this batch's chosen rewards.
-    """
-
-    def __init__(self, baseline: str = "none", momentum: float = 0.9) -> None:
-        super().__init__()
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
-        self.baseline = baseline
-        self.running = RunningMeanBaseline(momentum)
-
-    def forward(self, log_probs: Tensor, actions: Tensor, rewards: Tensor, mask: Tensor) -> Tensor:
-        loss = reinforce_loss(
-            log_probs, actions, rewards, mask, baseline=self.baseline, running_mean=self.running.value
-        )
-        if self.baseline == "running_mean" and self.training:
-            self.running.update(rewards.detach().gather(-1, actions.long().unsqueeze(-1)).squeeze(-1))
-        return loss
-
-    def extra_repr(self) -> str:
-        return f"baseline={self.baseline!r}"

@@ -32,21 +32,18 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
     return summary
 
 
-METRIC_FILES = {
-    "build_dataset": ["dataset.json"],
-    "translate": ["translate.json"],
-    "critic_score": ["critic.json"],
-    "train_arca": ["arca.json"],
-    "train_lasr": ["lasr.json"],
-    "evaluate": ["evaluate.json", "gate.json"],
-}
-PLOT_FILES = {"train_arca": ["arca_curve.csv"], "train_lasr": ["lasr_curve.csv"], "evaluate": ["per_language.csv", "per_language.png"]}
+def declared_outputs(name: str) -> tuple[list[str], list[str]]:
+    """(metrics files under paths.metrics, plot files under paths.plots) that stage ``name`` writes:
+    each stage module declares its own ``METRICS`` and ``PLOTS`` (and dvc.yaml the same, tested)."""
+    module = importlib.import_module(f"lira.stages.{name}")
+    return list(module.METRICS), list(module.PLOTS)
 
 
 def stage_artifacts(name: str, params: Params, root: Path) -> list[Path]:
     """The stage's metrics and plots files that exist (logged to MLflow beside the run)."""
     m, p = root / params.shared.paths.metrics, root / params.shared.paths.plots
-    files = [m / f for f in METRIC_FILES.get(name, [])] + [p / f for f in PLOT_FILES.get(name, [])]
+    metrics, plots = declared_outputs(name)
+    files = [m / f for f in metrics] + [p / f for f in plots]
     if name == "critic_score":
         files.append(root / params.shared.paths.critic / "validation.json")
     return [f for f in files if f.exists()]

@@ -38,6 +38,8 @@ from lira.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
+METRICS = ["critic.json"]  # under paths.metrics; dvc.yaml declares the same (tests/stages/test_outputs.py)
+PLOTS: list[str] = []
 SCORE_COLUMNS = ["text_id", "lang", "agent", "s", "e", "p", "critic", "llm_raw", "sim", *FLAG_COLUMNS,
                  "length_ratio", "english_prob", "detected_lang", "lang_verdict", "quarantined", "reasons"]
 

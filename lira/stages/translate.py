@@ -45,6 +45,8 @@ from lira.translate.prompts import PROMPT_VERSIONS
 
 log = logging.getLogger(__name__)
 
+METRICS = ["translate.json"]  # under paths.metrics; dvc.yaml declares the same (tests/stages/test_outputs.py)
+PLOTS: list[str] = []
 COLUMNS = ["text_id", "lang", "agent", "backend", "model", "prompt_version", "candidate", "raw",
            "parse_flags", "distortion", "cache_key"]
 

@@ -13,12 +13,16 @@ Two terms are not in the paper, and both are params. ``L_var`` (a VICReg varianc
 batch's unit-normalised pooled E): without it a shared adaptor drives the anchoring loss to 0 by
 adding one large common offset to every output (every cosine -> 1), which we observed on the
 sample (dev bitext accuracy fell from 0.4 to 0.16 while eps1 -> 0). ``L_nce`` (in-batch InfoNCE
-between the paths, off by default) is the standard discriminative alignment objective.
+between the paths, :func:`lira.losses.info_nce`; on by default with ``lambda_nce`` 0.5, 0 turns it
+off) is the standard discriminative alignment objective.
+
+The hyper-parameters are :class:`lira.arca.config.ArcaConfig` (params.yaml's ``train_arca``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +31,8 @@ import torch
 from torch import Tensor
 
 from lira.arca import Actor, AnchorAdaptors
-from lira.losses import anchoring_error, anchoring_loss, reinforce_loss, variance_term
+from lira.arca.config import ArcaConfig
+from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
@@ -48,30 +53,6 @@ class ArcaData:
 
 
 @dataclass
-class ArcaConfig:
-    d: int | None = 128  # None: the common encoder width
-    residual: bool = False
-    hidden: int | None = None
-    dropout: float = 0.1
-    shared: bool = True
-    stop_grad_en: bool = True
-    actor_hidden: int = 32
-    baseline: str = "leave_one_out"
-    eta: float = 1.0
-    lambda_var: float = 1.0
-    var_target: float = 0.4  # target per-dimension std of unit-norm E, in units of 1/sqrt(d)
-    lambda_nce: float = 0.5
-    nce_temperature: float = 0.05
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    epochs: int = 30
-    batch_size: int = 64
-    patience: int = 5
-    seed: int = 13
-    lora_lr: float | None = None  # LoRA adapters' learning rate (None: lr); used only with a live path
-
-
-@dataclass
 class ArcaResult:
     adaptors: AnchorAdaptors
     actor: Actor
@@ -82,22 +63,22 @@ class ArcaResult:
     lora_config: Any = None  # peft.LoraConfig of those weights
 
 
-def info_nce(u_lr: Tensor, u_en: Tensor, temperature: float) -> Tensor:
-    """In-batch InfoNCE: each LRL text must pick its own translation among the batch's (optional)."""
-    logits = u_lr @ u_en.T / temperature
-    target = torch.arange(len(u_lr))
-    return 0.5 * (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target))
-
-
 def adaptor_width(in_lr: int, in_en: int, d: int | None) -> int:
     return d if d is not None else max(in_lr, in_en)
 
 
-def build_modules(data: ArcaData, cfg: ArcaConfig) -> tuple[AnchorAdaptors, Actor]:
-    torch.manual_seed(cfg.seed)
+def build_modules(data: ArcaData, cfg: ArcaConfig, seed: int) -> tuple[AnchorAdaptors, Actor]:
+    torch.manual_seed(seed)
     d = adaptor_width(data.lr.shape[-1], data.cand.shape[-1], cfg.d)
+    if cfg.residual:
+        widths = {max(data.lr.shape[-1], data.cand.shape[-1])} if cfg.shared_adaptor else {data.lr.shape[-1], data.cand.shape[-1]}
+        if widths != {d}:
+            from lira.config import ConfigError
+
+            raise ConfigError(f"train_arca.d = {cfg.d}: the residual adaptor (train_arca.residual) needs d equal to the "
+                              f"encoder width {sorted(widths)} or null")
     adaptors = AnchorAdaptors(
-        data.lr.shape[-1], data.cand.shape[-1], d, shared=cfg.shared, hidden=cfg.hidden, dropout=cfg.dropout,
+        data.lr.shape[-1], data.cand.shape[-1], d, shared=cfg.shared_adaptor, hidden=cfg.adaptor_hidden, dropout=cfg.dropout,
         residual=cfg.residual,
     )
     actor = Actor(data.feats.shape[-1], cfg.actor_hidden)
@@ -138,21 +119,28 @@ def train_arca(
     data: ArcaData,
     cfg: ArcaConfig,
     n_langs: int,
+    seed: int,
+    lora_lr: float | None = None,
     checkpointer: Checkpointer | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     live: LiveEncoderPath | None = None,
     progress: bool = False,
+    timer: Callable[[str], AbstractContextManager] | None = None,
 ) -> ArcaResult:
-    """Train adaptor + Actor (+ the LoRA adapters of ``live``); resumable; early stopping on dev eps1."""
+    """Train adaptor + Actor (+ the LoRA adapters of ``live``, at ``lora_lr``, default ``cfg.lr``);
+    resumable; early stopping on dev eps1. ``timer(name)`` (a context manager) wraps the dev
+    evaluation, for benchmarks."""
     from tqdm.auto import tqdm
 
-    adaptors, actor = build_modules(data, cfg)
+    timer = timer or (lambda name: nullcontext())
+
+    adaptors, actor = build_modules(data, cfg, seed)
     baseline = RunningMeanBaseline()
     groups = [{"params": list(adaptors.parameters()) + list(actor.parameters())}]
     if live is not None:
-        groups.append({"params": live.parameters(), "lr": cfg.lora_lr or cfg.lr})
+        groups.append({"params": live.parameters(), "lr": lora_lr or cfg.lr})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(cfg.patience, mode="min")
     stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": opt}
     if live is not None:
@@ -209,7 +197,8 @@ def train_arca(
                 sums[k] += float(v.detach())
             n_batches += 1
         dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
-        dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
+        with timer("dev_report"):
+            dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
         row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}, "dev_anchor_error": dev.get("eps1_mean", float("nan"))}
         row["dev_bitext_acc"] = float(np.mean(list(dev["bitext_acc"].values()))) if dev["bitext_acc"] else float("nan")
         history.append(row)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lira.config import Params
+from lira.arca.config import ArcaConfig
 from lira.losses import critic_reward
 
 FLAG_COLUMNS = ["flag_empty", "flag_preamble", "flag_echo", "flag_wrong_language", "flag_length"]
@@ -80,17 +80,13 @@ def candidate_table(texts: pd.DataFrame, candidates: pd.DataFrame, scores: pd.Da
     return out
 
 
-def actor_inputs(
-    ct: CandidateTable, params: Params, use_llm: bool | None = None, use_emb: bool | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(features [N,K,F], valid mask [N,K], reward [N,K]) with the ablation switches applied.
+def actor_inputs(ct: CandidateTable, cfg: ArcaConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(features [N,K,F], valid mask [N,K], reward [N,K]) with the critic switches of ``cfg`` applied.
 
     A missing score enters the features as 0 plus a "missing" indicator, and the reward as NaN
     handled by :func:`critic_reward`, never as a made-up value.
     """
-    cfg = params.train_arca
-    use_llm = cfg.use_llm_critic if use_llm is None else use_llm
-    use_emb = cfg.use_embedding_critic if use_emb is None else use_emb
+    use_llm, use_emb = cfg.use_llm_critic, cfg.use_embedding_critic
     s, e, p = (x if use_llm else np.full_like(x, np.nan) for x in (ct.s, ct.e, ct.p))
     sim = ct.sim if use_emb else np.full_like(ct.sim, np.nan)
     cols = [np.nan_to_num(s / 10), np.nan_to_num(e / 10), np.nan_to_num(p / 10), np.nan_to_num(sim)]

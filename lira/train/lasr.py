@@ -12,11 +12,15 @@ Per step, one batch of each task present in the train split:
 * anchoring: ``1 - cos(E_lr, sg(E_en))`` keeps the fine-tuned adaptor anchored.
 
 ``L = L_task + λ_corr L_corr + λ_rank L_rank + λ_cons L_cons + λ_anchor L_anchor``.
+
+Each task is one named step (:func:`retrieval_step`, :func:`sts_step`, :func:`mc_step`); the
+hyper-parameters are :class:`lira.lasr.config.LasrConfig` (params.yaml's ``train_lasr``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +30,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lira.lasr import CorrQueue, DocQueue, hard_negatives
+from lira.lasr.config import LasrConfig
 from lira.lasr.head import choice_logits
 from lira.lasr.net import LiraNet
-from lira.losses import DocQueueObjective, anchoring_loss, correlation_loss, score_mse, symmetric_kl
+from lira.losses import (
+    DocQueueObjective,
+    anchoring_loss,
+    choice_cross_entropy,
+    correlation_loss,
+    listwise_softmax_ce,
+    score_mse,
+    symmetric_kl,
+)
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 
@@ -57,38 +70,6 @@ class LasrData:
     mc_choices: Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.long))  # -1 padded
     mc_answer: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     mc_split: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
-
-
-@dataclass
-class LasrConfig:
-    d_model: int = 128
-    residual: bool = False
-    n_layers: int = 2
-    n_heads: int = 4
-    dropout: float = 0.1
-    path_dropout: float = 0.5
-    corr_queue: int = 512
-    corr_a: float = 0.5
-    corr_tau: float = 0.05
-    doc_queue: int = 1024
-    top_m: int = 16
-    ndcg_k: int = 10
-    ndcg_tau: float = 0.05
-    margin: float = 0.2
-    temperature: float = 0.05
-    lambda_corr: float = 0.5
-    lambda_rank: float = 1.0
-    lambda_hinge: float = 0.5
-    lambda_var: float = 0.1
-    lambda_cons: float = 0.2
-    lambda_anchor: float = 0.5
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    epochs: int = 20
-    batch_size: int = 32
-    patience: int = 5
-    seed: int = 13
-    use_english: bool = True  # False: the "drop English" ablation (LRL path only, train and test)
 
 
 @dataclass
@@ -171,137 +152,217 @@ def _retrieval_batches(data: LasrData, bs: int, gen: torch.Generator) -> list[np
     return [batches[i] for i in order]
 
 
+_NO_TIMER: Callable[[str], AbstractContextManager] = lambda name: nullcontext()
+
+
+@dataclass
+class LasrStep:
+    """What the task steps of one training step share: the data, the net, the queues, the config.
+
+    ``timer(name)`` wraps each named piece of work (a context manager; a no-op by default) so that
+    a benchmark can time the steps, the queue operations and the losses without patching.
+    """
+
+    data: LasrData
+    net: LiraNet
+    cfg: LasrConfig
+    corrq: CorrQueue
+    docq: DocQueue
+    objective: DocQueueObjective
+    timer: Callable[[str], AbstractContextManager] = _NO_TIMER
+
+    def z_of(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        d = self.data
+        e_lr, e_en = self.net.anchored(d.lr[rows], d.en[rows])
+        en_mask = d.has_en[rows] if self.cfg.use_english else torch.zeros(len(rows), dtype=torch.bool)
+        return self.net.head(e_lr, e_en, d.lang[rows], en_mask=en_mask), e_lr, e_en
+
+    def anchor_term(self, rows: Tensor, e_lr: Tensor, e_en: Tensor) -> Tensor:
+        m = self.data.has_en[rows]
+        return anchoring_loss(e_lr[m], e_en[m]) if m.any() else e_lr.new_zeros(())
+
+    def consistency(self, rows_a: Tensor, rows_b: Tensor) -> Tensor:
+        """Scores from the LRL path alone vs the English path alone should agree."""
+        d, net = self.data, self.net
+        m = d.has_en[rows_a] & d.has_en[rows_b]
+        if not self.cfg.use_english or not m.any():
+            return d.lr.new_zeros(())
+        a, b = rows_a[m], rows_b[m]
+        s_lr = (net.lrl_only(d.lr[a], d.lang[a]) * net.lrl_only(d.lr[b], d.lang[b])).sum(-1)
+        s_en = (net.en_only(d.en[a], d.lang[a]) * net.en_only(d.en[b], d.lang[b])).sum(-1)
+        return score_mse(s_lr, s_en)
+
+
+Pending = Callable[[], None]  # a queue update to run once the step's loss is computed
+
+
+def retrieval_step(st: LasrStep, qb: Tensor) -> tuple[dict[str, Tensor], Pending]:
+    """One batch of queries (one language): in-batch items ++ DocQueue hard negatives.
+
+    L_task = listwise softmax cross-entropy, L_rank = the DocQueue objective, plus the anchoring
+    and consistency terms; the batch's items are enqueued afterwards (the returned callable).
+    """
+    d, cfg = st.data, st.cfg
+    # Each query's primary positive (highest relevance; ties by item index) joins the batch.
+    pos = [max(d.qrels[q].items(), key=lambda kv: (kv[1], -kv[0]))[0] for q in qb.tolist()]
+    items = torch.as_tensor(sorted(set(pos)))
+    rows_q, rows_i = d.query_text[qb], d.item_text[items]
+    zq, eq_lr, eq_en = st.z_of(rows_q)
+    zi, ei_lr, ei_en = st.z_of(rows_i)
+    rel = torch.tensor([[float(d.qrels[q].get(i, 0)) for i in items.tolist()] for q in qb.tolist()])
+    scores = zq @ zi.T
+    pos_lists = [[i for i, r in d.qrels[q].items() if r > 0] for q in qb.tolist()]
+    positives = torch.full((len(qb), max(map(len, pos_lists))), -1, dtype=torch.long)
+    for n, pl in enumerate(pos_lists):
+        positives[n, : len(pl)] = torch.tensor(pl, dtype=torch.long)
+    with st.timer("doc.candidates"):
+        cand, valid = st.docq.candidates(d.query_lang[qb], positives)
+    if cfg.doc_queue > 0:
+        with st.timer("hard_negatives"):
+            hard, hard_mask = hard_negatives(zq, cand, valid, cfg.top_m)
+    else:
+        hard, hard_mask = scores.new_zeros(len(qb), 0), torch.zeros(len(qb), 0, dtype=torch.bool)
+    all_scores = torch.cat([scores, hard], 1)
+    all_rel = torch.cat([rel, torch.zeros_like(hard)], 1)
+    all_mask = torch.cat([torch.ones_like(scores, dtype=torch.bool), hard_mask], 1)
+    losses = {"retrieval": listwise_softmax_ce(all_scores, all_rel, all_mask, cfg.temperature)}
+    l_rank, _ = st.objective(all_scores, all_rel, all_mask, torch.cat([zq, zi]))
+    losses["rank"] = cfg.lambda_rank * l_rank
+    losses["anchor_r"] = cfg.lambda_anchor * st.anchor_term(torch.cat([rows_q, rows_i]), torch.cat([eq_lr, ei_lr]), torch.cat([eq_en, ei_en]))
+    losses["cons_r"] = cfg.lambda_cons * st.consistency(rows_q, d.item_text[torch.as_tensor(pos)])
+    pending = (zi.detach(), d.item_lang[items], items)
+
+    def enqueue() -> None:
+        if cfg.doc_queue > 0:
+            with st.timer("doc.enqueue"):
+                st.docq.enqueue(*pending)
+
+    return losses, enqueue
+
+
+def sts_step(st: LasrStep, sb: Tensor) -> tuple[dict[str, Tensor], Pending]:
+    """One batch of STS pairs: L_task = MSE(cos(z_a, z_b), score / 5), L_corr over batch ++ CorrQueue."""
+    d, cfg = st.data, st.cfg
+    za, _, _ = st.z_of(d.sts_a[sb])
+    zb, _, _ = st.z_of(d.sts_b[sb])
+    pred = (za * zb).sum(-1)
+    label = d.sts_score[sb] / 5.0
+    losses = {"sts": F.mse_loss(pred, label)}
+    with st.timer("corr.contents"):
+        q_pred, q_label = st.corrq.contents()
+    with st.timer("corr_loss_forward"):
+        l_corr = correlation_loss(torch.cat([pred, q_pred]), torch.cat([label, q_label]), a=cfg.corr_a, tau=cfg.corr_tau)
+    losses["corr"] = cfg.lambda_corr * l_corr
+    losses["cons_s"] = cfg.lambda_cons * st.consistency(d.sts_a[sb], d.sts_b[sb])
+    pending = (pred.detach(), label)
+
+    def enqueue() -> None:
+        if cfg.corr_queue > 0:
+            with st.timer("corr.enqueue"):
+                st.corrq.enqueue(*pending)
+
+    return losses, enqueue
+
+
+def mc_step(st: LasrStep, mb: Tensor) -> dict[str, Tensor]:
+    """One batch of multiple-choice questions: cross-entropy over cos(z_q, z_c) / T, plus the
+    symmetric KL between the LRL-only and English-only choice distributions on a few of them."""
+    d, cfg, net = st.data, st.cfg, st.net
+    ch = d.mc_choices[mb]
+    cmask = ch >= 0
+    zq_mc, _, _ = st.z_of(d.mc_q[mb])
+    zc_flat, _, _ = st.z_of(ch.clamp_min(0).reshape(-1))
+    zc = zc_flat.reshape(*ch.shape, -1)
+    losses = {"mc": choice_cross_entropy(choice_logits(zq_mc, zc, cmask, cfg.temperature), d.mc_answer[mb])}
+    # Consistency on a few questions per batch: each costs 2 x (1 + C) extra head passes.
+    sub = mb[: min(len(mb), 8)]
+    if cfg.use_english and d.has_en[d.mc_q[sub]].all():
+        chs, cms = d.mc_choices[sub], d.mc_choices[sub] >= 0
+        flat = chs.clamp_min(0).reshape(-1)
+        lq = net.lrl_only(d.lr[d.mc_q[sub]], d.lang[d.mc_q[sub]])
+        eq = net.en_only(d.en[d.mc_q[sub]], d.lang[d.mc_q[sub]])
+        lc = net.lrl_only(d.lr[flat], d.lang[flat]).reshape(*chs.shape, -1)
+        ec = net.en_only(d.en[flat], d.lang[flat]).reshape(*chs.shape, -1)
+        losses["cons_m"] = cfg.lambda_cons * symmetric_kl(
+            choice_logits(lq, lc, cms, cfg.temperature), choice_logits(eq, ec, cms, cfg.temperature), cms)
+    return losses
+
+
+def epoch_batches(data: LasrData, batch_size: int, gen: torch.Generator) -> tuple[list, list, list]:
+    """(retrieval, STS, MC) batches of one epoch, in the order the generator draws them."""
+    r = _retrieval_batches(data, batch_size, gen)
+    s = _cycle(np.flatnonzero(data.sts_split == "train"), batch_size, gen)
+    m = _cycle(np.flatnonzero(data.mc_split == "train"), batch_size, gen)
+    return r, s, m
+
+
 def train_lasr(
     data: LasrData,
     net: LiraNet,
     cfg: LasrConfig,
+    seed: int,
     checkpointer: Checkpointer | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = False,
+    timer: Callable[[str], AbstractContextManager] | None = None,
+    queues: tuple[CorrQueue, DocQueue] | None = None,
 ) -> LasrResult:
+    """Train ``net`` (Arca's adaptors + the LaSR head); resumable; early stopping on dev nDCG@10.
+
+    ``timer`` and ``queues`` (e.g. pre-filled ones) are for benchmarks; by default the queues start
+    empty at the capacities ``cfg`` names.
+    """
     from tqdm.auto import tqdm
 
-    torch.manual_seed(cfg.seed)
+    timer = timer or _NO_TIMER
+    torch.manual_seed(seed)
     d = net.head.d_in  # the width of z
-    corrq, docq = CorrQueue(cfg.corr_queue), DocQueue(cfg.doc_queue, d)
-    # z is unit-norm, so each coordinate's std is at most ~1/sqrt(d): that is the variance target.
+    corrq, docq = queues if queues is not None else (CorrQueue(cfg.corr_queue), DocQueue(cfg.doc_queue, d))
+    # z is unit-norm, so each coordinate's std is at most ~1/sqrt(d): the target is a share of that.
     objective = DocQueueObjective(k=cfg.ndcg_k, tau=cfg.ndcg_tau, margin=cfg.margin, lambda_h=cfg.lambda_hinge,
-                                  lambda_r=cfg.lambda_var, target_std=0.5 / d**0.5)
+                                  lambda_r=cfg.lambda_var, target_std=cfg.var_target / d**0.5)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(cfg.patience, mode="max")
     stateful = {"net": net, "corrq": corrq, "docq": docq, "opt": opt}
     history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
-    sts_train = np.flatnonzero(data.sts_split == "train")
-    mc_train = np.flatnonzero(data.mc_split == "train")
-    en_on = cfg.use_english
-
-    def z_of(rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        e_lr, e_en = net.anchored(data.lr[rows], data.en[rows])
-        en_mask = data.has_en[rows] if en_on else torch.zeros(len(rows), dtype=torch.bool)
-        return net.head(e_lr, e_en, data.lang[rows], en_mask=en_mask), e_lr, e_en
-
-    def anchor_term(rows: Tensor, e_lr: Tensor, e_en: Tensor) -> Tensor:
-        m = data.has_en[rows]
-        return anchoring_loss(e_lr[m], e_en[m]) if m.any() else e_lr.new_zeros(())
-
-    def consistency(rows_a: Tensor, rows_b: Tensor) -> Tensor:
-        """Scores from the LRL path alone vs the English path alone should agree."""
-        m = data.has_en[rows_a] & data.has_en[rows_b]
-        if not en_on or not m.any():
-            return data.lr.new_zeros(())
-        a, b = rows_a[m], rows_b[m]
-        s_lr = (net.lrl_only(data.lr[a], data.lang[a]) * net.lrl_only(data.lr[b], data.lang[b])).sum(-1)
-        s_en = (net.en_only(data.en[a], data.lang[a]) * net.en_only(data.en[b], data.lang[b])).sum(-1)
-        return score_mse(s_lr, s_en)
+    st = LasrStep(data, net, cfg, corrq, docq, objective, timer)
 
     for epoch in tqdm(range(start, cfg.epochs), desc="train_lasr", unit="epoch", disable=not progress):
         net.train()
-        r_batches = _retrieval_batches(data, cfg.batch_size, gen)
-        s_batches = _cycle(sts_train, cfg.batch_size, gen)
-        m_batches = _cycle(mc_train, cfg.batch_size, gen)
+        r_batches, s_batches, m_batches = epoch_batches(data, cfg.batch_size, gen)
         # An epoch is one pass over the retrieval queries (the main task); STS and MC batches cycle.
         steps = len(r_batches) or max(len(s_batches), len(m_batches))
         sums: dict[str, float] = {}
         for step in range(steps):
             losses: dict[str, Tensor] = {}
+            pending: list[Pending] = []
             if r_batches:
-                qb = torch.as_tensor(r_batches[step % len(r_batches)])
-                # Each query's primary positive (highest relevance; ties by item index) joins the batch.
-                pos = [max(data.qrels[q].items(), key=lambda kv: (kv[1], -kv[0]))[0] for q in qb.tolist()]
-                items = torch.as_tensor(sorted(set(pos)))
-                rows_q, rows_i = data.query_text[qb], data.item_text[items]
-                zq, eq_lr, eq_en = z_of(rows_q)
-                zi, ei_lr, ei_en = z_of(rows_i)
-                rel = torch.tensor([[float(data.qrels[q].get(i, 0)) for i in items.tolist()] for q in qb.tolist()])
-                scores = zq @ zi.T
-                pos_lists = [[i for i, r in data.qrels[q].items() if r > 0] for q in qb.tolist()]
-                positives = torch.full((len(qb), max(map(len, pos_lists))), -1, dtype=torch.long)
-                for n, pl in enumerate(pos_lists):
-                    positives[n, : len(pl)] = torch.tensor(pl, dtype=torch.long)
-                cand, valid = docq.candidates(data.query_lang[qb], positives)
-                hard, hard_mask = hard_negatives(zq, cand, valid, cfg.top_m) if cfg.doc_queue > 0 else (scores.new_zeros(len(qb), 0), torch.zeros(len(qb), 0, dtype=torch.bool))
-                all_scores = torch.cat([scores, hard], 1)
-                all_rel = torch.cat([rel, torch.zeros_like(hard)], 1)
-                all_mask = torch.cat([torch.ones_like(scores, dtype=torch.bool), hard_mask], 1)
-                gain = (2.0**all_rel - 1.0) * all_mask
-                target = gain / gain.sum(1, keepdim=True).clamp_min(1e-9)
-                logits = (all_scores / cfg.temperature).masked_fill(~all_mask, float("-inf"))
-                losses["retrieval"] = -(target * torch.log_softmax(logits, 1).masked_fill(~all_mask, 0.0)).sum(1).mean()
-                l_rank, _ = objective(all_scores, all_rel, all_mask, torch.cat([zq, zi]))
-                losses["rank"] = cfg.lambda_rank * l_rank
-                losses["anchor_r"] = cfg.lambda_anchor * anchor_term(torch.cat([rows_q, rows_i]), torch.cat([eq_lr, ei_lr]), torch.cat([eq_en, ei_en]))
-                qpos = torch.as_tensor(pos)
-                losses["cons_r"] = cfg.lambda_cons * consistency(rows_q, data.item_text[qpos])
-                pending_items = (zi.detach(), data.item_lang[items], items)
-            else:
-                pending_items = None
+                with timer("retrieval_step"):
+                    out, after = retrieval_step(st, torch.as_tensor(r_batches[step % len(r_batches)]))
+                losses.update(out)
+                pending.append(after)
             if s_batches:
-                sb = torch.as_tensor(s_batches[step % len(s_batches)])
-                za, ea_lr, ea_en = z_of(data.sts_a[sb])
-                zb, eb_lr, eb_en = z_of(data.sts_b[sb])
-                pred = (za * zb).sum(-1)
-                label = data.sts_score[sb] / 5.0
-                losses["sts"] = F.mse_loss(pred, label)
-                q_pred, q_label = corrq.contents()
-                losses["corr"] = cfg.lambda_corr * correlation_loss(torch.cat([pred, q_pred]), torch.cat([label, q_label]), a=cfg.corr_a, tau=cfg.corr_tau)
-                losses["cons_s"] = cfg.lambda_cons * consistency(data.sts_a[sb], data.sts_b[sb])
-                pending_corr = (pred.detach(), label)
-            else:
-                pending_corr = None
+                with timer("sts_step"):
+                    out, after = sts_step(st, torch.as_tensor(s_batches[step % len(s_batches)]))
+                losses.update(out)
+                pending.append(after)
             if m_batches:
-                mb = torch.as_tensor(m_batches[step % len(m_batches)])
-                ch = data.mc_choices[mb]
-                cmask = ch >= 0
-                zq_mc, _, _ = z_of(data.mc_q[mb])
-                zc_flat, _, _ = z_of(ch.clamp_min(0).reshape(-1))
-                zc = zc_flat.reshape(*ch.shape, -1)
-                logits = choice_logits(zq_mc, zc, cmask, cfg.temperature)
-                losses["mc"] = F.cross_entropy(logits, data.mc_answer[mb])
-                # Consistency on a few questions per batch: each costs 2 x (1 + C) extra head passes.
-                sub = mb[: min(len(mb), 8)]
-                if en_on and data.has_en[data.mc_q[sub]].all():
-                    chs, cms = data.mc_choices[sub], data.mc_choices[sub] >= 0
-                    flat = chs.clamp_min(0).reshape(-1)
-                    lq = net.lrl_only(data.lr[data.mc_q[sub]], data.lang[data.mc_q[sub]])
-                    eq = net.en_only(data.en[data.mc_q[sub]], data.lang[data.mc_q[sub]])
-                    lc = net.lrl_only(data.lr[flat], data.lang[flat]).reshape(*chs.shape, -1)
-                    ec = net.en_only(data.en[flat], data.lang[flat]).reshape(*chs.shape, -1)
-                    losses["cons_m"] = cfg.lambda_cons * symmetric_kl(
-                        choice_logits(lq, lc, cms, cfg.temperature), choice_logits(eq, ec, cms, cfg.temperature), cms)
+                with timer("mc_step"):
+                    losses.update(mc_step(st, torch.as_tensor(m_batches[step % len(m_batches)])))
             loss = sum(losses.values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with timer("backward"):
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
             # Enqueue only after the loss is computed: a batch never competes with itself.
-            if pending_items is not None and cfg.doc_queue > 0:
-                docq.enqueue(*pending_items)
-            if pending_corr is not None and cfg.corr_queue > 0:
-                corrq.enqueue(*pending_corr)
+            for after in pending:
+                after()
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-        dev = retrieval_eval(net, data, "dev", use_english=en_on)
+        with timer("retrieval_eval"):
+            dev = retrieval_eval(net, data, "dev", use_english=cfg.use_english)
         row = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()}, "dev_ndcg10": dev["ndcg"]}
         history.append(row)
         stop = stopper.step(row["dev_ndcg10"] if np.isfinite(row["dev_ndcg10"]) else -row["loss"], epoch, {"net": net.state_dict()})

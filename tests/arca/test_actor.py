@@ -30,26 +30,18 @@ def test_reinforce_gradient_is_finite():
     torch.manual_seed(0)
     actor = Actor(4)
     feats, mask = _batch()
-    a = actor.sample(feats, mask)
+    a = torch.multinomial(actor.log_probs(feats, mask).exp().detach(), 1).squeeze(-1)  # as train_arca samples
     logp = actor.log_probs(feats, mask).gather(1, a[:, None]).squeeze(1)
     keep = mask.any(-1)
     (-(logp[keep] * torch.tensor([1.0, 0.5, 2.0])).mean()).backward()
     assert all(torch.isfinite(p.grad).all() for p in actor.parameters())
 
 
-def test_sample_respects_mask_and_generator():
-    torch.manual_seed(0)
-    actor = Actor(4)
-    feats, mask = _batch()
-    feats = feats.repeat(50, 1, 1)
-    mask = mask.repeat(50, 1)
-    a1 = actor.sample(feats, mask, torch.Generator().manual_seed(7))
-    a2 = actor.sample(feats, mask, torch.Generator().manual_seed(7))
-    assert torch.equal(a1, a2)
-    rows = mask.any(-1)
-    assert mask[rows].gather(1, a1[rows, None]).all()
-    assert (a1[~rows] == 0).all()
-    assert len(set(a1[0::4].tolist())) > 1  # it does sample, not argmax
+def test_config_round_trip_rebuilds_the_same_shape():
+    actor = Actor(7, hidden=12)
+    again = Actor.from_config(actor.config())
+    assert again.config() == {"features": 7, "hidden": 12}
+    again.load_state_dict(actor.state_dict())  # same parameter shapes
 
 
 def test_greedy_is_argmax_over_valid():

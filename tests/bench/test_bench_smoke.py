@@ -60,11 +60,28 @@ def test_training_helpers_and_prefilled_queues():
     timer = tr.OpTimer()
     f = timer.wrap("f", lambda x: x + 1)
     assert f(1) == 2 and f(2) == 3 and timer.calls["f"] == 2
-    corr_cls, doc_cls = tr.timed_queues(timer, prefill=True, n_langs=3, n_items=10)
-    cq, dq = corr_cls(16), doc_cls(8, 4)
+    cq, dq = tr.prefilled_queues(True, 16, 8, 4, n_langs=3, n_items=10)
     assert len(cq) == 16 and len(dq) == 8  # at capacity before the first step
     emb, valid = dq.candidates(__import__("torch").tensor([0, 1]), __import__("torch").full((2, 1), -1))
-    assert emb.shape == (8, 4) and valid.shape == (2, 8) and timer.calls["doc.candidates"] == 1
+    assert emb.shape == (8, 4) and valid.shape == (2, 8)
+    empty = tr.prefilled_queues(False, 16, 8, 4, n_langs=3, n_items=10)
+    assert len(empty[0]) == 0 and len(empty[1]) == 0
+
+
+def test_lasr_trainer_times_its_named_steps_without_patching():
+    import numpy as np
+
+    from lira.config import parse_params
+
+    tr = _load("training")
+    params = parse_params({"train_lasr": {"d_model": 16, "n_layers": 1, "n_heads": 2}, "train_arca": {"d": 16}})
+    data = tr.synthetic_lasr_data(n_langs=7, train_q=8, dev_q=2, items=12, sts_train=16, mc_train=16, n_choices=3,
+                                  s=4, h=16, extra_rows=20)
+    res = tr.run_lasr(data, params, epochs=1, corr_queue=8, doc_queue=8)
+    # every queue operation and the correlation loss were timed through the trainer's timer
+    assert res["epochs"] == 1 and res["ops"]["doc.candidates"]["calls"] == res["steps"] > 0
+    assert res["ops"]["corr.enqueue"]["calls"] == res["steps"] and res["ops"]["corr_loss_forward"]["calls"] == res["steps"]
+    assert np.isfinite(res["train_s"])
 
 
 def test_synthetic_lasr_data_shapes_and_steps():

@@ -63,3 +63,70 @@ def test_presets_and_overrides(tmp_path):
     assert p2.train_arca.lr == 0.01 and p2.shared.languages == ["th", "vi"]
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         dotted_overrides(["novalue"])
+
+
+# ------------------------------------------------------------------ strict values (issue 17, item 13)
+@pytest.mark.parametrize(
+    "data, needles",
+    [
+        ({"train_arca": {"epochs": True}}, ["train_arca.epochs", "valid integer"]),
+        ({"train_lasr": {"batch_size": 3.0}}, ["train_lasr.batch_size", "valid integer"]),
+        ({"shared": {"encoders": {"lrl": {"trust_remote_code": "yes"}}}}, ["shared.encoders.lrl.trust_remote_code", "valid boolean"]),
+        ({"tracking": {"enabled": 1}}, ["tracking.enabled", "valid boolean"]),
+        ({"train_lasr": {"d_model": 128, "n_heads": 3}}, ["train_lasr", "n_heads = 3 must divide d_model = 128"]),
+        ({"evaluate": {"retrieval_k": [1, 0, 10]}}, ["evaluate.retrieval_k.1", "greater than or equal to 1"]),
+        ({"critic_score": {"checks": {"meta_patterns": ["(unclosed"]}}}, ["critic_score.checks.meta_patterns", "not a valid regular expression"]),
+    ],
+)
+def test_strict_values_fail_instead_of_being_coerced(data, needles):
+    with pytest.raises(ConfigError) as e:
+        parse_params(data, "p.yaml")
+    for needle in needles:
+        assert needle in str(e.value), str(e.value)
+
+
+def test_yaml_exponent_floats_still_read_as_numbers(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("train_arca:\n  lr: 1e-3\n")  # YAML 1.1 reads this as the string "1e-3"
+    assert load_params(f).train_arca.lr == 0.001
+    f.write_text("train_arca:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match="train_arca.lr"):
+        load_params(f)
+
+
+def test_empty_and_non_utf8_params_files_are_refused(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("# nothing but a comment\n")
+    with pytest.raises(ConfigError, match="empty"):
+        load_params(f)
+    f.write_bytes("shared:\n  seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_params(f)
+
+
+def test_bad_override_values_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        dotted_overrides(["train_arca.lr=[unclosed"])
+    with pytest.raises(ConfigError, match="cannot also hold keys"):
+        dotted_overrides(["train_arca=1", "train_arca.lr=0.1"])
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"shared": {"seed": 1}}))
+    with pytest.raises(ConfigError, match="train_arca.epochs"):
+        load_params(f, dotted_overrides(["train_arca.epochs=yes"]))
+
+
+def test_residual_adaptor_width_mismatch_names_the_param():
+    import torch
+
+    from lira.train.arca import ArcaData, build_modules
+
+    n = 4
+    data = ArcaData(lang=torch.zeros(n, dtype=torch.long), lr=torch.zeros(n, 2, 16), cand=torch.zeros(n, 3, 2, 16),
+                    feats=torch.zeros(n, 3, 5), mask=torch.ones(n, 3, dtype=torch.bool), reward=torch.zeros(n, 3),
+                    train_idx=torch.arange(n), dev_idx=torch.arange(0))
+    params = parse_params({"train_arca": {"residual": True, "d": 8}})
+    with pytest.raises(ConfigError, match=r"train_arca.d = 8: the residual adaptor .* encoder width \[16\] or null"):
+        build_modules(data, params.train_arca, 0)
+    ok = parse_params({"train_arca": {"residual": True, "d": None}})
+    adaptors, _ = build_modules(data, ok.train_arca, 0)
+    assert adaptors.d == 16

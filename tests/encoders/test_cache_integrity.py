@@ -34,9 +34,9 @@ def _params(bert: Path, tmp_path: Path):
 
 def _fresh(params, tmp_path, texts=TEXTS):
     """Features computed now by a freshly loaded encoder, bypassing every cache."""
-    from lira.encoders import Encoder, encode_features, settings_from_params
+    from lira.encoders import Encoder, EncoderSettings, encode_features
 
-    enc = Encoder(settings_from_params(params.encoder("lrl")), tmp_path / "models")
+    enc = Encoder(EncoderSettings.of(params.encoder("lrl")), tmp_path / "models")
     return encode_features(enc, list(texts), "query", params.shared.s_feat)
 
 

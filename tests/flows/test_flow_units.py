@@ -11,7 +11,6 @@ import yaml
 
 from flows.pipeline import (
     StageError,
-    _set_dotted,
     classify,
     flatten_metrics,
     flatten_overrides,
@@ -23,6 +22,9 @@ from flows.pipeline import (
     stage_env,
     stage_tags,
     write_overrides,
+)
+from flows.pipeline import (
+    set_dotted as _set_dotted,
 )
 from lira.config import STAGES, ConfigError, parse_params
 

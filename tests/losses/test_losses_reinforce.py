@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lira.losses import REINFORCELoss, RunningMeanBaseline, critic_reward, reinforce_loss
+from lira.losses import RunningMeanBaseline, critic_reward, reinforce_loss
 
 NAN = float("nan")
 
@@ -103,19 +103,17 @@ def test_running_mean_baseline_module():
     assert "running" in rb.state_dict()
 
 
-def test_reinforce_module_uses_previous_running_mean_then_updates():
-    crit = REINFORCELoss(baseline="running_mean", momentum=0.5)
+def test_running_mean_baseline_is_the_previous_batches_mean():
+    # As train_arca uses it: the loss reads the running mean of earlier batches, then it is updated.
+    running = RunningMeanBaseline(momentum=0.5)
     lp = torch.log(torch.tensor([[0.5, 0.5]]))
     mask = torch.ones(1, 2, dtype=torch.bool)
-    l1 = crit(lp, torch.tensor([0]), torch.tensor([[4.0, 0.0]]), mask)
-    assert math.isclose(float(l1), -math.log(0.5) * 4.0, rel_tol=1e-6)  # no history: b = 0
-    assert float(crit.running.value) == 4.0
-    l2 = crit(lp, torch.tensor([0]), torch.tensor([[6.0, 0.0]]), mask)
-    assert math.isclose(float(l2), -math.log(0.5) * 2.0, rel_tol=1e-6)  # b = 4
-    assert float(crit.running.value) == 5.0
-    crit.eval()
-    crit(lp, torch.tensor([0]), torch.tensor([[100.0, 0.0]]), mask)
-    assert float(crit.running.value) == 5.0  # frozen in eval mode
+    for reward, expected_b, after in ((4.0, 0.0, 4.0), (6.0, 4.0, 5.0)):
+        r = torch.tensor([[reward, 0.0]])
+        loss = reinforce_loss(lp, torch.tensor([0]), r, mask, "running_mean", running.value)
+        assert math.isclose(float(loss), -math.log(0.5) * (reward - expected_b), rel_tol=1e-6)  # no history: b = 0
+        running.update(r[:, 0])
+        assert float(running.value) == after
 
 
 def _per_sample_grads(theta, actions, rewards, baseline, running_mean=None):

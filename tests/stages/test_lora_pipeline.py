@@ -72,16 +72,16 @@ def test_variants_that_share_arca_share_its_adapter_and_others_train_their_own(l
 
 
 def test_model_folder_embeds_through_its_adapter_as_evaluate_scored_it(lora_project):
-    from lira.model import LiraModel
-    from lira.stages import train_arca as arca_stage
-    from lira.stages.evaluate import load_net, model_inputs
+    from lira.eval.suite import model_inputs
+    from lira.model import LiraModel, load_net
+    from lira.train.arca_run import load_inputs
 
     root, params = lora_project
     folder = root / "models/lasr/full"
     model = LiraModel.load(folder, cache_dir=root / ".cache")
     assert model.lrl is not model.en  # the LRL encoder is the tuned one, English stays frozen
 
-    inputs = arca_stage.prepare(params, root, progress=False)
+    inputs = load_inputs(params, root, progress=False)
     net, _, meta = load_net(folder)
     tuned = model_inputs(params, root, inputs, folder, meta)
     rows = np.flatnonzero((inputs.texts["lang"] == "th").to_numpy() & (inputs.texts["role"] == "query").to_numpy())[:6]

@@ -43,7 +43,7 @@ def build_lira_folder(
     from lira.lasr.head import LaSRHead
     from lira.lasr.net import LiraNet
     from lira.model import save_lira_model
-    from lira.stages.train_lasr import lasr_config, model_meta
+    from lira.train.lasr_run import model_meta
 
     spec = f"hf:{bert_dir}"
     params = parse_params(
@@ -57,14 +57,13 @@ def build_lira_folder(
             "train_lasr": {"n_layers": 1, "n_heads": 2, "dropout": 0.0},
         }
     )
-    cfg = lasr_config(params)
+    cfg = params.train_lasr
     torch.manual_seed(seed)
-    arca_cfg = {"in_dim_lr": 32, "in_dim_en": 32, "d": d, "hidden": None, "shared": True, "dropout": 0.0}
     adaptors = AnchorAdaptors(32, 32, d, shared=True, hidden=None, dropout=0.0)
-    cfg.d_model = d  # the head runs at the adaptor's width here (no input projection)
+    # the head runs at the adaptor's width here (no input projection)
     head = LaSRHead(
         d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout, d_in=d
     )
     net = LiraNet(adaptors, head).eval()
-    save_lira_model(folder, net, model_meta(params, arca_cfg, cfg, "full", ["sim"], None))
+    save_lira_model(folder, net, model_meta(params, "full", ["sim"]))
     return folder

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lira.arca.config import ArcaConfig
 from lira.encoders import Encoder, EncoderSettings, encode_features
 from lira.encoders.lora import adapter_sha256, save_adapter
-from lira.train.arca import ArcaConfig, ArcaData, train_arca
+from lira.train.arca import ArcaData, train_arca
 from lira.train.common import Checkpointer, Interrupt
 from lira.train.live import LiveEncoderPath
 
@@ -46,7 +47,8 @@ def data_for(enc: Encoder, src: list[str], s: int = 2, k: int = 2) -> ArcaData:
                     train_idx=idx[: int(0.75 * n)], dev_idx=idx[int(0.75 * n):])
 
 
-CFG = dict(d=16, epochs=4, batch_size=8, patience=4, lr=5e-3, dropout=0.0, seed=3, lambda_nce=0.5)
+CFG = dict(d=16, epochs=4, batch_size=8, patience=4, lr=5e-3, dropout=0.0, lambda_nce=0.5)
+SEED = 3
 
 
 def test_live_path_matches_the_frozen_features_at_init_and_trains_only_adapters(tiny_bert_dir):
@@ -77,7 +79,7 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
     frozen_weight = {n: p.clone() for n, p in base.model.named_parameters() if "lora_" not in n}
     cfg = ArcaConfig(**CFG)
 
-    full = train_arca(data, cfg, 2, checkpointer=Checkpointer(tmp_path / "a", "k"),
+    full = train_arca(data, cfg, 2, SEED, checkpointer=Checkpointer(tmp_path / "a", "k"),
                       live=LiveEncoderPath(base, src, kinds, 2))
     assert full.lora is not None and full.lora_config is not None
     assert any(float(v.abs().sum()) > 0 for k, v in full.lora.items() if "lora_B" in k)  # moved from its zero init
@@ -91,8 +93,8 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
 
     ck = Checkpointer(tmp_path / "b", "k")
     with pytest.raises(Interrupt):
-        train_arca(data, cfg, 2, checkpointer=ck, on_epoch=kill, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
-    resumed = train_arca(data, cfg, 2, checkpointer=ck, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
+        train_arca(data, cfg, 2, SEED, checkpointer=ck, on_epoch=kill, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
+    resumed = train_arca(data, cfg, 2, SEED, checkpointer=ck, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
     assert resumed.resumed_from == 1
     assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in full.history])
     assert full.lora.keys() == resumed.lora.keys()
@@ -103,7 +105,7 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
 def test_saved_adapter_reloads_merged_and_keys_its_own_features(tiny_bert_dir, tmp_path):
     src = texts(24, seed=2)
     enc = lora_encoder(tiny_bert_dir)
-    result = train_arca(data_for(enc, src), ArcaConfig(**CFG), 2, live=LiveEncoderPath(enc, src, ["query"] * 24, 2))
+    result = train_arca(data_for(enc, src), ArcaConfig(**CFG), 2, SEED, live=LiveEncoderPath(enc, src, ["query"] * 24, 2))
     folder = save_adapter(tmp_path / "lora_lrl", result.lora_config, result.lora)
     settings = enc.settings.with_adapter(folder)
     assert settings.adapter_sha256 == adapter_sha256(folder) and settings.key != enc.settings.key

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lira.train.arca import ArcaConfig, ArcaData, build_modules, dev_report, train_arca
+from lira.arca.config import ArcaConfig
+from lira.train.arca import ArcaData, build_modules, dev_report, train_arca
 from lira.train.common import Checkpointer, Interrupt
 
 
@@ -24,14 +25,15 @@ def synthetic(n: int = 160, k: int = 3, s: int = 2, h: int = 16, seed: int = 0) 
                     reward=reward, train_idx=idx[: int(0.75 * n)], dev_idx=idx[int(0.75 * n):])
 
 
-CFG = dict(d=16, epochs=8, batch_size=32, patience=8, lr=5e-3, dropout=0.0, seed=3)
+CFG = dict(d=16, epochs=8, batch_size=32, patience=8, lr=5e-3, dropout=0.0)
+SEED = 3
 
 
 def test_training_lowers_dev_anchoring_error_and_prefers_the_clean_candidate():
     data = synthetic()
     cfg = ArcaConfig(**CFG)
-    before = dev_report(*build_modules(data, cfg), data, data.dev_idx, 2)
-    result = train_arca(data, cfg, n_langs=2)
+    before = dev_report(*build_modules(data, cfg, SEED), data, data.dev_idx, 2)
+    result = train_arca(data, cfg, n_langs=2, seed=SEED)
     after = dev_report(result.adaptors, result.actor, data, data.dev_idx, 2)
     for li in (0, 1):
         assert after["eps1"][li] < before["eps1"][li]
@@ -41,7 +43,7 @@ def test_training_lowers_dev_anchoring_error_and_prefers_the_clean_candidate():
 
 def test_guards_keep_outputs_spread_and_discriminative():
     data = synthetic()
-    result = train_arca(data, ArcaConfig(**{**CFG, "epochs": 40, "patience": 40, "lambda_var": 1.0, "lambda_nce": 0.5}), n_langs=2)
+    result = train_arca(data, ArcaConfig(**{**CFG, "epochs": 40, "patience": 40, "lambda_var": 1.0, "lambda_nce": 0.5}), n_langs=2, seed=SEED)
     with torch.no_grad():
         e_lr, _ = result.adaptors(data.lr, data.cand[:, 0])
     u = torch.nn.functional.normalize(e_lr.mean(1), dim=-1)
@@ -53,7 +55,7 @@ def test_guards_keep_outputs_spread_and_discriminative():
 def test_resume_after_kill_ends_where_uninterrupted_run_ends(tmp_path):
     data = synthetic()
     cfg = ArcaConfig(**CFG)
-    full = train_arca(data, cfg, n_langs=2, checkpointer=Checkpointer(tmp_path / "a", "k"))
+    full = train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=Checkpointer(tmp_path / "a", "k"))
 
     def kill(epoch, row):
         if epoch == 3:
@@ -61,9 +63,9 @@ def test_resume_after_kill_ends_where_uninterrupted_run_ends(tmp_path):
 
     ck = Checkpointer(tmp_path / "b", "k")
     with pytest.raises(Interrupt):
-        train_arca(data, cfg, n_langs=2, checkpointer=ck, on_epoch=kill)
+        train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=ck, on_epoch=kill)
     assert ck.load()["epoch"] == 3
-    resumed = train_arca(data, cfg, n_langs=2, checkpointer=ck)
+    resumed = train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=ck)
     assert resumed.resumed_from == 3
     assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in full.history])
     for (n1, p1), (n2, p2) in zip(full.adaptors.state_dict().items(), resumed.adaptors.state_dict().items()):
@@ -72,7 +74,7 @@ def test_resume_after_kill_ends_where_uninterrupted_run_ends(tmp_path):
 
 def test_stop_gradient_keeps_english_side_out_of_the_anchor_gradient():
     data = synthetic(n=8)
-    adaptors, _ = build_modules(data, ArcaConfig(d=16, dropout=0.0))
+    adaptors, _ = build_modules(data, ArcaConfig(d=16, dropout=0.0), SEED)
     p_en = data.cand[:, 0].clone().requires_grad_(True)
     p_lr = data.lr.clone().requires_grad_(True)
     from lira.losses import anchoring_loss

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from lira.arca import AnchorAdaptors
+from lira.lasr.config import LasrConfig
 from lira.lasr.head import LaSRHead
 from lira.lasr.net import LiraNet
 from lira.train.common import Checkpointer, Interrupt
-from lira.train.lasr import LasrConfig, LasrData, embed_rows, retrieval_eval, train_lasr
+from lira.train.lasr import LasrData, embed_rows, retrieval_eval, train_lasr
 
 
 def synthetic(seed: int = 0, n_items: int = 24, n_queries: int = 40, s: int = 2, h: int = 16) -> LasrData:
@@ -49,7 +50,8 @@ def make_net(seed: int = 0, d: int = 16) -> LiraNet:
     return LiraNet(AnchorAdaptors(16, 16, d), LaSRHead(d, n_langs=2, n_slots=2, n_layers=1, n_heads=2, dropout=0.0, path_dropout=0.3))
 
 
-CFG = dict(epochs=4, batch_size=6, patience=10, corr_queue=16, doc_queue=16, top_m=4, lr=3e-3, seed=1)
+CFG = dict(epochs=4, batch_size=6, patience=10, corr_queue=16, doc_queue=16, top_m=4, lr=3e-3)
+SEED = 1
 
 
 def test_dev_ndcg_equals_ranx_burges():
@@ -86,13 +88,13 @@ def test_training_improves_dev_ndcg():
     data = synthetic()
     net = make_net()
     before = retrieval_eval(net, data, "dev")["ndcg"]
-    result = train_lasr(data, net, LasrConfig(**{**CFG, "epochs": 12}))
+    result = train_lasr(data, net, LasrConfig(**{**CFG, "epochs": 12}), SEED)
     assert result.history[result.best_epoch]["dev_ndcg10"] > before
 
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     data = synthetic()
-    full = train_lasr(data, make_net(), LasrConfig(**CFG), checkpointer=Checkpointer(tmp_path / "a", "k"))
+    full = train_lasr(data, make_net(), LasrConfig(**CFG), SEED, checkpointer=Checkpointer(tmp_path / "a", "k"))
 
     def kill(epoch, row):
         if epoch == 1:
@@ -100,8 +102,8 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
 
     ck = Checkpointer(tmp_path / "b", "k")
     with pytest.raises(Interrupt):
-        train_lasr(data, make_net(), LasrConfig(**CFG), checkpointer=ck, on_epoch=kill)
-    resumed = train_lasr(data, make_net(), LasrConfig(**CFG), checkpointer=ck)
+        train_lasr(data, make_net(), LasrConfig(**CFG), SEED, checkpointer=ck, on_epoch=kill)
+    resumed = train_lasr(data, make_net(), LasrConfig(**CFG), SEED, checkpointer=ck)
     assert resumed.resumed_from == 1
     assert [r["loss"] for r in resumed.history] == pytest.approx([r["loss"] for r in full.history])
     for (k1, v1), (k2, v2) in zip(full.net.state_dict().items(), resumed.net.state_dict().items()):
@@ -110,7 +112,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
 
 def test_no_queue_variant_trains_and_english_can_be_dropped():
     data = synthetic()
-    res = train_lasr(data, make_net(), LasrConfig(**{**CFG, "corr_queue": 0, "doc_queue": 0, "use_english": False}))
+    res = train_lasr(data, make_net(), LasrConfig(**{**CFG, "corr_queue": 0, "doc_queue": 0, "use_english": False}), SEED)
     assert all(np.isfinite(r["loss"]) for r in res.history)
     # With use_english False the model never reads the English path: changing it changes nothing.
     z1 = embed_rows(res.net, data, torch.arange(10), use_english=False)

@@ -1,4 +1,5 @@
-"""Inputs that several stages read: the prepared tables, candidates with scores, cached features."""
+"""What the training and evaluation stages read: the prepared tables, candidates with scores, and
+cached encoder features (computed only where missing)."""
 
 from __future__ import annotations
 

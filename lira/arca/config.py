@@ -1,0 +1,52 @@
+"""Arca's config (the ``train_arca`` section of params.yaml): the only place its defaults live."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lira.config_base import ConfigSection
+
+
+class RewardConfig(ConfigSection):
+    """R_k = 0.1*(alpha*s + beta*e + gamma*p) + delta*sim_k (the paper never published these)."""
+
+    alpha: float = Field(0.5, ge=0, description="weight of the LLM critic's semantic score s")
+    beta: float = Field(0.25, ge=0, description="weight of the LLM critic's emotion score e")
+    gamma: float = Field(0.25, ge=0, description="weight of the LLM critic's pragmatics score p")
+    delta: float = Field(1.0, ge=0, description="weight of the embedding critic's similarity sim")
+
+
+class ArcaConfig(ConfigSection):
+    """Stage 1: the shared anchor adaptor and the Actor (see :mod:`lira.train.arca` for the loss)."""
+
+    d: int | None = Field(128, ge=8, le=8192,
+                          description="adaptor width; null = the encoder's width (needed by the residual adaptor)")
+    # Residual adaptor starting at the encoder's geometry: measured on the sample, Arca's objective
+    # still moved it below the frozen encoder (E_lr nDCG@10 0.654 vs 0.716 for the bottleneck).
+    residual: bool = Field(False, description="E = P + MLP(P) with the MLP's last layer zero-initialised")
+    adaptor_hidden: int | None = Field(None, ge=8, description="adaptor MLP width; null = max(input width, d)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside the adaptor MLP")
+    shared_adaptor: bool = Field(True, description="one adaptor for both paths (false: the separate-adaptors ablation)")
+    stop_grad_en: bool = Field(True, description="detach E_en in L_anchor (only the LRL path moves)")
+    actor_hidden: int = Field(32, ge=4, description="the Actor MLP's width")
+    actor_extra_features: bool = Field(True, description="length ratio and leakage flags beside [s, e, p, sim]")
+    baseline: Literal["none", "running_mean", "leave_one_out"] = Field(
+        "leave_one_out", description="the REINFORCE baseline b in -log pi(a) (R_a - b)")
+    reward: RewardConfig = Field(RewardConfig(), description="the critic reward's weights")
+    use_llm_critic: bool = Field(True, description="feed the LLM critic's scores to the Actor and the reward")
+    use_embedding_critic: bool = Field(True, description="feed the embedding critic's sim to the Actor and the reward")
+    eta: float = Field(1.0, ge=0, description="weight of L_anchor in L = L_RL + eta*L_anchor")
+    # Not in the paper: a variance hinge that stops the shared adaptor from collapsing every input
+    # to one point (which would zero the anchoring loss); 0 turns the guard off.
+    lambda_var: float = Field(1.0, ge=0, description="weight of the variance guard L_var (0 = off)")
+    var_target: float = Field(0.4, gt=0, le=1, description="target per-dim std of unit-norm E, x 1/sqrt(d)")
+    # In-batch InfoNCE between the two paths (not in the paper; 0 = off): see lira/train/arca.py.
+    lambda_nce: float = Field(0.5, ge=0, description="weight of the in-batch InfoNCE L_nce (0 = off)")
+    nce_temperature: float = Field(0.05, gt=0, description="InfoNCE temperature")
+    lr: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the adaptor and the Actor")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    epochs: int = Field(30, ge=1, le=10000, description="maximum epochs")
+    batch_size: int = Field(64, ge=2, le=65536, description="texts per step (the last short batch is dropped)")
+    patience: int = Field(5, ge=1, description="epochs without a lower dev eps1 before stopping")

