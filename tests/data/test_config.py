@@ -75,7 +75,7 @@ def test_presets_and_overrides(tmp_path):
         ({"tracking": {"enabled": 1}}, ["tracking.enabled", "valid boolean"]),
         ({"train_lasr": {"d_model": 128, "n_heads": 3}}, ["train_lasr", "n_heads = 3 must divide d_model = 128"]),
         ({"evaluate": {"retrieval_k": [1, 0, 10]}}, ["evaluate.retrieval_k.1", "greater than or equal to 1"]),
-        ({"critic_score": {"checks": {"meta_patterns": ["(unclosed"]}}}, ["critic_score.checks.meta_patterns", "not a valid regular expression"]),
+        ({"critic_score": {"checks": {"meta_patterns": ["(unclosed"]}}}, ["critic_score.checks.meta_patterns", "not a valid regex"]),
     ],
 )
 def test_strict_values_fail_instead_of_being_coerced(data, needles):

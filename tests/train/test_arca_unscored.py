@@ -1,7 +1,7 @@
 """#17 item 7: an unscored candidate (NaN reward) is never read as a number, and never crashes training."""
 
 import torch
-from test_arca_trainer import CFG, synthetic
+from test_arca_trainer import CFG, SEED, synthetic
 
 from lira.train.arca import ArcaConfig, train_arca
 
@@ -9,7 +9,7 @@ from lira.train.arca import ArcaConfig, train_arca
 def test_partly_unscored_rewards_train_without_error_and_ignore_the_unscored():
     data = synthetic()
     data.reward[::3, 1] = float("nan")  # e.g. the LLM critic down on a third of one agent's rows
-    result = train_arca(data, ArcaConfig(**CFG), n_langs=2)
+    result = train_arca(data, ArcaConfig(**CFG), n_langs=2, seed=SEED)
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
 
 
@@ -20,7 +20,7 @@ def _agent0_share(unscored_value):
     reward = torch.full((n, k), 0.6)
     reward[:, 0] = torch.where(scored, torch.tensor(0.9), torch.tensor(unscored_value))
     data.reward = reward
-    result = train_arca(data, ArcaConfig(**CFG), n_langs=2)
+    result = train_arca(data, ArcaConfig(**CFG), n_langs=2, seed=SEED)
     return float(result.actor.log_probs(data.feats, data.mask).exp()[:, 0].mean()), k
 
 

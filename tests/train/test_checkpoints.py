@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from test_arca_trainer import CFG, synthetic
+from test_arca_trainer import CFG, SEED, synthetic
 
 from lira.integrity import CorruptFileWarning
 from lira.train.arca import ArcaConfig, train_arca
@@ -35,11 +35,11 @@ def test_a_pickle_placed_as_a_checkpoint_is_never_executed(tmp_path):
         p.write_bytes(payload)
     data = synthetic()
     with pytest.warns(CorruptFileWarning, match=str(ck.path)):
-        result = train_arca(data, ArcaConfig(**{**CFG, "epochs": 2}), n_langs=2, checkpointer=ck)
+        result = train_arca(data, ArcaConfig(**{**CFG, "epochs": 2}), n_langs=2, seed=SEED, checkpointer=ck)
     assert not marker.exists()
     assert result.resumed_from is None  # restarted from scratch
     assert list(ck.path.parent.glob(ck.path.name + ".corrupt-*"))  # moved aside for inspection
-    fresh = train_arca(data, ArcaConfig(**{**CFG, "epochs": 2}), n_langs=2)
+    fresh = train_arca(data, ArcaConfig(**{**CFG, "epochs": 2}), n_langs=2, seed=SEED)
     for (n1, p1), (n2, p2) in zip(fresh.adaptors.state_dict().items(), result.adaptors.state_dict().items()):
         assert torch.equal(p1, p2), n1
 
@@ -55,7 +55,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(tmp_path, dam
 
     ck = Checkpointer(tmp_path / "ck", "k")
     with pytest.raises(Interrupt):
-        train_arca(data, cfg, n_langs=2, checkpointer=ck, on_epoch=kill)
+        train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=ck, on_epoch=kill)
     raw = ck.path.read_bytes()
     if damage == "truncate":
         ck.path.write_bytes(raw[: len(raw) // 2])
@@ -64,9 +64,9 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(tmp_path, dam
     else:
         ck.path.write_bytes(b"\x00" * 64)
     with pytest.warns(CorruptFileWarning, match=str(ck.path)):
-        again = train_arca(data, cfg, n_langs=2, checkpointer=ck)
+        again = train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=ck)
     assert again.resumed_from is None
-    full = train_arca(data, cfg, n_langs=2)
+    full = train_arca(data, cfg, n_langs=2, seed=SEED)
     assert [r["loss"] for r in again.history] == [r["loss"] for r in full.history]
 
 
