@@ -264,7 +264,9 @@ def train_lasr(
                 label = data.sts_score[sb] / 5.0
                 losses["sts"] = F.mse_loss(pred, label)
                 q_pred, q_label = corrq.contents()
-                losses["corr"] = cfg.lambda_corr * correlation_loss(torch.cat([pred, q_pred]), torch.cat([label, q_label]), a=cfg.corr_a, tau=cfg.corr_tau)
+                # Over batch ++ queue; only batch-vs-all pairs are formed (the queue keeps its own part).
+                losses["corr"] = cfg.lambda_corr * correlation_loss(pred, label, a=cfg.corr_a, tau=cfg.corr_tau, queue_pred=q_pred,
+                                                                    queue_label=q_label, queue_rank_sums=corrq.rank_sums(cfg.corr_tau))
                 losses["cons_s"] = cfg.lambda_cons * consistency(data.sts_a[sb], data.sts_b[sb])
                 pending_corr = (pred.detach(), label)
             else:
