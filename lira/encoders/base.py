@@ -57,6 +57,8 @@ class EncoderSettings:
     # and its content hash (lira.encoders.lora.adapter_sha256), which the feature cache keys on.
     adapter: str | None = None
     adapter_sha256: str | None = None
+    # Inference precision (lira.encoders.precision): fp32 | bf16 | int8 | auto.
+    precision: str = "fp32"
 
     def prefix(self, kind: Kind | None) -> str:
         return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
@@ -77,7 +79,9 @@ class EncoderSettings:
         if self.adapter and not self.adapter_sha256:
             raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")
         raw = f"{self.spec}|{self.max_length}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
+        raw += f"|precision:{self.precision}" if self.precision != "fp32" else ""  # fp32 keeps its old keys
         slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
+        slug += f"-{self.precision}" if self.precision != "fp32" else ""
         return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
@@ -104,6 +108,10 @@ class Encoder(torch.nn.Module):
         self.model.to(device).eval()
         self.device = device
         self.hidden_size = int(self.model.config.hidden_size)
+        from lira.encoders.precision import engine_for
+
+        # The inference forward's engine (autograd off); training forwards always run self.model in fp32.
+        self.engine = engine_for(self, settings.precision, cache_dir, device=device)
 
     def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
         """Wrap the backbone with trainable LoRA adapters (everything else frozen)."""
@@ -118,6 +126,11 @@ class Encoder(torch.nn.Module):
             raise ValueError(f"LoRA target_modules {list(target_modules)} do not match {self.settings.spec!r}: {e}. "
                              f"Its linear layers are named {names}") from None
         self.lora_config = self.model.peft_config["default"]
+        if self.engine.model is not None:  # a separate engine copy (int8) would not see the adapters
+            from lira.encoders.precision import Engine, _emit
+
+            _emit(f"encoder {self.settings.spec}: LoRA attached, inference precision {self.engine.name} -> fp32", None)
+            self.engine = Engine("fp32")
 
     def freeze(self) -> None:
         for p in self.model.parameters():
@@ -137,7 +150,11 @@ class Encoder(torch.nn.Module):
     def token_states(self, texts: Sequence[str], kind: Kind | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states [B,T,H] and the attention mask [B,T] (what temporal pooling reads)."""
         batch = self.tokenize(texts, kind)
-        out = self.model(**batch)
+        if torch.is_grad_enabled():
+            out = self.model(**batch)
+        else:
+            with self.engine.context():
+                out = (self.model if self.engine.model is None else self.engine.model)(**batch)
         return out.last_hidden_state, batch["attention_mask"]
 
     @torch.no_grad()
@@ -178,4 +195,5 @@ def settings_from_params(enc_params) -> EncoderSettings:  # noqa: ANN001 - lira.
         query_prefix=enc_params.query_prefix,
         passage_prefix=enc_params.passage_prefix,
         trust_remote_code=enc_params.trust_remote_code,
+        precision=getattr(enc_params, "precision", "fp32"),  # the config field shared.encoders.*.precision
     )
