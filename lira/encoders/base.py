@@ -108,10 +108,11 @@ class Encoder(torch.nn.Module):
         self.model.to(device).eval()
         self.device = device
         self.hidden_size = int(self.model.config.hidden_size)
-        from lira.encoders.precision import engine_for
+        from lira.encoders.precision import engine_for, model_key
 
         # The inference forward's engine (autograd off); training forwards always run self.model in fp32.
-        self.engine = engine_for(self, settings.precision, cache_dir, device=device)
+        key = model_key(where, settings.adapter_sha256) if settings.precision == "auto" else None
+        self.engine = engine_for(self, settings.precision, cache_dir, model_sha256=key, device=device)
 
     def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
         """Wrap the backbone with trainable LoRA adapters (everything else frozen)."""

@@ -164,19 +164,26 @@ def prepare(model: Any, engine: str) -> tuple[Any, Callable[[], contextlib.Abstr
 
 # ------------------------------------------------------------------------------ the parity check
 def run_parity(measure: Callable[[str], tuple[np.ndarray, float]], langs: Sequence[str],
-               candidates: Sequence[str] = ENGINES) -> dict[str, dict[str, Any]]:
-    """``{engine: {"passed", "seconds", "cosine": {lang: {min, mean}}}}``; fp32 is measured first
-    and is the reference. ``measure(engine)`` returns the probe set's embeddings and the seconds
-    the engine took to produce them (the caller decides how: warm-up, repeats)."""
-    ref, t_ref = measure("fp32")
-    out: dict[str, dict[str, Any]] = {"fp32": {"passed": True, "seconds": float(t_ref),
-                                               "cosine": cosines_by_language(ref, ref, langs)}}
-    for engine in candidates:
-        if engine == "fp32":
-            continue
-        emb, seconds = measure(engine)
-        cos = cosines_by_language(ref, emb, langs)
-        out[engine] = {"passed": passes(cos), "seconds": float(seconds), "cosine": cos}
+               candidates: Sequence[str] = ENGINES, rounds: int = 1) -> dict[str, dict[str, Any]]:
+    """``{engine: {"passed", "seconds", "cosine": {lang: {min, mean}}}}``; fp32 is the reference.
+
+    ``measure(engine)`` returns the probe set's embeddings and the seconds one pass took. The
+    engines are measured in ``rounds`` interleaved rounds (fp32, bf16, int8, fp32, ...) so that
+    a change in machine load hits all of them alike; ``seconds`` is each engine's fastest pass.
+    """
+    engines = ["fp32", *[e for e in candidates if e != "fp32"]]
+    embs: dict[str, np.ndarray] = {}
+    best: dict[str, float] = {}
+    for _ in range(max(1, rounds)):
+        for engine in engines:
+            emb, seconds = measure(engine)
+            embs[engine] = emb
+            best[engine] = min(best.get(engine, float("inf")), float(seconds))
+    ref = embs["fp32"]
+    out: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        cos = cosines_by_language(ref, embs[engine], langs)
+        out[engine] = {"passed": True if engine == "fp32" else passes(cos), "seconds": best[engine], "cosine": cos}
     return out
 
 
@@ -193,7 +200,7 @@ def describe(choice: str, results: Mapping[str, Mapping[str, Any]], source: str)
 
 def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
             measure: Callable[[str], tuple[np.ndarray, float]] | None, langs: Sequence[str] | None = None,
-            candidates: Sequence[str] = ENGINES, emit: Callable[[str], None] | None = None) -> str:
+            candidates: Sequence[str] = ENGINES, emit: Callable[[str], None] | None = None, rounds: int = 1) -> str:
     """The engine to run: ``requested`` itself unless it is ``auto``; for ``auto`` the cached
     parity check of (model, candidates, machine), run now (``measure``, ``langs``) if absent.
     The choice and its cosines are logged on every call."""
@@ -207,7 +214,7 @@ def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
     else:
         if measure is None or langs is None:
             raise ValueError("encoder precision auto: no cached parity check and nothing to measure with")
-        results, source = run_parity(measure, langs, candidates), "measured now"
+        results, source = run_parity(measure, langs, candidates, rounds), "measured now"
         _write_json(path, {"model_sha256": model_sha256, "machine": cpu_fingerprint(), "candidates": list(candidates),
                            "min_cosine": MIN_COSINE, "mean_cosine": MEAN_COSINE, "results": results,
                            "choice": pick(results)})
@@ -262,10 +269,13 @@ class Engine:
 
 
 def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256: str | None = None,
-               emit: Callable[[str], None] | None = None, per_kind: int = 4, device: str = "cpu") -> Engine:
+               emit: Callable[[str], None] | None = None, per_kind: int = 3, device: str = "cpu", rounds: int = 3) -> Engine:
     """Resolve ``requested`` for this encoder (``auto``: the cached or a fresh parity check on the
     probe set, see :func:`resolve`) and build its engine. The engines are CPU engines: on another
-    device ``auto`` is fp32 (said so in the log) and ``bf16``/``int8`` are refused."""
+    device ``auto`` is fp32 (said so in the log) and ``bf16``/``int8`` are refused.
+
+    ``model_sha256`` names the weights the encoder runs (see :func:`model_key`); without it the
+    loaded tensors are hashed (which pages in every weight: prefer the files' hash)."""
     check_precision(requested)
     if requested == "fp32":
         return Engine("fp32")
@@ -278,41 +288,62 @@ def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256
     if requested == "auto":
         texts, langs = probe_set(per_kind)
         sha = model_sha256 or model_fingerprint(encoder.model)
+        prepared: dict[str, tuple[Any, Callable[[], contextlib.AbstractContextManager]]] = {}
 
         def measure(engine: str) -> tuple[np.ndarray, float]:
-            return measure_engine(encoder, engine, texts)
+            if engine not in prepared:
+                prepared[engine] = prepare(encoder.model, engine)
+                measure_engine(encoder, prepared[engine], texts[:8])  # warm-up: allocations, kernel choice
+            return measure_engine(encoder, prepared[engine], texts)
 
-        name = resolve("auto", sha, cache_dir, measure, langs, emit=emit)
+        name = resolve("auto", sha, cache_dir, measure, langs, emit=emit, rounds=rounds)
+        prepared.clear()  # drop the int8 copy if it was not chosen
     model, ctx = prepare(encoder.model, name)
     return Engine(name, None if model is encoder.model else model, ctx)
 
 
-def measure_engine(encoder: Any, engine: str, texts: Sequence[str], batch_size: int = 32, repeats: int = 2) -> tuple[np.ndarray, float]:
+def measure_engine(encoder: Any, engine: str | tuple[Any, Callable[[], contextlib.AbstractContextManager]],
+                   texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, float]:
     """Embeddings of ``texts`` (masked mean, L2-normalised, length-sorted batches) through one
-    engine, and the fastest of ``repeats`` timed passes (after a one-batch warm-up)."""
+    engine (a name, or what :func:`prepare` returned), and the seconds the pass took."""
     import time
 
     import torch
 
-    model, ctx = prepare(encoder.model, engine)
+    model, ctx = prepare(encoder.model, engine) if isinstance(engine, str) else engine
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     out = np.zeros((len(texts), int(encoder.hidden_size)), np.float32)
-    best = float("inf")
+    start = time.perf_counter()
     with torch.inference_mode():
-        for rep in range(repeats + 1):
-            start = time.perf_counter()
-            for idx in batches[:1] if rep == 0 else batches:
-                batch = encoder.tokenize([texts[i] for i in idx], "passage")
-                with ctx():
-                    hidden = model(**batch).last_hidden_state
-                hidden = hidden.float()
-                m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
-                out[idx] = pooled.cpu().numpy()
-            if rep:
-                best = min(best, time.perf_counter() - start)
-    return out, best
+        for j in range(0, len(order), batch_size):
+            idx = order[j : j + batch_size]
+            batch = encoder.tokenize([texts[i] for i in idx], "passage")
+            with ctx():
+                hidden = model(**batch).last_hidden_state
+            hidden = hidden.float()
+            m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
+            out[idx] = pooled.cpu().numpy()
+    return out, time.perf_counter() - start
+
+
+def model_key(folder: str | Path, adapter_sha256: str | None = None) -> str:
+    """What the parity cache keys on: sha256 over a local model folder's files (names and bytes,
+    in name order; read, not mapped, so the weights are not paged into this process), plus the
+    hash of a LoRA adapter merged into them. A hub id (not a folder) keys on its name."""
+    h = hashlib.sha256()
+    p = Path(folder)
+    if p.is_dir():
+        for f in sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(".")):
+            h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    else:
+        h.update(f"hub:{folder}".encode())
+    if adapter_sha256:
+        h.update(f"|lora:{adapter_sha256}".encode())
+    return h.hexdigest()
 
 
 def model_fingerprint(model: Any) -> str:
@@ -324,5 +355,6 @@ def model_fingerprint(model: Any) -> str:
     for name, t in sorted({**dict(model.named_parameters()), **dict(model.named_buffers())}.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\0".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the tensor's own buffer: no copy
     return h.hexdigest()

@@ -60,11 +60,11 @@ def test_int8_engine_is_a_quantised_copy(encoder, tmp_path):
 
 def test_parity_check_computes_per_language_cosines(encoder):
     texts, langs = TEXTS, ["vi", "th", "en", "id"]
-    results = P.run_parity(lambda e: P.measure_engine(encoder, e, texts, repeats=1), langs, ("fp32", "bf16", "int8"))
+    results = P.run_parity(lambda e: P.measure_engine(encoder, e, texts), langs, ("fp32", "bf16", "int8"))
     assert set(results) == {"fp32", "bf16", "int8"}
     assert results["fp32"]["cosine"]["vi"]["min"] == pytest.approx(1.0)
-    ref, _ = P.measure_engine(encoder, "fp32", texts, repeats=1)
-    emb, _ = P.measure_engine(encoder, "bf16", texts, repeats=1)
+    ref, _ = P.measure_engine(encoder, "fp32", texts)
+    emb, _ = P.measure_engine(encoder, "bf16", texts)
     expected = float(np.sum(ref[1] * emb[1]) / np.linalg.norm(ref[1]) / np.linalg.norm(emb[1]))
     assert results["bf16"]["cosine"]["th"]["min"] == pytest.approx(expected, abs=1e-6)
     assert expected > 0.9 and np.abs(emb - ref).max() > 1e-6  # bf16 really differs from fp32, and not by much
@@ -167,3 +167,24 @@ def test_precision_is_part_of_the_feature_key_but_fp32_keeps_its_key():
     assert base.key == EncoderSettings(spec="hf:x", precision="fp32").key
     assert len({base.key, EncoderSettings(spec="hf:x", precision="bf16").key,
                 EncoderSettings(spec="hf:x", precision="auto").key}) == 3
+
+
+def test_parity_rounds_are_interleaved_and_keep_each_engines_fastest_pass():
+    calls = []
+    times = iter([3.0, 2.0, 9.0, 1.0, 2.5, 0.5])  # round 1: fp32, bf16, int8; round 2: the same
+
+    def measure(engine):
+        calls.append(engine)
+        return np.eye(4), next(times)
+
+    out = P.run_parity(measure, ["a"] * 4, ("fp32", "bf16", "int8"), rounds=2)
+    assert calls == ["fp32", "bf16", "int8"] * 2
+    assert {e: r["seconds"] for e, r in out.items()} == {"fp32": 1.0, "bf16": 2.0, "int8": 0.5}
+
+
+def test_model_key_follows_the_files_and_the_adapter(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"abc")
+    k1 = P.model_key(tmp_path)
+    assert P.model_key(tmp_path, "lora1") != k1
+    (tmp_path / "model.safetensors").write_bytes(b"abd")
+    assert P.model_key(tmp_path) != k1
