@@ -86,7 +86,13 @@ def rss_child(args: argparse.Namespace) -> None:
     enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=args.precision),
                   cache_dir=args.precision_cache)
     enc.embed(texts, kind="passage")
-    print(json.dumps({"precision": enc.engine.name, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big parent would
+    # report the parent's peak; VmHWM belongs to this process's own address space.
+    hwm = next((int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")), None) if Path("/proc/self/status").exists() else None
+    kib = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"precision": enc.engine.name, "peak_rss_mib": round(kib / 1024, 1),
+                      "source": "VmHWM" if hwm is not None else "ru_maxrss"}))
 
 
 def main(argv: list[str] | None = None) -> dict:
