@@ -6,8 +6,7 @@ Engines (all real, all torch):
 * ``bf16``: ``torch.autocast("cpu", bfloat16)`` around the inference forward: matmuls run in bf16
   (oneDNN's AVX-512 BF16 / AMX kernels where the CPU has them), softmax and LayerNorm stay fp32,
   the weights stay fp32 (so LoRA training on the same encoder object is unaffected: the
-  context is entered only with autograd off). Chosen over casting the weights to bf16 by
-  measurement (see :data:`BF16_MODE`'s comment).
+  context is entered only with autograd off). Why not bf16 weights: see :data:`BF16_MODE`.
 * ``int8``: torch's dynamic quantisation of every ``nn.Linear`` (int8 weights per tensor, int8
   activations quantised per batch). Deprecated in torch and, on mE5-small, below the parity
   budget (cosine min ~0.96): it is offered for explicit use, and ``auto`` only ever picks it where
@@ -46,8 +45,10 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 ENGINES = ("fp32", "bf16", "int8")
 MIN_COSINE = 0.995
 MEAN_COSINE = 0.999
-# Measured on mE5-small, 2-core AMD EPYC (AVX-512 BF16), 168 sample texts, load ~12: autocast and
-# bf16 weights gave the same cosines (min 0.99996); see bench/encoder_throughput.py for speeds.
+# bf16 as autocast rather than bf16 weights: it keeps the fp32 weights, so training forwards (LoRA)
+# on the same encoder object stay fp32. Measured on mE5-small (2-core AMD EPYC, AVX-512 BF16, 168
+# sample texts): cosine to fp32 min 0.99999 (autocast) vs 0.99997 (bf16 weights); bf16 weights were
+# ~11% faster than autocast in one interleaved run, but at load 15 on 2 cores, i.e. within noise.
 BF16_MODE = "autocast"
 PARITY_VERSION = 1  # bump when the probe set or the measurement changes
 
