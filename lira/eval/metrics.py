@@ -152,7 +152,7 @@ def retrieval_metrics(
     return {m: out[m] for m in metrics}
 
 
-def _numpy_metrics(run, qrels, qids: list[str], parsed: dict[str, tuple[str, int, int]]) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _numpy_metrics(run, qrels, qids: list[str], parsed: dict[str, tuple[str, int, int]]) -> dict[str, np.ndarray]:
     nq = len(qids)
     runs = {str(q): res for q, res in run.items()}
     lists = [runs.get(q) or {} for q in qids]

@@ -155,7 +155,7 @@ def test_encoder_auto_end_to_end_on_the_probe_set(tiny_bert_dir, tmp_path):
     assert enc.engine.name in P.ENGINES
     doc = json.loads(next((tmp_path / "precision").glob("*.json")).read_text())
     assert doc["choice"] == enc.engine.name
-    texts, langs = P.probe_set(4)
+    _texts, langs = P.probe_set(4)
     assert set(doc["results"]["fp32"]["cosine"]) == set(langs) and "en" in langs and len(set(langs)) == 8
     for r in doc["results"].values():  # never chose a failing engine
         assert r["passed"] == P.passes(r["cosine"])
