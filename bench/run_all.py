@@ -75,7 +75,14 @@ def table_rows(name: str, doc: dict[str, Any]) -> list[tuple[str, str, str, str]
         return rows
     if name == "encoder_throughput":
         r = doc["sentences_per_s"]
-        return [("sentences/s " + " / ".join(r), " / ".join(str(v) for v in r.values()), "-", "-")]
+        rows = [("sentences/s " + " / ".join(r), " / ".join(str(v) for v in r.values()), "-", "-")]
+        if "ratio_vs_st_fp32" in doc:
+            t = doc["targets"]
+            rows.append((f"lira default ({doc['auto_engine']}) / s-t fp32", f"x{doc['ratio_vs_st_fp32']['lira:auto']:.2f}",
+                         ">= 2.0", _met(t["met_vs_st_fp32"])))
+            rows.append((f"lira default / s-t best ({doc['st_best']})", f"x{doc['ratio_vs_st_best']['lira:auto']:.2f}",
+                         ">= 1.0", _met(t["met_vs_st_best"])))
+        return rows
     return []
 
 

@@ -98,6 +98,11 @@ class Encoder(torch.nn.Module):
         self.model.to(device).eval()
         self.device = device
         self.hidden_size = int(self.model.config.hidden_size)
+        from lira.encoders.precision import engine_for, model_key
+
+        # The inference forward's engine (autograd off); training forwards always run self.model in fp32.
+        key = model_key(where, settings.adapter_sha256) if settings.precision == "auto" else None
+        self.engine = engine_for(self, settings.precision, cache_dir, model_sha256=key, device=device)
 
     def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
         """Wrap the backbone with trainable LoRA adapters (everything else frozen)."""
@@ -112,6 +117,11 @@ class Encoder(torch.nn.Module):
             raise ValueError(f"LoRA target_modules {list(target_modules)} do not match {self.settings.spec!r}: {e}. "
                              f"Its linear layers are named {names}") from None
         self.lora_config = self.model.peft_config["default"]
+        if self.engine.model is not None:  # a separate engine copy (int8) would not see the adapters
+            from lira.encoders.precision import Engine, _emit
+
+            _emit(f"encoder {self.settings.spec}: LoRA attached, inference precision {self.engine.name} -> fp32", None)
+            self.engine = Engine("fp32")
 
     def freeze(self) -> None:
         for p in self.model.parameters():
@@ -131,7 +141,11 @@ class Encoder(torch.nn.Module):
     def token_states(self, texts: Sequence[str], kind: Kind | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states [B,T,H] and the attention mask [B,T] (what temporal pooling reads)."""
         batch = self.tokenize(texts, kind)
-        out = self.model(**batch)
+        if torch.is_grad_enabled():
+            out = self.model(**batch)
+        else:
+            with self.engine.context():
+                out = (self.model if self.engine.model is None else self.engine.model)(**batch)
         return out.last_hidden_state, batch["attention_mask"]
 
     @torch.no_grad()

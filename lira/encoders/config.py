@@ -50,6 +50,21 @@ class EncoderConfig(ConfigSection):
     passage_prefix: str = Field("passage: ", description="prepended to catalogue items")
     trust_remote_code: bool = Field(False, description="let transformers run the model repository's code")
     lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters tuned in train_arca")
+    # fp32 by default: `auto` measures speed on the machine it runs on, so on a loaded machine it may
+    # pick another engine than on an idle one, and a pipeline's features would then depend on load.
+    precision: Literal["fp32", "bf16", "int8", "auto"] = Field(
+        "fp32",
+        description=(
+            "Inference precision of this encoder's frozen forwards (features, embed, search); training "
+            "forwards (LoRA) always run fp32. fp32: the weights as loaded (the reference). bf16: CPU "
+            "autocast to bfloat16 (matmuls bf16, softmax/LayerNorm fp32). int8: torch dynamic int8 "
+            "quantisation of every Linear (below the parity budget on mE5-small: cosine min ~0.96). "
+            "auto: the fastest of these that passes the parity check on this machine - per language of "
+            "the sample probe set, min cosine to fp32 >= 0.995 and mean >= 0.999 - measured once per "
+            "(model weights, machine) and cached under <cache>/models/precision/; the choice and its "
+            "cosines are logged. On a non-CPU device auto is fp32."
+        ),
+    )
 
     def prefix(self, kind: Kind | None) -> str:
         return {"query": self.query_prefix, "passage": self.passage_prefix, None: ""}[kind]
@@ -90,7 +105,9 @@ class EncoderSettings(EncoderConfig):
         if digest is None:
             raise LookupError(f"encoder {self.spec!r}: not available locally, its content hash is unknown until it is loaded")
         raw = f"{self.spec}|{self.max_length}|{digest}" + (f"|lora:{self.adapter_sha256}" if self.adapter else "")
+        raw += f"|precision:{self.precision}" if self.precision != "fp32" else ""
         slug = "".join(c if c.isalnum() else "-" for c in self.spec)[:60] + ("-lora" if self.adapter else "")
+        slug += f"-{self.precision}" if self.precision != "fp32" else ""
         return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 

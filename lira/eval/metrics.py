@@ -15,6 +15,7 @@ the qrels, and a query whose qrels hold no relevant item (rel >= 1) scores 0.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -90,10 +91,24 @@ def _rank_scores(results: Mapping[str, float]) -> dict[str, float]:
     depends on dict insertion order. Re-scoring by rank keeps the ranking and makes the tie rule
     explicit and label-independent (id ascending; trec_eval uses docno descending): a model that
     scores everything equal can no longer look good because its positives were inserted first.
+    Used by the ranx path (:func:`_retrieval_metrics_ranx`), which is the reference in tests.
     """
     ordered = sorted(results.items(), key=lambda kv: (-float(kv[1]), str(kv[0])))
     n = len(ordered)
     return {str(doc): float(n - r) for r, (doc, _) in enumerate(ordered)}
+
+
+# Metrics computed here in numpy, with ranx's definitions (ranx.metrics.*) term for term; any other
+# ranx metric name goes through ranx itself.
+_NUMPY_METRICS = frozenset({"ndcg", "ndcg_burges", "recall", "precision", "mrr", "map", "hits", "hit_rate"})
+
+
+def _parse_metric(name: str) -> tuple[str, int, int] | None:
+    """ranx's metric syntax ``name[@k][-lN]`` -> (name, k, relevance level); None if not ours."""
+    m = re.fullmatch(r"([a-z_]+)(?:@(\d+))?(?:-l(\d+))?", name)
+    if m is None or m.group(1) not in _NUMPY_METRICS:
+        return None
+    return m.group(1), int(m.group(2) or 0), int(m.group(3) or 1)
 
 
 def retrieval_metrics(
@@ -101,7 +116,7 @@ def retrieval_metrics(
     qrels: Mapping[str, Mapping[str, int]],
     metrics: Sequence[str] = DEFAULT_RETRIEVAL_METRICS,
 ) -> dict[str, np.ndarray]:
-    """Per-query ranking metrics computed by ranx.
+    """Per-query ranking metrics, with ranx's definitions (and its values: tested against ranx).
 
     Args:
         run: ``{query_id: {item_id: score}}`` (e.g. from :func:`scores_to_run`).
@@ -115,7 +130,164 @@ def retrieval_metrics(
         dropped, so a system cannot gain by abstaining. Run queries absent from the qrels are
         ignored. A qrels query with no relevant item also scores 0 (trec_eval would drop it;
         filter such queries upstream if that is what you want).
+
+    Each query's list is ordered by (score desc, item id asc) - the tie rule of
+    :func:`_rank_scores` - and nDCG, recall, precision, MRR, MAP, hits and hit rate are computed
+    here in numpy over the whole [queries, depth] matrix at once, summing in ranx's order so the
+    floats are identical; other ranx metric names (``r-precision``, ``bpref``, ...) go through ranx.
+    A NaN score has no rank and raises.
     """
+    metrics = list(metrics)
+    qids = sorted(str(q) for q in qrels)
+    if len(qids) == 0:
+        raise ValueError("qrels is empty")
+    parsed = {m: _parse_metric(m) for m in metrics}
+    out: dict[str, np.ndarray] = {}
+    others = [m for m, p in parsed.items() if p is None]
+    if others:
+        out.update(_retrieval_metrics_ranx(run, qrels, others))
+    ours = {m: p for m, p in parsed.items() if p is not None}
+    if ours:
+        out.update(_numpy_metrics(run, qrels, qids, ours))
+    return {m: out[m] for m in metrics}
+
+
+def _numpy_metrics(run, qrels, qids: list[str], parsed: dict[str, tuple[str, int, int]]) -> dict[str, np.ndarray]:
+    nq = len(qids)
+    runs = {str(q): res for q, res in run.items()}
+    lists = [runs.get(q) or {} for q in qids]
+    lengths = np.fromiter((len(r) for r in lists), dtype=np.int64, count=nq)
+    keys: list = []
+    vals: list = []
+    for r in lists:
+        keys.extend(r)
+        vals.extend(r.values())
+    # Item ids -> their rank in id order (ids compared as strings, like _rank_scores): the tie rule.
+    uniq = {k: None for k in keys}
+    by_str = sorted(uniq, key=str)
+    str_rank: dict[str, int] = {}
+    for k in by_str:
+        str_rank.setdefault(str(k), len(str_rank))
+    id_of = {k: str_rank[str(k)] for k in by_str}
+    width = int(lengths.max()) if nq and len(keys) else 0
+    ids = np.full((nq, max(width, 1)), -1, dtype=np.int64)
+    neg = np.full((nq, max(width, 1)), np.inf)
+    if keys:
+        rows = np.repeat(np.arange(nq), lengths)
+        cols = np.arange(len(keys)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        flat_ids = np.fromiter(map(id_of.__getitem__, keys), dtype=np.int64, count=len(keys))
+        flat_neg = -np.asarray(vals, dtype=np.float64)
+        if np.isnan(flat_neg).any():
+            q = qids[int(rows[np.isnan(flat_neg)][0])]
+            raise ValueError(f"run query {q!r}: a NaN score cannot be ranked (mask it out instead)")
+        ids[rows, cols] = flat_ids
+        neg[rows, cols] = flat_neg
+    # Padding sorts last: +inf of -score, and an id larger than every real one.
+    pad_id = len(str_rank)
+    ids_sortable = np.where(ids < 0, pad_id, ids)
+    order = np.lexsort((ids_sortable, neg), axis=-1)
+    ranked = np.take_along_axis(ids, order, axis=-1)  # [Q, W], -1 = padding
+
+    # Judged items at or above each relevance level, matched to the ranked ids through one sorted
+    # array of (query row, item id) keys (memory O(Q x W), whatever the number of judgements).
+    by_q = {str(q): rels for q, rels in qrels.items()}
+    j_rows, j_ids, j_vals = [], [], []
+    for i, q in enumerate(qids):
+        for d, v in by_q[q].items():
+            j_rows.append(i)
+            j_ids.append(str_rank.get(str(d), -1))
+            j_vals.append(int(v))
+    j_rows_a = np.asarray(j_rows, dtype=np.int64)
+    j_ids_a = np.asarray(j_ids, dtype=np.int64)
+    j_vals_a = np.asarray(j_vals, dtype=np.float64)
+    stride = pad_id + 1
+    results: dict[str, np.ndarray] = {}
+    cache: dict[int, tuple] = {}
+    for name, (metric, k, lvl) in parsed.items():
+        if lvl not in cache:
+            ok = j_vals_a >= lvl
+            n_rel = np.bincount(j_rows_a[ok], minlength=nq)
+            # Each query's judged values, sorted desc, zero-padded: the ideal ranking for IDCG.
+            ideal = np.zeros((nq, max(int(n_rel.max(initial=0)), 1)))
+            if ok.any():
+                r, v = j_rows_a[ok], j_vals_a[ok]
+                o = np.lexsort((-v, r))
+                r, v = r[o], v[o]
+                pos = np.arange(len(r)) - np.repeat(np.cumsum(n_rel) - n_rel, n_rel)
+                ideal[r, pos] = v
+            keep = ok & (j_ids_a >= 0)  # a judged item that no run lists can never be hit
+            judged_keys = j_rows_a[keep] * stride + j_ids_a[keep]
+            o = np.argsort(judged_keys, kind="stable")
+            keys_sorted, vals_sorted = judged_keys[o], j_vals_a[keep][o]
+            run_keys = np.arange(nq)[:, None] * stride + ranked
+            at = np.clip(np.searchsorted(keys_sorted, run_keys), 0, max(len(keys_sorted) - 1, 0))
+            if len(keys_sorted):
+                hit = (keys_sorted[at] == run_keys) & (ranked >= 0)
+                gain = np.where(hit, vals_sorted[at], 0.0)
+            else:
+                hit = np.zeros(ranked.shape, dtype=bool)
+                gain = np.zeros(ranked.shape)
+            cache[lvl] = (hit, gain, n_rel, ideal)
+        hit, gain, n_rel, ideal = cache[lvl]
+        results[name] = _one_metric(metric, k, hit, gain, n_rel, ideal, lengths)
+    return results
+
+
+def _seq_sum(x: np.ndarray) -> np.ndarray:
+    """Row sums added left to right, as numba's np.sum does inside ranx (numpy sums pairwise)."""
+    acc = np.zeros(x.shape[0], dtype=np.float64)
+    for j in range(x.shape[1]):
+        acc = acc + x[:, j]
+    return acc
+
+
+def _one_metric(metric: str, k: int, hit: np.ndarray, gain: np.ndarray, n_rel: np.ndarray, ideal: np.ndarray,
+                lengths: np.ndarray) -> np.ndarray:
+    """One ranx metric for every query. ``hit``/``gain``: [Q, W] over the ranked lists (padding
+    never hits); ``n_rel`` [Q]: judged items at or above the relevance level; ``ideal`` [Q, R]:
+    their relevances, sorted desc and zero-padded."""
+    nq, width = hit.shape
+    has_rel = n_rel > 0
+    depth = width if k == 0 else min(k, width)  # positions past a query's own length never hit
+    h = hit[:, :depth]
+    if metric in ("ndcg", "ndcg_burges"):
+        burges = metric == "ndcg_burges"
+        disc = np.log2(np.arange(1, depth + 1) + 1)
+        g = gain[:, :depth]
+        dcg = _seq_sum(((2.0**g - 1.0) if burges else g) / disc)
+        ideal_depth = ideal.shape[1] if k == 0 else min(k, ideal.shape[1])
+        ideal = ideal[:, :ideal_depth]
+        idisc = np.log2(np.arange(1, ideal_depth + 1) + 1)
+        idcg = _seq_sum(((2.0**ideal - 1.0) if burges else ideal) / idisc)
+        idcg = np.where(idcg == 0.0, 1.0, idcg)
+        return np.where(has_rel, dcg / idcg, 0.0)
+    hits = h.sum(1).astype(np.float64)
+    if metric == "hits":
+        return np.where(has_rel, hits, 0.0)
+    if metric == "hit_rate":
+        return np.where(has_rel & (hits > 0), 1.0, 0.0)
+    if metric == "recall":
+        return np.where(has_rel, hits / np.maximum(n_rel, 1), 0.0)
+    if metric == "precision":
+        denom = np.full(nq, float(k)) if k != 0 else lengths.astype(np.float64)
+        return np.where(denom > 0, hits / np.maximum(denom, 1.0), 0.0)
+    if metric == "mrr":
+        first = np.argmax(h, axis=1)
+        return np.where(has_rel & h.any(1), 1.0 / (first + 1), 0.0)
+    if metric == "map":
+        cum = np.cumsum(h, axis=1)
+        prec = np.where(h, cum / np.arange(1, depth + 1), 0.0)
+        return np.where(has_rel, _seq_sum(prec) / np.maximum(n_rel, 1), 0.0)
+    raise AssertionError(metric)
+
+
+def _retrieval_metrics_ranx(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """:func:`retrieval_metrics` through ranx itself (pre-ranked with :func:`_rank_scores`): the
+    path for metrics not computed in numpy, and the reference the numpy path is tested against."""
     # ranx pulls numba, pandas and matplotlib (seconds to import): only pay for it when used.
     from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate

@@ -57,27 +57,86 @@ class CorrQueue(_Ring):
 
     ``contents()`` returns them oldest first. Enqueuing a batch larger than the capacity keeps its
     last ``capacity`` values. Capacity 0 is a valid, always-empty queue (the "no queue" ablation).
+
+    ``rank_sums(tau)`` gives, aligned with ``contents()``, each entry's queue-internal soft-rank sum
+    ``c_k = sum_{j != k} sigmoid((x_j - x_k) / tau)`` for the predictions and for the labels - the
+    part of the soft ranks over batch ++ queue that does not depend on the batch
+    (:func:`lira.losses.ranks.soft_rank_with_tail`). The first call computes them (``O(Q^2)``,
+    no autograd); from then on each ``enqueue`` updates them in ``O(B Q)``: the entries that stay
+    lose the evicted values' terms and gain the new ones', the new entries are summed against the
+    whole queue. Kept in float64 and rebuilt after ``load_state_dict`` (they are not saved, so
+    checkpoints keep the same keys); each entry lives at most ``capacity / B`` updates, so rounding
+    cannot accumulate beyond that.
     """
 
     def __init__(self, capacity: int):
         super().__init__(capacity)
         self.register_buffer("preds", torch.zeros(capacity))
         self.register_buffer("labels", torch.zeros(capacity))
+        self.register_buffer("pred_sums", torch.zeros(capacity, dtype=torch.float64), persistent=False)
+        self.register_buffer("label_sums", torch.zeros(capacity, dtype=torch.float64), persistent=False)
+        self._sums_tau: float | None = None  # the tau the sums hold; None = not kept
+        self.register_load_state_dict_post_hook(CorrQueue._after_load)
+
+    @staticmethod
+    def _after_load(module: CorrQueue, _keys: object) -> None:
+        module._drop_sums()
+
+    def _drop_sums(self) -> None:
+        self._sums_tau = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._drop_sums()
 
     def contents(self) -> tuple[Tensor, Tensor]:
         idx = self._order()
         return self.preds[idx], self.labels[idx]
 
     @torch.no_grad()
+    def rank_sums(self, tau: float) -> tuple[Tensor, Tensor]:
+        """(pred sums, label sums) [n] float64, oldest first (see the class docstring)."""
+        from lira.losses.ranks import self_sigmoid_sums
+
+        idx = self._order()
+        if self._sums_tau != tau:
+            self.pred_sums[idx] = self_sigmoid_sums(self.preds[idx].double(), tau)
+            self.label_sums[idx] = self_sigmoid_sums(self.labels[idx].double(), tau)
+            self._sums_tau = tau
+        return self.pred_sums[idx], self.label_sums[idx]
+
+    @torch.no_grad()
     def enqueue(self, preds: Tensor, labels: Tensor) -> None:
         preds, labels = preds.detach().reshape(-1), labels.detach().reshape(-1)
         if preds.shape != labels.shape:
             raise ValueError(f"preds {tuple(preds.shape)} and labels {tuple(labels.shape)} differ")
+        old_count = int(self.count)
         slots, kept = self._write_slots(preds.shape[0])
-        if kept:
-            self.preds[slots] = preds[-kept:].to(self.preds)
-            self.labels[slots] = labels[-kept:].to(self.labels)
+        if not kept:
+            return
+        evicted = slots[slots < old_count]  # slots that held a value before this write
+        old = (self.preds[evicted].double(), self.labels[evicted].double())
+        self.preds[slots] = preds[-kept:].to(self.preds)
+        self.labels[slots] = labels[-kept:].to(self.labels)
+        if self._sums_tau is not None:
+            self._update_sums(slots, evicted, old)
 
+    def _update_sums(self, slots: Tensor, evicted: Tensor, old: tuple[Tensor, Tensor]) -> None:
+        from lira.losses.ranks import sigmoid_sums
+
+        tau = self._sums_tau
+        filled = self._order()
+        written = torch.zeros(self.capacity, dtype=torch.bool, device=slots.device)
+        written[slots] = True
+        stay = filled[~written[filled]]
+        for values, sums, gone in ((self.preds, self.pred_sums, old[0]), (self.labels, self.label_sums, old[1])):
+            x = values.double()
+            new = x[slots]
+            delta = sigmoid_sums(x[stay], new, tau)
+            if len(evicted):
+                delta = delta - sigmoid_sums(x[stay], gone, tau)
+            sums[stay] += delta
+            sums[slots] = sigmoid_sums(new, x[filled], tau) - 0.5  # the j = k term is sigmoid(0)
 
 class DocQueue(_Ring):
     """FIFO of the last ``capacity`` item embeddings with their language id and item id, detached.

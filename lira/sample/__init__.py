@@ -20,6 +20,19 @@ def sample_files(folder: str | Path = SAMPLE_DIR) -> list[Path]:
     return sorted(p.relative_to(folder) for p in folder.rglob("*.jsonl") if p.is_file())
 
 
+def sample_docs(folder: str | Path = SAMPLE_DIR) -> dict[str, dict[str, list[dict]]]:
+    """The shipped sample as records: ``{lang: {task: [record, ...]}}`` in file order."""
+    import json
+
+    out: dict[str, dict[str, list[dict]]] = {}
+    for lang_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        out[lang_dir.name] = {
+            task: [json.loads(line) for line in (lang_dir / f"{task}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+            for task in TASKS
+        }
+    return out
+
+
 def sync_sample(dest: str | Path, clean: bool = False) -> int:
     """Make ``dest`` (the DVC-tracked raw folder) a byte-for-byte copy of the packaged sample.
 

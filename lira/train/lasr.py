@@ -251,7 +251,9 @@ def sts_step(st: LasrStep, sb: Tensor) -> tuple[dict[str, Tensor], Pending]:
     with st.timer("corr.contents"):
         q_pred, q_label = st.corrq.contents()
     with st.timer("corr_loss_forward"):
-        l_corr = correlation_loss(torch.cat([pred, q_pred]), torch.cat([label, q_label]), a=cfg.corr_a, tau=cfg.corr_tau)
+        # Over batch ++ queue; only batch-vs-all pairs are formed (the queue keeps its own part).
+        l_corr = correlation_loss(pred, label, a=cfg.corr_a, tau=cfg.corr_tau, queue_pred=q_pred, queue_label=q_label,
+                                  queue_rank_sums=st.corrq.rank_sums(cfg.corr_tau))
     losses["corr"] = cfg.lambda_corr * l_corr
     losses["cons_s"] = cfg.lambda_cons * st.consistency(d.sts_a[sb], d.sts_b[sb])
     pending = (pred.detach(), label)

@@ -133,3 +133,64 @@ def test_bitext_identical_is_perfect_random_is_chance():
     y[[0, 1]] = y[[1, 0]]
     s2t, t2s = bitext_hits(x, y)
     assert s2t[:2].sum() == 0 and s2t[2:].all() and t2s[:2].sum() == 0
+
+
+# ----------------------------------------------------------- the numpy path vs ranx (the reference)
+ALL_NUMPY_METRICS = ("ndcg@10", "ndcg_burges@10", "recall@10", "mrr@10", "map@100", "precision@10", "hits@5",
+                     "hit_rate@3", "ndcg", "recall", "map", "mrr", "precision", "ndcg@10-l2", "recall@5-l2",
+                     "precision@200", "ndcg@200")
+
+
+def _random_case(rng):
+    nq, ni = int(rng.integers(1, 40)), int(rng.integers(1, 25))
+    scores = np.round(rng.standard_normal((nq, ni)), int(rng.integers(0, 3)))  # 0 decimals: many ties
+    qids, iids = [f"q{i}" for i in range(nq)], [f"d{rng.integers(0, 1000)}_{j}" for j in range(ni)]
+    run = scores_to_run(qids, iids, scores, top_k=int(rng.integers(1, ni + 1)), candidate_mask=rng.random((nq, ni)) > 0.3)
+    # random insertion order, some queries missing from the run
+    run = {q: dict(sorted(r.items(), key=lambda kv: rng.random())) for q, r in run.items() if rng.random() > 0.1}
+    qrels = {}
+    for q in [*qids, "only_in_qrels"]:
+        sel = rng.choice(ni, size=min(int(rng.integers(0, 5)), ni), replace=False)
+        qrels[q] = {iids[j]: int(rng.integers(0, 4)) for j in sel}  # graded, some 0 (not relevant)
+        if rng.random() < 0.2:
+            qrels[q]["never_retrieved"] = 2
+    return run, qrels
+
+
+def test_numpy_metrics_identical_to_ranx_with_ties_grades_and_gaps():
+    from lira.eval.metrics import _retrieval_metrics_ranx
+
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        run, qrels = _random_case(rng)
+        ours = retrieval_metrics(run, qrels, ALL_NUMPY_METRICS)
+        ref = _retrieval_metrics_ranx(run, qrels, ALL_NUMPY_METRICS)
+        for m in ALL_NUMPY_METRICS:
+            np.testing.assert_array_equal(ours[m], ref[m], err_msg=m)  # bit-identical, not approx
+
+
+def test_numpy_metrics_identical_to_plain_ranx_without_ties():
+    from ranx import Qrels, Run, evaluate
+
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((200, 50))
+    qids, iids = [f"q{i:03d}" for i in range(200)], [f"d{j:02d}" for j in range(50)]
+    run = scores_to_run(qids, iids, scores, top_k=50)
+    qrels = {q: {iids[j]: int(rng.integers(1, 3)) for j in rng.choice(50, 3, replace=False)} for q in qids}
+    metrics = ["ndcg@10", "ndcg_burges@10", "recall@10", "mrr@10", "map@100", "precision@5"]
+    r = Run(run)
+    evaluate(Qrels(qrels), r, metrics, return_mean=False)
+    ours = retrieval_metrics(run, qrels, metrics)
+    for m in metrics:
+        np.testing.assert_array_equal(ours[m], [r.scores[m][q] for q in sorted(qrels)], err_msg=m)
+
+
+def test_metrics_outside_the_numpy_set_go_through_ranx():
+    out = retrieval_metrics(RUN, QRELS, ("r-precision", "ndcg@10"))
+    assert list(out) == ["r-precision", "ndcg@10"]
+    np.testing.assert_allclose(out["r-precision"], [0.5, 1.0, 0.0])  # q1: 1 of its 2 positives in the top 2
+
+
+def test_nan_score_is_refused_with_the_query():
+    with pytest.raises(ValueError, match="'q1'.*NaN"):
+        retrieval_metrics({"q1": {"a": float("nan")}}, {"q1": {"a": 1}}, ("ndcg@10",))

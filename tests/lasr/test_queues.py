@@ -132,3 +132,31 @@ def test_hard_negatives_gradient_flows_to_query():
     scores, mask = hard_negatives(q, cand, valid, m=3)
     (scores * mask).sum().backward()
     assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
+
+
+def _brute_sums(x, tau):
+    return torch.sigmoid((x.double().unsqueeze(0) - x.double().unsqueeze(1)) / tau).sum(1) - 0.5
+
+
+def test_corr_queue_rank_sums_stay_exact_through_updates_wraps_reset_and_reload():
+    from lira.lasr.queues import CorrQueue
+
+    g = torch.Generator().manual_seed(0)
+    q = CorrQueue(64)
+    assert q.rank_sums(0.1)[0].shape == (0,)
+    for step, b in enumerate([5, 30, 40, 64, 70, 3, 1, 16, 16, 16]):
+        q.enqueue(torch.randn(b, generator=g), (torch.rand(b, generator=g) * 5).round())
+        p, l = q.contents()
+        sp, sl = q.rank_sums(0.1)
+        torch.testing.assert_close(sp, _brute_sums(p, 0.1), rtol=0, atol=1e-9, msg=f"step {step}")
+        torch.testing.assert_close(sl, _brute_sums(l, 0.1), rtol=0, atol=1e-9, msg=f"step {step}")
+    # a different tau recomputes; a reloaded queue recomputes from its loaded values
+    torch.testing.assert_close(q.rank_sums(0.5)[0], _brute_sums(q.contents()[0], 0.5), rtol=0, atol=1e-9)
+    other = CorrQueue(64)
+    other.rank_sums(0.5)
+    other.load_state_dict(q.state_dict())
+    assert set(q.state_dict()) == {"ptr", "count", "preds", "labels"}  # checkpoints keep their keys
+    torch.testing.assert_close(other.rank_sums(0.5)[1], _brute_sums(other.contents()[1], 0.5), rtol=0, atol=1e-9)
+    q.reset()
+    q.enqueue(torch.tensor([0.3, -0.2]), torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(q.rank_sums(0.5)[0], _brute_sums(torch.tensor([0.3, -0.2]), 0.5), rtol=0, atol=1e-9)
