@@ -162,11 +162,13 @@ def test_encoder_auto_end_to_end_on_the_probe_set(tiny_bert_dir, tmp_path):
     assert doc["results"][doc["choice"]]["passed"]
 
 
-def test_precision_is_part_of_the_feature_key_but_fp32_keeps_its_key():
-    base = EncoderSettings(spec="hf:x")
-    assert base.key == EncoderSettings(spec="hf:x", precision="fp32").key
-    assert len({base.key, EncoderSettings(spec="hf:x", precision="bf16").key,
-                EncoderSettings(spec="hf:x", precision="auto").key}) == 3
+def test_precision_is_part_of_the_feature_key_but_fp32_keeps_its_key(tmp_path):
+    (tmp_path / "config.json").write_text("{}")  # the key hashes the backbone's files
+    spec = f"hf:{tmp_path}"
+    base = EncoderSettings(spec=spec)
+    assert base.key == EncoderSettings(spec=spec, precision="fp32").key
+    assert len({base.key, EncoderSettings(spec=spec, precision="bf16").key,
+                EncoderSettings(spec=spec, precision="auto").key}) == 3
 
 
 def test_parity_rounds_are_interleaved_and_keep_each_engines_fastest_pass():
