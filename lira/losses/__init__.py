@@ -13,6 +13,7 @@ from lira.losses.reinforce import (
     reinforce_loss,
 )
 from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
+from lira.losses.translation_ranking import TranslationRankingLoss, duplicate_free_batches, translation_ranking_loss
 
 __all__ = [
     "AnchoringLoss",
@@ -23,10 +24,12 @@ __all__ = [
     "REINFORCELoss",
     "RunningMeanBaseline",
     "SoftNDCGLoss",
+    "TranslationRankingLoss",
     "anchoring_error",
     "anchoring_loss",
     "correlation_loss",
     "critic_reward",
+    "duplicate_free_batches",
     "ideal_dcg",
     "margin_hinge",
     "mse_distillation",
@@ -37,5 +40,6 @@ __all__ = [
     "soft_rank",
     "soft_spearman",
     "symmetric_kl",
+    "translation_ranking_loss",
     "variance_term",
 ]
