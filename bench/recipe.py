@@ -236,11 +236,27 @@ def selection_score(pooled: dict[str, float]) -> float:
 
 
 class FrozenCache:
-    """The untouched encoder's unit embeddings, computed once per (kind, text)."""
+    """The untouched encoder's unit embeddings, computed once per (kind, text); kept on disk under
+    ``path`` (keyed by the encoder's feature key), so later runs encode nothing twice."""
 
-    def __init__(self, encoder):  # noqa: ANN001 - lira.encoders.Encoder
+    def __init__(self, encoder, path: Path | None = None):  # noqa: ANN001 - lira.encoders.Encoder
         self.encoder = encoder
         self.store: dict[tuple[str, str], np.ndarray] = {}
+        self.path = path
+        if path is not None and path.exists():
+            with np.load(path) as z:
+                for k, t, v in zip(z["kinds"], z["texts"], z["vecs"]):
+                    self.store[(str(k), str(t))] = v
+
+    def save(self) -> None:
+        if self.path is None or not self.store:
+            return
+        keys = list(self.store)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, kinds=np.array([k for k, _ in keys]), texts=np.array([t for _, t in keys]),
+                 vecs=np.stack([self.store[k] for k in keys]))
+        os.replace(tmp, self.path)
 
     def __call__(self, texts: list[str], kind: str) -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if (kind, t) not in self.store))
@@ -248,6 +264,7 @@ class FrozenCache:
             vecs = self.encoder.embed(todo, kind=kind, batch_size=64)
             for t, v in zip(todo, vecs):
                 self.store[(kind, t)] = v
+            self.save()
         return np.stack([self.store[(kind, t)] for t in texts]) if texts else np.zeros((0, self.encoder.hidden_size))
 
 
@@ -429,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base = Encoder(settings, cache_dir)
     base.freeze()
-    frozen = FrozenCache(base)
+    frozen = FrozenCache(base, cache_dir / "recipe" / f"frozen-{settings.key}.npz")
     results: dict[str, Any] = {}
     load0 = C.loadavg()
     systems = args.systems.split(",")
