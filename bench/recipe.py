@@ -405,6 +405,22 @@ def bf16_check(settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str,
 
 
 # ------------------------------------------------------------------------------------- main
+def merge(names: list[str], out: str) -> None:
+    """Runs made in separate processes (e.g. the LoRA grid beside st_distill) as one result file."""
+    systems: dict[str, Any] = {}
+    runs: list[Any] = []
+    sizes: dict[str, Any] = {}
+    for n in names:
+        doc = json.loads(C.result_path(n).read_text(encoding="utf-8"))
+        systems.update(doc["systems"])
+        runs.extend({**r, "machine": doc["machine"], "from": n} for r in doc["runs"])
+        if sizes and doc["sizes"] != sizes:
+            raise ValueError(f"{n}: measured on other data sizes than the files before it: {doc['sizes']} vs {sizes}")
+        sizes = doc["sizes"]
+    C.write_result(out, {"systems": systems, "runs": runs, "sizes": sizes, "merged_from": names})
+    print(f"wrote {C.result_path(out)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--systems", default="frozen", help="comma list of frozen, lora, st_distill, bf16")
@@ -421,7 +437,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tag", default="", help="suffix for the system names written")
     ap.add_argument("--out", default="recipe")
     ap.add_argument("--cache", default=str(ROOT / ".cache" / "lira"))
+    ap.add_argument("--merge", default=None, help="comma list of result names to merge into --out (no runs)")
     args = ap.parse_args(argv)
+    if args.merge:
+        merge(args.merge.split(","), args.out)
+        return
 
     import yaml
 
