@@ -417,8 +417,55 @@ def merge(names: list[str], out: str) -> None:
         if sizes and doc["sizes"] != sizes:
             raise ValueError(f"{n}: measured on other data sizes than the files before it: {doc['sizes']} vs {sizes}")
         sizes = doc["sizes"]
-    C.write_result(out, {"systems": systems, "runs": runs, "sizes": sizes, "merged_from": names})
+    comparisons = compare(systems)
+    C.write_result(out, {"systems": systems, "runs": runs, "sizes": sizes, "merged_from": names,
+                         "comparisons": comparisons})
+    print(table(systems, comparisons))
     print(f"wrote {C.result_path(out)}")
+
+
+PER_QUERY = ("dev_inlang_ndcg10", "dev_cross_ndcg10", "dev_en2en_ndcg10", "dev_fused_inlang_ndcg10",
+             "flores_inlang_ndcg10", "flores_cross_ndcg10")
+
+
+def compare(systems: dict[str, Any], baselines: tuple[str, ...] = ("frozen", "st_distill")) -> dict[str, Any]:
+    """Paired bootstrap 95% CIs (lira.eval.paired_bootstrap) of every system minus each baseline,
+    per measure, on the same queries."""
+    from lira.eval import paired_bootstrap
+
+    out: dict[str, Any] = {}
+    for name, s in systems.items():
+        pq = s.get("eval", {}).get("per_query")
+        for base in baselines:
+            if name == base or base not in systems or pq is None:
+                continue
+            bq = systems[base]["eval"]["per_query"]
+            for m in PER_QUERY:
+                if m in pq and m in bq and len(pq[m]) == len(bq[m]):
+                    r = paired_bootstrap(np.mean, np.asarray(pq[m]), np.asarray(bq[m]), n_resamples=2000, seed=0)
+                    out.setdefault(name, {}).setdefault(f"minus_{base}", {})[m] = {
+                        "diff": float(r.diff), "ci": [float(r.low), float(r.high)]}
+    return out
+
+
+def table(systems: dict[str, Any], comparisons: dict[str, Any]) -> str:
+    cols = [*PER_QUERY, "flores_bitext_acc", "dev_sts_en_pearson", "dev_sts_lrl_pearson"]
+    lines = ["| system | " + " | ".join(c.replace("_ndcg10", "") for c in cols) + " | train s | peak RSS MiB |",
+             "|---" * (len(cols) + 3) + "|"]
+    for name, s in systems.items():
+        if "eval" not in s:
+            continue
+        p = s["eval"]["pooled"]
+        cells = []
+        for c in cols:
+            v = p.get(c)
+            cell = "-" if v is None else f"{100 * v:.1f}"
+            d = comparisons.get(name, {}).get("minus_frozen", {}).get(c)
+            if d is not None:
+                cell += f" ({100 * d['diff']:+.1f} [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}])"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {s.get('train_wall_s', '-')} | {s.get('peak_rss_mib', '-')} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
