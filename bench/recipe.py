@@ -161,7 +161,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 class Embedder:
     """``lrl(texts, kind)`` and ``en(texts, kind)`` -> unit rows [N, d] of one system."""
 
-    def __init__(self, name: str, lrl, en):  # noqa: ANN001
+    def __init__(self, name: str, lrl, en):
         self.name, self.lrl, self.en = name, lrl, en
 
 
@@ -239,7 +239,7 @@ class FrozenCache:
     """The untouched encoder's unit embeddings, computed once per (kind, text); kept on disk under
     ``path`` (keyed by the encoder's feature key), so later runs encode nothing twice."""
 
-    def __init__(self, encoder, path: Path | None = None):  # noqa: ANN001 - lira.encoders.Encoder
+    def __init__(self, encoder, path: Path | None = None):
         self.encoder = encoder
         self.store: dict[tuple[str, str], np.ndarray] = {}
         self.path = path
@@ -268,7 +268,7 @@ class FrozenCache:
         return np.stack([self.store[(kind, t)] for t in texts]) if texts else np.zeros((0, self.encoder.hidden_size))
 
 
-def live_embed(encoder, texts: list[str], kind: str) -> np.ndarray:  # noqa: ANN001
+def live_embed(encoder, texts: list[str], kind: str) -> np.ndarray:
     """Unit embeddings through the current (LoRA) encoder, eval mode, no grad."""
     if not texts:
         return np.zeros((0, encoder.hidden_size), np.float32)
@@ -279,8 +279,8 @@ def live_embed(encoder, texts: list[str], kind: str) -> np.ndarray:  # noqa: ANN
 
 
 # ------------------------------------------------------------------------------------- training
-def train_lora(cfg: dict[str, Any], settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str, Any],  # noqa: ANN001
-               flores: dict[str, Any] | None, langs: list[str], log) -> dict[str, Any]:  # noqa: ANN001
+def train_lora(cfg: dict[str, Any], settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str, Any],
+               flores: dict[str, Any] | None, langs: list[str], log) -> dict[str, Any]:
     """One recipe config: LoRA on the LRL encoder, anchoring + lambda * translation ranking, early
     stopping on :func:`selection_score` with epoch 0 (the frozen encoder) scored too."""
     from lira.encoders import Encoder
@@ -363,7 +363,7 @@ def _fmt(p: dict[str, float]) -> str:
     return " ".join(f"{s} {p[k]:.4f}" for k, s in short.items() if k in p)
 
 
-def bf16_check(settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str, Any], cfg: dict[str, Any],  # noqa: ANN001
+def bf16_check(settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str, Any], cfg: dict[str, Any],
                n: int = 3) -> dict[str, Any]:
     """LoRA gradient agreement and step time, bf16 autocast vs fp32, on the same batches."""
     from lira.encoders import Encoder
@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = EncoderSettings(spec=enc_p["spec"], max_length=enc_p["max_length"], batch_size=64,
                                query_prefix=enc_p["query_prefix"], passage_prefix=enc_p["passage_prefix"])
     cache_dir = Path(args.cache)
-    log = lambda s: print(s, flush=True)  # noqa: E731
+    log = lambda s: print(s, flush=True)
     sample = load_sample(langs)
     flores = None
     if args.flores_dir and Path(args.flores_dir).is_dir():

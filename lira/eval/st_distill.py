@@ -63,7 +63,7 @@ class PeakRSS:
         while not self._stop.wait(self.interval_s):
             self.peak_mib = max(self.peak_mib, self._rss())
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> PeakRSS:  # noqa: PYI034 - a final class
         self.peak_mib = self._rss()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
@@ -76,7 +76,7 @@ class PeakRSS:
         self.peak_mib = max(self.peak_mib, self._rss())
 
 
-def sentence_transformer(folder: str | Path, max_length: int = 128, normalize: bool = True, device: str = "cpu"):  # noqa: ANN201 - SentenceTransformer
+def sentence_transformer(folder: str | Path, max_length: int = 128, normalize: bool = True, device: str = "cpu"):
     """A local Hugging Face encoder folder as a SentenceTransformer: Transformer -> mean Pooling (-> Normalize)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Normalize, Transformer
@@ -93,7 +93,7 @@ def sentence_transformer(folder: str | Path, max_length: int = 128, normalize: b
 
 
 @torch.no_grad()
-def st_embed(model, texts: Sequence[str], batch_size: int = 64):  # noqa: ANN001, ANN201 - SentenceTransformer -> Tensor
+def st_embed(model, texts: Sequence[str], batch_size: int = 64):
     """Sentence embeddings [N, d] in eval mode, length-sorted batches (texts already prefixed)."""
     was = model.training
     model.eval()
@@ -110,7 +110,7 @@ def st_embed(model, texts: Sequence[str], batch_size: int = 64):  # noqa: ANN001
     return out if out is not None else torch.zeros(0, 0)
 
 
-def _to(feats: dict, device) -> dict:  # noqa: ANN001
+def _to(feats: dict, device) -> dict:
     return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in feats.items()}
 
 
@@ -125,7 +125,7 @@ class DistillResult:
 
 
 def st_distill(
-    model,  # noqa: ANN001 - a SentenceTransformer (left unchanged: it is the teacher) or an HF folder
+    model,
     pairs: Sequence[tuple[str, str]],
     epochs: int = 1,
     batch_size: int = 64,

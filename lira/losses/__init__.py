@@ -13,7 +13,11 @@ from lira.losses.reinforce import (
     reinforce_loss,
 )
 from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
-from lira.losses.translation_ranking import TranslationRankingLoss, duplicate_free_batches, translation_ranking_loss
+from lira.losses.translation_ranking import (
+    TranslationRankingLoss,
+    duplicate_free_batches,
+    translation_ranking_loss,
+)
 
 __all__ = [
     "AnchoringLoss",

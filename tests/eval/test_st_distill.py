@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("sentence_transformers")
 
-from lira.eval.st_distill import PeakRSS, sentence_transformer, st_distill, st_embed  # noqa: E402
+from lira.eval.st_distill import PeakRSS, sentence_transformer, st_distill, st_embed
 
 PAIRS = [
     ("query: ang baterya ay matibay", "query: the battery is strong"),

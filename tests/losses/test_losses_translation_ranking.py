@@ -8,7 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lira.losses.translation_ranking import TranslationRankingLoss, duplicate_free_batches, translation_ranking_loss
+from lira.losses.translation_ranking import (
+    TranslationRankingLoss,
+    duplicate_free_batches,
+    translation_ranking_loss,
+)
 
 
 def _unit(*shape: int, seed: int = 0) -> torch.Tensor:
