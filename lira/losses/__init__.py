@@ -11,16 +11,23 @@ from lira.losses.listwise import listwise_softmax_ce
 from lira.losses.ranks import soft_rank
 from lira.losses.reinforce import RunningMeanBaseline, critic_reward, reinforce_loss
 from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
+from lira.losses.translation_ranking import (
+    TranslationRankingLoss,
+    duplicate_free_batches,
+    translation_ranking_loss,
+)
 
 __all__ = [
     "DocQueueObjective",
     "RunningMeanBaseline",
     "SoftNDCGLoss",
+    "TranslationRankingLoss",
     "anchoring_error",
     "anchoring_loss",
     "choice_cross_entropy",
     "correlation_loss",
     "critic_reward",
+    "duplicate_free_batches",
     "ideal_dcg",
     "info_nce",
     "listwise_softmax_ce",
@@ -33,5 +40,6 @@ __all__ = [
     "soft_rank",
     "soft_spearman",
     "symmetric_kl",
+    "translation_ranking_loss",
     "variance_term",
 ]
