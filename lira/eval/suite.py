@@ -106,7 +106,10 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
         timings["mse_distill_train_s"] = time.perf_counter() - t0
         out = root / params.shared.paths.distill
         out.mkdir(parents=True, exist_ok=True)
-        torch.save(student.state_dict(), out / "student.pt")
+        from safetensors.torch import save_file
+
+        # safetensors, not torch.save: nothing lira writes is a pickle
+        save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(out / "student.safetensors"))
         results["mse_distill"] = score_all(apply_student(student, lr_mean), ld, ks)
     return results, timings
 
