@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from lira.config import Params
-from lira.io import write_json, write_parquet, write_text
+from lira.io import publish_dir, write_json, write_parquet, write_text
 from lira.train import arca_run
 from lira.train.arca import build_modules, dev_report
 
@@ -30,13 +30,14 @@ def run(params: Params, root: Path) -> dict:
     untrained = dev_report(*build_modules(data, cfg, params.shared.seed), data, data.dev_idx, len(langs))
     result, data = arca_run.fit(params, root, inputs, cfg)
     probs = arca_run.actor_probs(result, data)
-    out = root / params.shared.paths.arca
-    adapter = arca_run.save_arca(out, result, data, params, inputs)
-    if adapter is not None:  # the trained report reads the LRL path through the tuned encoder
-        data = replace(data, lr=torch.from_numpy(arca_run.with_lrl_adapter(params, root, inputs, adapter).lr_slots))
-    trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
-    sel = arca_run.selection_frame(inputs, probs)
-    write_parquet(out / "selected.parquet", sel)
+    # models/arca is published whole (written beside it, then swapped in) or not at all
+    with publish_dir(root / params.shared.paths.arca) as out:
+        adapter = arca_run.save_arca(out, result, data, params, inputs)
+        if adapter is not None:  # the trained report reads the LRL path through the tuned encoder
+            data = replace(data, lr=torch.from_numpy(arca_run.with_lrl_adapter(params, root, inputs, adapter).lr_slots))
+        trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
+        sel = arca_run.selection_frame(inputs, probs)
+        write_parquet(out / "selected.parquet", sel)
 
     share = sel.groupby(["lang", "agent"]).size().unstack(fill_value=0)
     share = (share.T / share.sum(1)).T.round(4)
