@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from lira.config import Params
+from lira.eval.bootstrap import paired_bootstrap
 from lira.eval.bound import lipschitz_diagnostics
 from lira.eval.external import evaluate_external
 from lira.eval.plots import write_plots
-from lira.eval.bootstrap import paired_bootstrap
 from lira.eval.scoring import compare, crosslingual_summary, summarise
 from lira.eval.suite import (
     SYSTEM_LIRA,

@@ -121,7 +121,7 @@ def dev_report(adaptors: AnchorAdaptors, actor: Actor, data: ArcaData, idx: Tens
 
 def dev_row(dev: dict[str, Any]) -> dict[str, float]:
     """The dev numbers of one epoch's history row (means over languages; NaN without dev rows)."""
-    mean = lambda k: float(np.mean(list(dev[k].values()))) if dev.get(k) else float("nan")  # noqa: E731
+    mean = lambda k: float(np.mean(list(dev[k].values()))) if dev.get(k) else float("nan")
     return {"dev_anchor_error": dev.get("eps1_mean", float("nan")), "dev_bitext_acc": mean("bitext_acc"),
             "dev_bitext_margin": mean("bitext_margin")}
 

@@ -134,7 +134,7 @@ def test_arca_stops_on_a_signal_a_collapse_cannot_win():
     with torch.no_grad():
         adaptors.adaptor.net[-1].bias.fill_(100.0)  # one common offset: every cosine -> 1
     collapsed = dev_report(adaptors, actor, data, data.dev_idx, 2)
-    row = lambda rep: arca_mod.dev_row(rep)  # noqa: E731
+    row = lambda rep: arca_mod.dev_row(rep)
     assert collapsed["eps1_raw_mean"] < intact["eps1_raw_mean"]  # the raw anchoring error rewards it
     assert stop_signal(row(collapsed), "bitext") < stop_signal(row(intact), "bitext")
     assert stop_signal(row(intact), "eps1") == -row(intact)["dev_anchor_error"]
