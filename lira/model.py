@@ -16,7 +16,8 @@ who rewrites it too; the registry closes that: a registered version records the 
 hash as a tag (``lira.manifest_sha256``) and loading from the registry checks the manifest against it.
 
 ``LiraModel.embed(texts, lang)`` reads LRL text (the English path is used when translations are
-given - e.g. from the translate stage - and dropped otherwise, which LaSR is trained for).
+given - e.g. from the translate stage - and dropped otherwise, which LaSR is trained for) and
+anchor-language text (``lang="en"``: the English path alone), into one space.
 """
 
 from __future__ import annotations
@@ -227,33 +228,54 @@ class LiraModel:
         en = lrl if en_s == lrl_s else Encoder(en_s, models_dir)
         return cls(meta, net, lrl, en, actor)
 
+    @property
+    def anchor_language(self) -> str:
+        """The anchor language (English by default): its text is read on the English path alone."""
+        return self.meta.get("anchor_language", "en")
+
     def lang_ids(self, lang: str | Sequence[str], n: int) -> torch.Tensor:
+        """Index of each text's language in the model's languages; the anchor language maps to -1."""
         langs = [lang] * n if isinstance(lang, str) else list(lang)
-        unknown = sorted({x for x in langs if x not in self.languages})
+        if len(langs) != n:
+            raise ValueError(f"{len(langs)} languages for {n} texts")
+        known = [*self.languages, self.anchor_language]
+        unknown = sorted({x for x in langs if x not in known})
         if unknown:
-            raise ValueError(f"language(s) {unknown} not in this model's languages {self.languages}")
-        return torch.tensor([self.languages.index(x) for x in langs])
+            raise ValueError(f"language(s) {unknown} not in this model's languages {known}")
+        return torch.tensor([self.languages.index(x) if x in self.languages else -1 for x in langs], dtype=torch.long)
 
     @torch.no_grad()
     def embed(
         self, texts: Sequence[str], lang: str | Sequence[str], kind: str = "query", translations: Sequence[str | None] | None = None
     ) -> np.ndarray:
-        """Fused LiRA embeddings z [N,d] (unit norm) of LRL ``texts``."""
+        """LiRA embeddings z [N,d] (unit norm), all in one space: LRL ``texts`` fused with their
+        ``translations`` when given (LRL path alone otherwise); anchor-language (English) texts on
+        the English path alone, with the head's anchor-language entry (translations ignored)."""
         texts = list(texts)
+        if translations is not None and len(list(translations)) != len(texts):
+            raise ValueError(f"{len(list(translations))} translations for {len(texts)} texts")
+        out = np.zeros((len(texts), self.net.head.d_in), np.float32)
         if not texts:
-            return np.zeros((0, self.net.head.d_in), np.float32)
+            return out
         langs = self.lang_ids(lang, len(texts))
+        anchor = torch.nonzero(langs < 0).squeeze(1).tolist()
+        if anchor:
+            en = torch.from_numpy(encode_features(self.en, [texts[i] for i in anchor], kind, self.s_feat).slots)
+            out[anchor] = self.net.en_only(en).numpy()
+        rest = torch.nonzero(langs >= 0).squeeze(1).tolist()
+        if rest:
+            trans = None if translations is None else [list(translations)[i] for i in rest]
+            out[rest] = self._embed_lrl([texts[i] for i in rest], langs[rest], kind, trans)
+        return out
+
+    def _embed_lrl(self, texts: list[str], langs: torch.Tensor, kind: str, translations: list[str | None] | None) -> np.ndarray:
         lr = torch.from_numpy(encode_features(self.lrl, texts, kind, self.s_feat).slots)
-        use_en = self.meta["lasr"].get("use_english", True) and translations is not None
-        if use_en:
-            trans = list(translations)
-            if len(trans) != len(texts):
-                raise ValueError(f"{len(trans)} translations for {len(texts)} texts")
-            has = torch.tensor([bool(t) for t in trans])
+        if self.meta["lasr"].get("use_english", True) and translations is not None:
+            has = torch.tensor([bool(t) for t in translations])
             en = torch.zeros(len(texts), self.s_feat, self.en.hidden_size)
             if has.any():
                 idx = torch.nonzero(has).squeeze(1)
-                en[idx] = torch.from_numpy(encode_features(self.en, [trans[i] for i in idx.tolist()], kind, self.s_feat).slots)
+                en[idx] = torch.from_numpy(encode_features(self.en, [translations[i] for i in idx.tolist()], kind, self.s_feat).slots)
             z = self.net(lr, en, langs, en_mask=has)
         else:
             z = self.net.lrl_only(lr, langs)

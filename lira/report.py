@@ -30,6 +30,15 @@ def summary_table(metrics_dir: str | Path) -> str:
         cmp = ev.get("lira_minus", {}).get(name, {}).get("retrieval.ndcg@10")
         ci = f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
         lines.append(f"{name:<34}{cells}{ci}")
+    xl = ev.get("crosslingual", {})
+    if xl.get("systems"):
+        lines += ["", "Cross-lingual retrieval: LRL query -> English items (their en_ref), x100"]
+        lines.append(f"{'system':<34}{'nDCG@10':>9}{'R@10':>9}{'MRR@10':>9}   LiRA - system (nDCG@10)")
+        for name, s in xl["systems"].items():
+            cells = "".join(f"{_fmt(s.get(k)):>9}" for k in ("ndcg@10", "recall@10", "mrr@10"))
+            cmp = xl.get("lira_minus", {}).get(name, {}).get("retrieval.ndcg@10")
+            ci = f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
+            lines.append(f"{name:<34}{cells}{ci}")
     reg = metrics_dir / "registry.json"
     if reg.exists():
         r = json.loads(reg.read_text())

@@ -173,3 +173,49 @@ def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
     assert list((root / ".cache" / "lira" / "registry" / "lira-api").iterdir()) == [
         root / ".cache" / "lira" / "registry" / "lira-api" / version
     ]
+
+
+def test_lira_embeds_english_into_the_space_of_its_lrl_embeddings(tmp_path, tiny_bert_dir):
+    """Issue 13: `lang="en"` reads English on the English path alone; the untrained default LiRA
+    (residual at full width, S_feat 1) gives exactly the frozen encoder's embeddings on both sides."""
+    folder = build_lira_folder(tmp_path / "m" / "full", tiny_bert_dir, languages=("vi", "th"), s_feat=1, residual=True)
+    none = tmp_path / "none.yaml"
+    spec = f"hf:{tiny_bert_dir}"
+    en_texts = ["a phone with a very good battery", "a black iphone case"]
+    got_en = api.embed(en_texts, model=str(folder), lang="en", kind="passage", params_path=none)
+    np.testing.assert_allclose(got_en, api.embed(en_texts, spec, kind="passage", params_path=none), atol=1e-5)
+    th = ["โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก"]
+    got_th = api.embed(th, model=str(folder), lang="th", params_path=none)
+    np.testing.assert_allclose(got_th, api.embed(th, spec, params_path=none), atol=1e-5)
+    # mixed languages in one call: each row as if embedded alone
+    m = LiraModel.load(folder)
+    mixed = m.embed([en_texts[0], th[0]], ["en", "th"], kind="passage")
+    np.testing.assert_allclose(mixed[0], m.embed([en_texts[0]], "en", kind="passage")[0], atol=1e-6)
+    np.testing.assert_allclose(mixed[1], m.embed(th, "th", kind="passage")[0], atol=1e-6)
+    with pytest.raises(ValueError, match=r"\['fr'\] not in this model's languages \['vi', 'th', 'en'\]"):
+        m.embed(["x"], "fr")
+
+
+def test_cross_lingual_search_scores_lrl_queries_against_english_items(tmp_path, lira_dir):
+    none = tmp_path / "none.yaml"
+    rows = [*ITEMS, {"id": "en-1", "text": "This phone has a great battery.", "lang": "en"},
+            {"id": "en-2", "text": "black iphone case", "lang": "en"}]
+    items = _jsonl(tmp_path / "items.jsonl", rows)
+    query = "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก"
+    hits = api.search(query, model=str(lira_dir), items_path=items, lang="th", items_lang="en", params_path=none)
+    assert sorted(h[0] for h in hits) == ["en-1", "en-2"]
+    q = api.embed([query], model=str(lira_dir), lang="th", kind="query", params_path=none)
+    e = api.embed([r["text"] for r in rows[-2:]], model=str(lira_dir), lang="en", kind="passage", params_path=none)
+    want = dict(zip(["en-1", "en-2"], (e @ q[0]).tolist()))
+    np.testing.assert_allclose([h[1] for h in hits], [want[h[0]] for h in hits], atol=1e-5)
+    # and the reverse: an English query against Vietnamese items
+    rev = api.search("phone battery", model=str(lira_dir), items_path=items, lang="en", items_lang="vi", params_path=none)
+    assert {h[0] for h in rev} == {"vi-1", "vi-2", "vi-3"}
+    from typer.testing import CliRunner
+
+    from lira.cli import app
+
+    out = CliRunner().invoke(app, ["search", query, "-m", str(lira_dir), "--items", str(items), "--lang", "th",
+                                   "--items-lang", "en", "--params", str(none)])
+    assert out.exit_code == 0, out.output
+    assert [ln.split()[2] for ln in out.output.strip().splitlines()] == [h[0] for h in hits]

@@ -15,14 +15,24 @@ from lira.eval.systems import unit
 from lira.train.lasr import LasrData
 
 
-def retrieval_scores(z: np.ndarray, ld: LasrData, ks: list[int]) -> dict[str, Any]:
+def retrieval_scores(
+    z: np.ndarray, ld: LasrData, ks: list[int], z_items: np.ndarray | None = None, item_ok: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Test queries against the items of their language. In-language by default (both sides from
+    ``z``, one row per text); ``z_items`` [I, d] replaces the items' embeddings (cross-lingual:
+    the items' English references), ``item_ok`` [I] bool drops items from every corpus (those
+    without a reference), and queries left without a relevant item are not scored."""
     q = np.flatnonzero(ld.query_split == "test")
-    zq, zi = z[ld.query_text[q].numpy()], z[ld.item_text.numpy()]
+    zi = z[ld.item_text.numpy()] if z_items is None else z_items
+    ok = np.ones(len(zi), dtype=bool) if item_ok is None else np.asarray(item_ok, dtype=bool)
+    if item_ok is not None:  # in-language scoring keeps every test query (the gate pairs them by position)
+        q = np.array([j for j in q if any(ok[i] and r > 0 for i, r in ld.qrels[j].items())], dtype=np.int64)
+    zq = z[ld.query_text[q].numpy()]
     scores = zq @ zi.T
-    mask = ld.query_lang[q].numpy()[:, None] == ld.item_lang.numpy()[None, :]
+    mask = (ld.query_lang[q].numpy()[:, None] == ld.item_lang.numpy()[None, :]) & ok[None, :]
     qids = [f"q{j:06d}" for j in q]
     run = scores_to_run(qids, [f"i{j:06d}" for j in range(len(zi))], scores, top_k=100, candidate_mask=mask)
-    qrels = {f"q{j:06d}": {f"i{i:06d}": r for i, r in ld.qrels[j].items()} for j in q}
+    qrels = {f"q{j:06d}": {f"i{i:06d}": r for i, r in ld.qrels[j].items() if ok[i]} for j in q}
     names = [f"ndcg@{k}" for k in ks if k == 10] + [f"recall@{k}" for k in ks] + ["mrr@10"]
     per = retrieval_metrics(run, qrels, tuple(dict.fromkeys(["ndcg@10", *names])))
     # ranx aligns to sorted(qrels); qids are zero-padded so that order is q's order
@@ -49,6 +59,15 @@ def mc_scores(z: np.ndarray, ld: LasrData) -> dict[str, Any]:
 
 def score_all(z: np.ndarray, ld: LasrData, ks: list[int]) -> dict[str, Any]:
     return {"retrieval": retrieval_scores(z, ld, ks), "sts": sts_scores(z, ld), "mc": mc_scores(z, ld)}
+
+
+def crosslingual_summary(res: dict[str, Any], langs: list[str]) -> dict[str, Any]:
+    """Mean of each metric of a :func:`retrieval_scores` result, overall and per language."""
+    out: dict[str, Any] = {k: float(np.mean(v)) if len(v) else float("nan") for k, v in res["per_query"].items()}
+    out["n_queries"] = len(res["qids"])
+    out["per_language"] = {lang: {k: float(v[res["lang"] == li].mean()) for k, v in res["per_query"].items()}
+                           for li, lang in enumerate(langs) if (res["lang"] == li).any()}
+    return out
 
 
 def _pearson(pred: np.ndarray, gold: np.ndarray) -> float:

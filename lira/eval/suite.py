@@ -2,7 +2,9 @@
 
 * LiRA (the ``full`` model folder), the same model on its LRL path alone, and every ablation;
 * the baselines (:mod:`lira.eval.systems`): the frozen encoder, translate-test, and an
-  MSE-distilled student trained here on the same train texts.
+  MSE-distilled student trained here on the same train texts;
+* cross-lingual retrieval (LRL query -> the items' English references) for LiRA, its LRL path
+  alone and the frozen encoder.
 
 Reads the model folders and the feature cache; returns scores (:func:`lira.eval.scoring.score_all`).
 """
@@ -20,7 +22,7 @@ import torch
 
 from lira.config import Params
 from lira.encoders import features_for
-from lira.eval.scoring import score_all
+from lira.eval.scoring import retrieval_scores, score_all
 from lira.eval.systems import apply_student, train_distill
 from lira.lasr.net import LiraNet
 from lira.model import load_net
@@ -43,6 +45,7 @@ class Trained:
     choice: np.ndarray  # the full model's translation per text (-1: none)
     adapter: Path | None  # its LRL LoRA adapter, if any
     timings: dict[str, float] = field(default_factory=dict)
+    z: dict[str, np.ndarray] = field(default_factory=dict)  # "lira" / "lira_lrl_only" -> z per text row
 
 
 def model_inputs(params: Params, root: Path, inputs: ArcaInputs, folder: Path, meta: dict) -> ArcaInputs:
@@ -71,12 +74,39 @@ def trained_systems(params: Params, root: Path, inputs: ArcaInputs, ks: list[int
     z_lira = embed_rows(net, ld, all_rows, use_english=True).numpy()
     timings = {"lira_inference_s_per_1k_texts": (time.perf_counter() - t0) / len(all_rows) * 1000}
     results = {SYSTEM_LIRA: score_all(z_lira, ld, ks)}
-    results["lira_lrl_only"] = score_all(embed_rows(net, ld, all_rows, use_english=False).numpy(), ld, ks)
+    z_lrl = embed_rows(net, ld, all_rows, use_english=False).numpy()
+    results["lira_lrl_only"] = score_all(z_lrl, ld, ks)
     for variant in params.train_lasr.ablations:
         vnet, vld, _, vmeta = _variant(params, root, inputs, lasr_dir, variant)
         z = embed_rows(vnet, vld, all_rows, use_english=vmeta["lasr"]["use_english"]).numpy()
         results[f"ablation:{variant}"] = score_all(z, vld, ks)
-    return Trained(results, net, ld, choice, lasr_dir / "full" / adapter if adapter else None, timings)
+    return Trained(results, net, ld, choice, lasr_dir / "full" / adapter if adapter else None, timings,
+                   {SYSTEM_LIRA: z_lira, "lira_lrl_only": z_lrl})
+
+
+def crosslingual_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
+    """LRL query -> English items: each test query against the English references (``en_ref``) of
+    its language's items, embedded as anchor-language passages (LiRA: the English path alone, the
+    head's anchor entry; frozen: the English encoder). Items without a reference leave the corpus.
+    Returns system name -> :func:`lira.eval.scoring.retrieval_scores` ({} when no item has one)."""
+    ld, net, texts = trained.ld, trained.net, inputs.texts
+    if "en_ref" not in texts.columns:
+        return {}
+    refs = [texts["en_ref"].iloc[int(r)] for r in ld.item_text]
+    ok = np.array([isinstance(t, str) and bool(t.strip()) for t in refs])
+    if not ok.any():
+        return {}
+    f = features_for(params, [refs[i] for i in np.flatnonzero(ok)], "en", "passage", root)
+    zi_frozen = np.zeros((len(refs), f.mean.shape[1]), np.float32)
+    zi_frozen[ok] = f.mean
+    zi_lira = np.zeros((len(refs), net.head.d_in), np.float32)
+    with torch.no_grad():
+        net.eval()
+        zi_lira[ok] = net.en_only(torch.from_numpy(f.slots)).numpy()
+    _, lr_mean = text_features(params, root, texts)
+    out = {name: retrieval_scores(z, ld, ks, zi_lira, ok) for name, z in trained.z.items()}
+    out["frozen"] = retrieval_scores(lr_mean, ld, ks, zi_frozen, ok)
+    return out
 
 
 def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> tuple[dict[str, dict], dict[str, float]]:
@@ -125,7 +155,9 @@ def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | N
         path = "en" if english else "lrl"
         feats = torch.from_numpy(features_for(params, texts, path, kind, root, adapter=None if english else adapter).slots)
         with torch.no_grad():
-            return (net.en_only(feats, li) if english else net.lrl_only(feats, li)).numpy()
+            # English text takes the head's anchor-language entry, as `lira embed --lang en` does
+            en_lang = None if net.head.anchor_index is not None else li
+            return (net.en_only(feats, en_lang) if english else net.lrl_only(feats, li)).numpy()
 
     def frozen(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
         return features_for(params, texts, "en" if english else "lrl", kind, root).mean

@@ -15,7 +15,9 @@ class LasrConfig(ConfigSection):
     """Stage 2: the LaSR fusion head, its queues and loss weights (see :mod:`lira.train.lasr`)."""
 
     d_model: int = Field(128, ge=8, le=4096, description="LaSR's internal width (inputs are projected to it)")
-    residual: bool = Field(False, description="z = normalize(mean of the input paths + zero-initialised head output)")
+    # Residual by default: z starts as normalize(mean of the unit paths), i.e. exactly the frozen
+    # encoder on LRL-only input when Arca is residual at full width and S_feat = 1.
+    residual: bool = Field(True, description="z = normalize(mean of the input paths + zero-initialised head output)")
     n_layers: int = Field(2, ge=1, le=8, description="transformer layers")
     n_heads: int = Field(4, ge=1, le=64, description="attention heads")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout inside the transformer")
@@ -41,7 +43,7 @@ class LasrConfig(ConfigSection):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     epochs: int = Field(10, ge=1, le=10000, description="maximum epochs (one pass over the retrieval queries each)")
     batch_size: int = Field(32, ge=2, le=65536, description="examples per task batch")
-    patience: int = Field(3, ge=1, description="epochs without a higher dev nDCG@10 before stopping")
+    patience: int = Field(3, ge=1, description="epochs without a higher dev nDCG@10 (the untrained start scored too) before stopping")
     use_english: bool = Field(True, description="false: LRL path only, train and test (the drop-English ablation)")
     ablations: list[Ablation] = Field(
         default_factory=lambda: ["no_queue", "no_llm_critic", "no_embedding_critic", "separate_adaptors"],

@@ -39,6 +39,7 @@ class LaSRHead(nn.Module):
         path_dropout: float = 0.0,
         d_in: int | None = None,
         residual: bool = False,
+        anchor_lang: bool = False,
     ):
         super().__init__()
         if not 0.0 <= path_dropout <= 1.0:
@@ -47,13 +48,16 @@ class LaSRHead(nn.Module):
         # Its own constructor arguments: a saved model rebuilds the head from them (config()).
         self._config = {"d_model": d, "n_langs": n_langs, "n_slots": n_slots, "n_layers": n_layers, "n_heads": n_heads,
                         "ff_mult": ff_mult, "dropout": dropout, "path_dropout": path_dropout, "d_in": d_in or d,
-                        "residual": residual}
+                        "residual": residual, "anchor_lang": anchor_lang}
         # d_in: width of the anchored inputs (and of z); the transformer runs at width d.
         self.d_in = d_in or d
         self.residual = residual
         self.in_proj = nn.Linear(self.d_in, d) if self.d_in != d else nn.Identity()
         self.path_dropout = path_dropout
-        self.lang_emb = nn.Embedding(n_langs, d)
+        # anchor_lang: one more language entry, index n_langs, for anchor-language (English) text read
+        # on the English path alone - in training (consistency terms) and at inference alike.
+        self.anchor_index: int | None = n_langs if anchor_lang else None
+        self.lang_emb = nn.Embedding(n_langs + int(anchor_lang), d)
         self.seg_emb = nn.Embedding(3, d)
         self.slot_emb = nn.Embedding(n_slots, d)
         layer = nn.TransformerEncoderLayer(
@@ -148,8 +152,14 @@ class LaSRHead(nn.Module):
         """z from the LRL path alone (inference on LRL-only input; 'drop English' ablation)."""
         return self.encode(e_lr, None, lang)
 
-    def en_only(self, e_en: Tensor, lang: Tensor) -> Tensor:
-        """z from the English path alone (LRL slots masked), for consistency regularisation."""
+    def en_only(self, e_en: Tensor, lang: Tensor | None = None) -> Tensor:
+        """z from the English path alone (LRL slots masked): anchor-language text, and the English
+        side of the consistency terms. ``lang`` None = the anchor-language entry (``anchor_lang``)."""
+        if lang is None:
+            if self.anchor_index is None:
+                raise ValueError("this LaSR head has no anchor-language entry (built without anchor_lang): "
+                                 "it cannot embed anchor-language text; retrain it with this lira")
+            lang = torch.full((e_en.shape[0],), self.anchor_index, dtype=torch.long, device=e_en.device)
         return self.encode(None, e_en, lang)
 
 

@@ -13,7 +13,7 @@ from lira.arca import AnchorAdaptors
 from lira.lasr.head import LaSRHead
 
 _ADAPTOR_KEYS = ("in_dim_lr", "in_dim_en", "d", "shared", "hidden", "dropout", "residual")
-_HEAD_KEYS = ("d_model", "n_langs", "n_slots", "n_layers", "n_heads", "ff_mult", "dropout", "path_dropout", "d_in", "residual")
+_HEAD_KEYS = ("d_model", "n_langs", "n_slots", "n_layers", "n_heads", "ff_mult", "dropout", "path_dropout", "d_in", "residual", "anchor_lang")
 
 
 class LiraNet(nn.Module):
@@ -52,5 +52,6 @@ class LiraNet(nn.Module):
     def lrl_only(self, lr: Tensor, lang: Tensor) -> Tensor:
         return self.head.lrl_only(self.adaptors.lr(lr), lang)
 
-    def en_only(self, en: Tensor, lang: Tensor) -> Tensor:
+    def en_only(self, en: Tensor, lang: Tensor | None = None) -> Tensor:
+        """z of anchor-language text from its English-path features (``lang`` None: the anchor entry)."""
         return self.head.en_only(self.adaptors.en(en), lang)

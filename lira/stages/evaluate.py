@@ -3,7 +3,7 @@
 Per language and averaged: retrieval nDCG@10 / recall@k / MRR@10 (ranx), STS Pearson and
 Spearman (scipy), multiple-choice accuracy; the paper's bound made measurable (eps1, an eps2
 proxy, L_emp at P95 over delta in [3, 5], the bound beside the observed deviation); cost per
-stage. Writes ``<paths.metrics>/evaluate.json`` and ``gate.json``, ``<paths.plots>/per_language.{csv,png}``,
+stage; cross-lingual retrieval (LRL query -> the items' English references). Writes ``<paths.metrics>/evaluate.json`` and ``gate.json``, ``<paths.plots>/per_language.{csv,png}``,
 the MSE-distillation student under ``<paths.distill>``, and (tracking on) registers the model and
 runs the promotion gate. The systems are built in :mod:`lira.eval.suite`.
 """
@@ -13,12 +13,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from lira.config import Params
+from lira.eval.bootstrap import paired_bootstrap
 from lira.eval.bound import lipschitz_diagnostics
 from lira.eval.external import evaluate_external
 from lira.eval.plots import write_plots
-from lira.eval.scoring import compare, summarise
-from lira.eval.suite import SYSTEM_LIRA, baseline_systems, external_systems, gate_record_for, trained_systems
+from lira.eval.scoring import compare, crosslingual_summary, summarise
+from lira.eval.suite import (
+    SYSTEM_LIRA,
+    baseline_systems,
+    crosslingual_systems,
+    external_systems,
+    gate_record_for,
+    trained_systems,
+)
 from lira.io import write_json
 from lira.train.arca_run import load_inputs
 
@@ -42,13 +52,24 @@ def run(params: Params, root: Path) -> dict:
         name: compare(results[SYSTEM_LIRA], res, cfg.bootstrap_resamples, cfg.confidence, seed)
         for name, res in results.items() if name != SYSTEM_LIRA
     }
+    xl = crosslingual_systems(params, root, inputs, trained, ks)
+    crosslingual = {name: crosslingual_summary(res, langs) for name, res in xl.items()}
+    xl_minus = {
+        name: {"retrieval.ndcg@10": paired_bootstrap(
+            np.mean, xl[SYSTEM_LIRA]["per_query"]["ndcg@10"], res["per_query"]["ndcg@10"],
+            n_resamples=cfg.bootstrap_resamples, confidence=cfg.confidence, seed=seed).as_dict()}
+        for name, res in xl.items() if name != SYSTEM_LIRA and len(res["qids"])
+    }
     diagnostics = lipschitz_diagnostics(trained.net, trained.ld, inputs, params, root, trained.choice)
     systems_ext = external_systems(params, root, trained.net, trained.adapter)
     external = [evaluate_external(src, root, systems_ext) for src in cfg.external]
     cost = {f.stem: json.loads(f.read_text()) for f in sorted((metrics_dir / "cost").glob("*.json"))}
     cost["evaluate_timings"] = {**trained.timings, **baseline_timings}
     lira = results[SYSTEM_LIRA]
-    summary = {"systems": systems, "lira_minus": comparisons, "diagnostics": diagnostics, "external": external, "cost": cost,
+    summary = {"systems": systems, "lira_minus": comparisons,
+               "crosslingual": {"definition": "test LRL queries -> the English references (en_ref) of their language's items",
+                                "systems": crosslingual, "lira_minus": xl_minus},
+               "diagnostics": diagnostics, "external": external, "cost": cost,
                "n_test": {"queries": len(lira["retrieval"]["qids"]), "sts_pairs": len(lira["sts"]["pred"]),
                           "mc_items": len(lira["mc"]["correct"])}}
     write_json(metrics_dir / "evaluate.json", summary)

@@ -55,7 +55,8 @@ def run(params: Params, root: Path) -> dict:
     improved = [lang for lang, v in per_lang.items() if v["dev_eps1_trained"] is not None and v["dev_eps1_trained"] < v["dev_eps1_untrained"]]
     summary = {
         "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
+        "epochs_run": sum(r["epoch"] >= 0 for r in result.history),
+        "stop_on": cfg.stop_on,
         "dev_eps1_untrained": untrained.get("eps1_mean"),
         "dev_eps1_trained": trained.get("eps1_mean"),
         "eps1_definition": "mean over slots of 1 - cos(E_lr, E_en), each path centred per language on the dev set",

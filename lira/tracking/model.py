@@ -13,7 +13,8 @@ when the version is loaded), ``lira.gate_sha256``, ``lira.test_set_sha256`` and 
 
 Input of ``predict``: a DataFrame with columns ``text``, ``lang`` and optional ``kind``
 (query | passage, default query) and ``translation`` (an English translation, empty or missing
-for none). Output: the fused LiRA embeddings z, float32 ``[N, d]``, unit norm.
+for none); ``lang`` may be the anchor language (``en``: English text, embedded on the English path
+into the same space). Output: the fused LiRA embeddings z, float32 ``[N, d]``, unit norm.
 """
 
 from __future__ import annotations

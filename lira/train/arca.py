@@ -90,7 +90,7 @@ def dev_report(adaptors: AnchorAdaptors, actor: Actor, data: ArcaData, idx: Tens
     """eps1 (mean 1 - cos over slots) and bitext top-1 accuracy per language, greedy choices."""
     adaptors.eval()
     actor.eval()
-    out: dict[str, Any] = {"eps1": {}, "eps1_raw": {}, "bitext_acc": {}}
+    out: dict[str, Any] = {"eps1": {}, "eps1_raw": {}, "bitext_acc": {}, "bitext_margin": {}}
     if len(idx) == 0:
         return out
     choice = actor.greedy(data.feats[idx], data.mask[idx])
@@ -109,10 +109,28 @@ def dev_report(adaptors: AnchorAdaptors, actor: Actor, data: ArcaData, idx: Tens
         out["eps1"][li] = float(anchoring_error(c_lr, c_en).mean())
         a = torch.nn.functional.normalize(e_lr[sel].mean(1), dim=-1)
         b = torch.nn.functional.normalize(e_en[sel].mean(1), dim=-1)
-        out["bitext_acc"][li] = float((a @ b.T).argmax(1).eq(torch.arange(len(a))).float().mean())
+        sim = a @ b.T
+        out["bitext_acc"][li] = float(sim.argmax(1).eq(torch.arange(len(a))).float().mean())
+        # How far each text's translation stands above its closest other English text (0 alone).
+        other = sim.masked_fill(torch.eye(len(a), dtype=torch.bool), float("-inf")).amax(1) if len(a) > 1 else sim.diag()
+        out["bitext_margin"][li] = float((sim.diag() - other).mean())
     out["eps1_mean"] = float(np.mean(list(out["eps1"].values())))
     out["eps1_raw_mean"] = float(np.mean(list(out["eps1_raw"].values())))
     return out
+
+
+def dev_row(dev: dict[str, Any]) -> dict[str, float]:
+    """The dev numbers of one epoch's history row (means over languages; NaN without dev rows)."""
+    mean = lambda k: float(np.mean(list(dev[k].values()))) if dev.get(k) else float("nan")
+    return {"dev_anchor_error": dev.get("eps1_mean", float("nan")), "dev_bitext_acc": mean("bitext_acc"),
+            "dev_bitext_margin": mean("bitext_margin")}
+
+
+def stop_signal(row: dict[str, float], stop_on: str) -> float:
+    """The early-stopping value of a history row, oriented so that higher is better."""
+    if stop_on == "eps1":
+        return -row["dev_anchor_error"]
+    return row["dev_bitext_acc"] + row["dev_bitext_margin"]
 
 
 def train_arca(
@@ -128,7 +146,8 @@ def train_arca(
     timer: Callable[[str], AbstractContextManager] | None = None,
 ) -> ArcaResult:
     """Train adaptor + Actor (+ the LoRA adapters of ``live``, at ``lora_lr``, default ``cfg.lr``);
-    resumable; early stopping on dev eps1. ``timer(name)`` (a context manager) wraps the dev
+    resumable; early stopping on ``cfg.stop_on`` over the dev rows, the untrained start (epoch -1
+    in the history) included, so the state returned is never below the start on dev. ``timer(name)`` (a context manager) wraps the dev
     evaluation, for benchmarks."""
     from tqdm.auto import tqdm
 
@@ -141,11 +160,31 @@ def train_arca(
         groups.append({"params": live.parameters(), "lr": lora_lr or cfg.lr})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
-    stopper = EarlyStopping(cfg.patience, mode="min")
+    stopper = EarlyStopping(cfg.patience, mode="max")
     stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": opt}
     if live is not None:
         stateful["lora"] = live
     history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
+
+    def snapshot() -> dict[str, Any]:
+        state = {"adaptors": adaptors.state_dict(), "actor": actor.state_dict()}
+        if live is not None:
+            state["lora"] = live.state_dict()
+        return state
+
+    def score_dev(epoch: int, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
+        with timer("dev_report"):
+            dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
+        row = {**row, **dev_row(dev)}
+        history.append(row)
+        value = stop_signal(row, cfg.stop_on)
+        # No dev rows: nothing to choose by, so the last epoch is kept (a NaN never counts as better).
+        return row, stopper.step(value if np.isfinite(value) else float(epoch), epoch, snapshot())
+
+    if start == 0:
+        # Epoch -1 is the untrained start: kept unless a trained epoch beats it on dev.
+        score_dev(-1, {"epoch": -1})
     has_reward = bool(torch.isfinite(data.reward).any())
     epochs = range(start, cfg.epochs)
     for epoch in tqdm(epochs, desc="train_arca", unit="epoch", disable=not progress):
@@ -196,16 +235,7 @@ def train_arca(
             for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("var", l_var), ("nce", l_nce)):
                 sums[k] += float(v.detach())
             n_batches += 1
-        dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
-        with timer("dev_report"):
-            dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
-        row = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}, "dev_anchor_error": dev.get("eps1_mean", float("nan"))}
-        row["dev_bitext_acc"] = float(np.mean(list(dev["bitext_acc"].values()))) if dev["bitext_acc"] else float("nan")
-        history.append(row)
-        state = {"adaptors": adaptors.state_dict(), "actor": actor.state_dict()}
-        if live is not None:
-            state["lora"] = live.state_dict()
-        stop = stopper.step(row["dev_anchor_error"], epoch, state)
+        row, stop = score_dev(epoch, {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}})
         save_checkpoint(checkpointer, epoch, stateful, stopper, gen, history, stop)
         if on_epoch is not None:
             on_epoch(epoch, row)

@@ -189,8 +189,14 @@ class LasrStep:
             return d.lr.new_zeros(())
         a, b = rows_a[m], rows_b[m]
         s_lr = (net.lrl_only(d.lr[a], d.lang[a]) * net.lrl_only(d.lr[b], d.lang[b])).sum(-1)
-        s_en = (net.en_only(d.en[a], d.lang[a]) * net.en_only(d.en[b], d.lang[b])).sum(-1)
+        s_en = (en_only(net, d.en[a], d.lang[a]) * en_only(net, d.en[b], d.lang[b])).sum(-1)
         return score_mse(s_lr, s_en)
+
+
+def en_only(net: LiraNet, en: Tensor, lang: Tensor) -> Tensor:
+    """The English path alone, read as anchor-language text (the head's anchor entry, as at
+    inference on English text) where the head has one; else under the source text's language."""
+    return net.en_only(en, None if net.head.anchor_index is not None else lang)
 
 
 Pending = Callable[[], None]  # a queue update to run once the step's loss is computed
@@ -282,9 +288,9 @@ def mc_step(st: LasrStep, mb: Tensor) -> dict[str, Tensor]:
         chs, cms = d.mc_choices[sub], d.mc_choices[sub] >= 0
         flat = chs.clamp_min(0).reshape(-1)
         lq = net.lrl_only(d.lr[d.mc_q[sub]], d.lang[d.mc_q[sub]])
-        eq = net.en_only(d.en[d.mc_q[sub]], d.lang[d.mc_q[sub]])
+        eq = en_only(net, d.en[d.mc_q[sub]], d.lang[d.mc_q[sub]])
         lc = net.lrl_only(d.lr[flat], d.lang[flat]).reshape(*chs.shape, -1)
-        ec = net.en_only(d.en[flat], d.lang[flat]).reshape(*chs.shape, -1)
+        ec = en_only(net, d.en[flat], d.lang[flat]).reshape(*chs.shape, -1)
         losses["cons_m"] = cfg.lambda_cons * symmetric_kl(
             choice_logits(lq, lc, cms, cfg.temperature), choice_logits(eq, ec, cms, cfg.temperature), cms)
     return losses
@@ -309,7 +315,8 @@ def train_lasr(
     timer: Callable[[str], AbstractContextManager] | None = None,
     queues: tuple[CorrQueue, DocQueue] | None = None,
 ) -> LasrResult:
-    """Train ``net`` (Arca's adaptors + the LaSR head); resumable; early stopping on dev nDCG@10.
+    """Train ``net`` (Arca's adaptors + the LaSR head); resumable; early stopping on dev nDCG@10, the untrained
+    start (epoch -1 in the history) scored too, so the net returned is never below it on dev.
 
     ``timer`` and ``queues`` (e.g. pre-filled ones) are for benchmarks; by default the queues start
     empty at the capacities ``cfg`` names.
@@ -329,6 +336,19 @@ def train_lasr(
     stateful = {"net": net, "corrq": corrq, "docq": docq, "opt": opt}
     history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
     st = LasrStep(data, net, cfg, corrq, docq, objective, timer)
+
+    def score_dev(epoch: int, row: dict[str, float]) -> tuple[dict[str, float], bool]:
+        with timer("retrieval_eval"):
+            dev = retrieval_eval(net, data, "dev", use_english=cfg.use_english)
+        row = {**row, "dev_ndcg10": dev["ndcg"]}
+        history.append(row)
+        # No dev queries: the lower train loss decides (the untrained start has none: it never wins then).
+        value = row["dev_ndcg10"] if np.isfinite(row["dev_ndcg10"]) else -row.get("loss", float("inf"))
+        return row, stopper.step(value, epoch, {"net": net.state_dict()})
+
+    if start == 0:
+        # Epoch -1 is the untrained start (Arca's adaptors, a fresh head): kept unless an epoch beats it on dev.
+        score_dev(-1, {"epoch": -1})
 
     for epoch in tqdm(range(start, cfg.epochs), desc="train_lasr", unit="epoch", disable=not progress):
         net.train()
@@ -363,11 +383,7 @@ def train_lasr(
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-        with timer("retrieval_eval"):
-            dev = retrieval_eval(net, data, "dev", use_english=cfg.use_english)
-        row = {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()}, "dev_ndcg10": dev["ndcg"]}
-        history.append(row)
-        stop = stopper.step(row["dev_ndcg10"] if np.isfinite(row["dev_ndcg10"]) else -row["loss"], epoch, {"net": net.state_dict()})
+        row, stop = score_dev(epoch, {"epoch": epoch, **{k: v / max(steps, 1) for k, v in sums.items()}})
         save_checkpoint(checkpointer, epoch, stateful, stopper, gen, history, stop)
         if on_epoch is not None:
             on_epoch(epoch, row)

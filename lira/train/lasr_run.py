@@ -81,7 +81,8 @@ def lasr_data(params: Params, root: Path, inputs: ArcaInputs, choice: np.ndarray
 def build_net(adaptors: AnchorAdaptors, cfg: LasrConfig, n_langs: int, s_feat: int, seed: int) -> LiraNet:
     torch.manual_seed(seed)
     head = LaSRHead(cfg.d_model, n_langs, s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout,
-                    path_dropout=cfg.path_dropout if cfg.use_english else 0.0, d_in=adaptors.d, residual=cfg.residual)
+                    path_dropout=cfg.path_dropout if cfg.use_english else 0.0, d_in=adaptors.d, residual=cfg.residual,
+                    anchor_lang=True)
     return LiraNet(adaptors, head)
 
 
@@ -90,7 +91,8 @@ def model_meta(params: Params, variant: str, agents: list[str], adapter_sha: str
     encoders = params.resolved()["shared"]["encoders"]
     if adapter_sha is not None:  # LiraModel.load merges it into the LRL encoder
         encoders["lrl"] = {**encoders["lrl"], "adapter": arca_run.LORA_DIR, "adapter_sha256": adapter_sha}
-    return {"variant": variant, "languages": params.shared.languages, "s_feat": params.shared.s_feat,
+    return {"variant": variant, "languages": params.shared.languages, "anchor_language": params.shared.anchor_language,
+            "s_feat": params.shared.s_feat,
             "encoders": encoders, "agents": agents}
 
 
@@ -119,7 +121,7 @@ def train_variant(params: Params, root: Path, inputs: ArcaInputs, variant: str, 
     save_lira_model(folder, res.net, model_meta(params, variant, inputs.ct.agents, adapter_sha), result.actor,
                     use_english=cfg.use_english)
     dev = retrieval_eval(res.net, ld, "dev", use_english=cfg.use_english)
-    return res, {"best_epoch": res.best_epoch, "epochs_run": len(res.history), "dev_ndcg10": dev["ndcg"]}
+    return res, {"best_epoch": res.best_epoch, "epochs_run": sum(r["epoch"] >= 0 for r in res.history), "dev_ndcg10": dev["ndcg"]}
 
 
 def _variant_job(params: Params, root: Path, variant: str, threads: int) -> tuple[list, dict]:

@@ -88,6 +88,14 @@ def test_evaluate_reports_systems_cis_and_diagnostics(project):
         assert r["low"] <= r["diff"] <= r["high"]
     for lang, d in ev["diagnostics"].items():
         assert d["bound"] >= 0 and d["l_emp_p95"] > 0
+    # cross-lingual retrieval (issue 13): LRL queries against the items' English references
+    xl = ev["crosslingual"]
+    assert {"lira", "lira_lrl_only", "frozen"} <= set(xl["systems"])
+    for s in xl["systems"].values():
+        assert 0.0 <= s["ndcg@10"] <= 1.0 and s["n_queries"] > 0 and set(s["per_language"]) <= {"th", "vi"}
+    assert xl["systems"]["lira"]["n_queries"] == xl["systems"]["frozen"]["n_queries"]
+    r = xl["lira_minus"]["frozen"]["retrieval.ndcg@10"]
+    assert r["low"] <= r["diff"] <= r["high"]
     reg = json.loads((root / "metrics/registry.json").read_text())
     assert reg["version"] and reg["decision"]
 
@@ -102,6 +110,13 @@ def test_trained_model_answers_a_thai_query(project, shared_cache):
                   params_path=root / "params.yaml")
     assert len(hits) == 5 and all(h[0].startswith("th-") for h in hits)
     assert [h[1] for h in hits] == sorted((h[1] for h in hits), reverse=True)
+    # one space: a Thai query against English items, and English text embedded by the same model
+    en_items = root / "en_items.jsonl"
+    en_items.write_text("".join(json.dumps({"id": f"en-{i}", "text": t, "lang": "en"}) + "\n"
+                                for i, t in enumerate(["green tea", "a phone charger", "running shoes"])), encoding="utf-8")
+    xl = search("ชาเขียว", model=str(root / "models/lasr/full"), items_path=en_items, lang="th", items_lang="en", k=3,
+                params_path=root / "params.yaml")
+    assert sorted(h[0] for h in xl) == ["en-0", "en-1", "en-2"]
 
 
 @pytest.mark.e2e

@@ -33,9 +33,12 @@ def fresh_store(folder: Path) -> str:
 
 
 def build_lira_folder(
-    folder: Path, bert_dir: Path, languages=("vi", "th"), s_feat: int = 2, d: int = 16, seed: int = 0
+    folder: Path, bert_dir: Path, languages=("vi", "th"), s_feat: int = 2, d: int = 16, seed: int = 0,
+    anchor_lang: bool = True, residual: bool = False,
 ) -> Path:
-    """A random (untrained) LiRA model over the tiny BERT on both paths, saved as lira-model/1."""
+    """A random (untrained) LiRA model over the tiny BERT on both paths (the head with an
+    anchor-language entry unless ``anchor_lang`` is False; ``residual``: the zero-initialised
+    residual adaptor and head at the encoder's width 32, i.e. the untrained default LiRA)."""
     import torch
 
     from lira.arca import AnchorAdaptors
@@ -59,10 +62,12 @@ def build_lira_folder(
     )
     cfg = params.train_lasr
     torch.manual_seed(seed)
-    adaptors = AnchorAdaptors(32, 32, d, shared=True, hidden=None, dropout=0.0)
-    # the head runs at the adaptor's width here (no input projection)
+    width = 32 if residual else d
+    adaptors = AnchorAdaptors(32, 32, width, shared=True, hidden=None, dropout=0.0, residual=residual)
+    # the head runs at width d (an input projection when the adaptor is wider)
     head = LaSRHead(
-        d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout, d_in=d
+        d, len(languages), s_feat, n_layers=cfg.n_layers, n_heads=cfg.n_heads, dropout=cfg.dropout, d_in=width,
+        residual=residual, anchor_lang=anchor_lang,
     )
     net = LiraNet(adaptors, head).eval()
     save_lira_model(folder, net, model_meta(params, "full", ["sim"]))

@@ -38,10 +38,10 @@ def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_fold
     assert [a.path for a in c.list_artifacts(run_id)] == ["gate.json"]
     assert registry.read_gate(params, root, version)["metrics"] == GATE["metrics"]
 
-    texts = ["Điện thoại này có pin rất tốt.", "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "ốp lưng iphone", "sạc dự phòng"]
-    langs = ["vi", "th", "vi", "vi"]
-    kinds = ["query", "query", "passage", "query"]
-    trans = [None, None, None, "a power bank"]
+    texts = ["Điện thoại này có pin rất tốt.", "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "ốp lưng iphone", "sạc dự phòng", "a phone case"]
+    langs = ["vi", "th", "vi", "vi", "en"]  # English text too: the same space (issue 13)
+    kinds = ["query", "query", "passage", "query", "query"]
+    trans = [None, None, None, "a power bank", None]
     with runs.using_tracking_uri(runs.tracking_uri(params, root)):
         loaded = mlflow.pyfunc.load_model(f"models:/lira-test/{version}")
     sig = loaded.metadata.signature
@@ -61,9 +61,10 @@ def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_fold
             m.embed(texts[:2], ["vi", "th"], kind="query"),
             m.embed([texts[2]], "vi", kind="passage"),
             m.embed([texts[3]], "vi", kind="query", translations=[trans[3]]),
+            m.embed([texts[4]], "en", kind="query"),
         ]
     )
-    assert got.shape == (4, 16) and got.dtype == np.float32
+    assert got.shape == (5, 16) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_allclose(got_min, want[:2], atol=1e-5)
     # the translation and the kind really change the embedding (the test can tell them apart)

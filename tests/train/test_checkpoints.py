@@ -67,7 +67,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_restarts(tmp_path, dam
         again = train_arca(data, cfg, n_langs=2, seed=SEED, checkpointer=ck)
     assert again.resumed_from is None
     full = train_arca(data, cfg, n_langs=2, seed=SEED)
-    assert [r["loss"] for r in again.history] == [r["loss"] for r in full.history]
+    assert [r["loss"] for r in again.history if r["epoch"] >= 0] == [r["loss"] for r in full.history if r["epoch"] >= 0]
 
 
 def test_state_round_trips_exactly_without_pickle():
