@@ -135,15 +135,24 @@ class BuildDatasetParams(_Section):
 
 
 # ------------------------------------------------------------------------------------- translate
-def _key_transport_ok(section: Any) -> Any:
-    # Checked here when base_url is in params; the HTTP client checks it again at request time
-    # (base_url may come from $OPENAI_BASE_URL).
-    if section.api_key_env is not None and section.base_url is not None:
-        check_key_transport(section.base_url)
-    return section
+class _ServerClient(_Section):
+    """The key checks every section that talks to an LLM server shares."""
+
+    @field_validator("api_key_env", check_fields=False)
+    @classmethod
+    def _key_env(cls, v: str | None) -> str | None:
+        return None if v is None else check_key_env(v)
+
+    @model_validator(mode="after")
+    def _key_url(self) -> Any:
+        # Checked here when base_url is in params; the HTTP client checks it again at request time
+        # (base_url may come from $OPENAI_BASE_URL).
+        if self.api_key_env is not None and self.base_url is not None:
+            check_key_transport(self.base_url)
+        return self
 
 
-class AgentParams(_Section):
+class AgentParams(_ServerClient):
     """One translator agent of the pass@k budget."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -162,15 +171,6 @@ class AgentParams(_Section):
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_env(cls, v: str | None) -> str | None:
-        return None if v is None else check_key_env(v)
-
-    @model_validator(mode="after")
-    def _key_url(self) -> Any:
-        return _key_transport_ok(self)
 
 
 def _default_agents() -> list[AgentParams]:
@@ -199,7 +199,7 @@ class TranslateParams(_Section):
 
 
 # ---------------------------------------------------------------------------------- critic_score
-class LLMCriticParams(_Section):
+class LLMCriticParams(_ServerClient):
     backend: Literal["openai", "transformers", "vllm"]
     model: str
     base_url: str | None = None
@@ -207,15 +207,6 @@ class LLMCriticParams(_Section):
     max_retries: int = Field(2, ge=0, le=20)
     timeout_s: float = Field(60.0, gt=0)
     concurrency: int = Field(4, ge=1, le=256)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_env(cls, v: str | None) -> str | None:
-        return None if v is None else check_key_env(v)
-
-    @model_validator(mode="after")
-    def _key_url(self) -> Any:
-        return _key_transport_ok(self)
 
 
 class ChecksParams(_Section):
