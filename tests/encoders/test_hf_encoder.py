@@ -10,13 +10,6 @@ from lira.encoders import features as features_mod
 TEXTS = ["áo thun cotton màu đỏ", "เสื้อยืดสีแดง", "a red t-shirt", "kemeja merah lengan panjang ukuran besar sekali"]
 
 
-@pytest.fixture()
-def encoder(tiny_bert_dir):
-    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, batch_size=2))
-    enc.freeze()
-    return enc
-
-
 def test_resolve_spec_rejects_unknown_scheme():
     with pytest.raises(ValueError, match="expected one of"):
         resolve_spec("s3:bucket/model", ".")

@@ -16,13 +16,6 @@ from lira.encoders import precision as P
 TEXTS = ["áo thun cotton màu đỏ", "เสื้อยืดสีแดง", "a red t-shirt", "kemeja merah lengan panjang ukuran besar sekali"]
 
 
-@pytest.fixture()
-def encoder(tiny_bert_dir):
-    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, batch_size=2))
-    enc.freeze()
-    return enc
-
-
 def _linear_input_dtypes(model, run):
     seen = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
