@@ -104,12 +104,15 @@ def variant_choice(inputs: ArcaInputs, actor: Actor, arca_cfg: ArcaConfig) -> np
     return selection(inputs.ct, probs)[0]
 
 
-def train_variant(params: Params, root: Path, inputs: ArcaInputs, variant: str, progress: bool = True) -> tuple[LasrResult, dict]:
+def train_variant(
+    params: Params, root: Path, inputs: ArcaInputs, variant: str, out: Path, progress: bool = True,
+) -> tuple[LasrResult, dict]:
+    """Train one variant and write its model folder ``out / variant``."""
     arca_cfg, cfg = variant_configs(params.train_arca, params.train_lasr, variant)
     seed = params.shared.seed
     result, data = arca_run.fit(params, root, inputs, arca_cfg, progress=False)
     choice, _ = selection(inputs.ct, arca_run.actor_probs(result, data))
-    folder = root / params.shared.paths.lasr / variant
+    folder = out / variant
     adapter = arca_run.save_lora(folder, result)
     adapter_sha = adapter_sha256(adapter) if adapter else None
     ld = lasr_data(params, root, arca_run.with_lrl_adapter(params, root, inputs, adapter, progress=progress), choice)
@@ -124,7 +127,7 @@ def train_variant(params: Params, root: Path, inputs: ArcaInputs, variant: str, 
     return res, {"best_epoch": res.best_epoch, "epochs_run": sum(r["epoch"] >= 0 for r in res.history), "dev_ndcg10": dev["ndcg"]}
 
 
-def _variant_job(params: Params, root: Path, variant: str, threads: int) -> tuple[list, dict]:
+def _variant_job(params: Params, root: Path, variant: str, out: Path, threads: int) -> tuple[list, dict]:
     """One variant in a worker process (spawned: a clean torch, no forked OpenMP state). The worker
     reads its own inputs (cached features, no encoder): cheaper than pickling them from the parent,
     which then holds none of them."""
@@ -133,12 +136,13 @@ def _variant_job(params: Params, root: Path, variant: str, threads: int) -> tupl
     torch.set_num_threads(threads)
     seed_everything(params.shared.seed)
     inputs = arca_run.load_inputs(params, root, progress=False)
-    res, info = train_variant(params, root, inputs, variant, progress=False)
+    res, info = train_variant(params, root, inputs, variant, out, progress=False)
     return res.history, info
 
 
-def train_variants(params: Params, root: Path, variants: list[str]) -> dict[str, tuple[list, dict]]:
-    """variant -> (LaSR history, info); ``train_lasr.workers`` of them at once.
+def train_variants(params: Params, root: Path, variants: list[str], out: Path) -> dict[str, tuple[list, dict]]:
+    """variant -> (LaSR history, info); ``train_lasr.workers`` of them at once, each writing its model
+    folder under ``out``.
 
     Every variant seeds itself, so the set of results does not depend on the schedule; a variant's
     numbers can differ in the last float bits from a run with another thread count.
@@ -150,7 +154,7 @@ def train_variants(params: Params, root: Path, variants: list[str]) -> dict[str,
         inputs = arca_run.load_inputs(params, root)
         out = {}
         for v in variants:
-            res, info = train_variant(params, root, inputs, v)
+            res, info = train_variant(params, root, inputs, v, out)
             out[v] = (res.history, info)
         return out
     # The features every worker reads must exist first, or each would compute them (and load the
@@ -166,7 +170,7 @@ def train_variants(params: Params, root: Path, variants: list[str]) -> dict[str,
 
     threads = max(1, params.shared.threads // workers)
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_variant_job, params, root, v, threads): v for v in variants}
+        futures = {pool.submit(_variant_job, params, root, v, out, threads): v for v in variants}
         done = {}
         for f in tqdm(as_completed(futures), total=len(futures), desc=f"train_lasr ({workers} workers)", unit="variant"):
             done[futures[f]] = f.result()

@@ -110,3 +110,28 @@ def test_publish_dir_restores_the_old_folder_a_run_killed_mid_swap_left_aside(tm
     with pytest.raises(RuntimeError), publish_dir(out):
         raise RuntimeError("this run fails too")
     assert _snapshot(out) == {"a": b"old"} and not aside.exists()
+
+
+def test_train_lasr_failure_in_a_later_variant_leaves_the_old_model_folders(project, monkeypatch):
+    # Reproduction: train_lasr wrote each variant's folder in place, so a crash in the fourth
+    # variant left three new model folders beside an old one. The trainer is replaced by one that
+    # writes a folder per variant and fails on the second, so the test needs no training.
+    from lira.stages import train_lasr
+
+    params = _params(project)
+    old = project / params.shared.paths.lasr
+    (old / "full").mkdir(parents=True)
+    (old / "full" / "net.safetensors").write_bytes(b"old weights")
+    before = _snapshot(old)
+
+    def fake_train_variants(params, root, variants, out=None):
+        out = out or root / params.shared.paths.lasr  # the old stage wrote in place
+        (out / variants[0]).mkdir(parents=True, exist_ok=True)
+        (out / variants[0] / "net.safetensors").write_bytes(b"new weights")
+        raise RuntimeError("killed while training the second variant")
+
+    monkeypatch.setattr(train_lasr, "train_variants", fake_train_variants)
+    with pytest.raises(RuntimeError, match="second variant"):
+        train_lasr.run(params, project)
+    assert _snapshot(old) == before
+    assert not [p for p in old.parent.iterdir() if p.name.startswith(f".{old.name}.")]
