@@ -152,11 +152,11 @@ def train_variants(params: Params, root: Path, variants: list[str], out: Path) -
     workers = min(params.train_lasr.workers, len(variants))
     if workers <= 1:
         inputs = arca_run.load_inputs(params, root)
-        out = {}
+        results = {}
         for v in variants:
             res, info = train_variant(params, root, inputs, v, out)
-            out[v] = (res.history, info)
-        return out
+            results[v] = (res.history, info)
+        return results
     # The features every worker reads must exist first, or each would compute them (and load the
     # encoder) on its own.
     arca_run.load_inputs(params, root)

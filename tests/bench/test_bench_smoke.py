@@ -74,7 +74,7 @@ def test_lasr_trainer_times_its_named_steps_without_patching():
     from lira.config import parse_params
 
     tr = _load("training")
-    params = parse_params({"train_lasr": {"d_model": 16, "n_layers": 1, "n_heads": 2}, "train_arca": {"d": 16}})
+    params = parse_params({"shared": {"s_feat": 4}, "train_lasr": {"d_model": 16, "n_layers": 1, "n_heads": 2}, "train_arca": {"d": 16}})
     data = tr.synthetic_lasr_data(n_langs=7, train_q=8, dev_q=2, items=12, sts_train=16, mc_train=16, n_choices=3,
                                   s=4, h=16, extra_rows=20)
     res = tr.run_lasr(data, params, epochs=1, corr_queue=8, doc_queue=8)
