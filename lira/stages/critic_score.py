@@ -34,7 +34,7 @@ import pandas as pd
 from lira.config import Params
 from lira.critic.checks import GateFailure, GateResult, gate_report, run_gate
 from lira.critic.flags import FLAG_COLUMNS, hygiene
-from lira.io import write_json, write_parquet
+from lira.io import publish_dir, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,9 @@ def run(params: Params, root: Path) -> dict:
     try:
         gate = run_gate(frame, checks, id_column="row")
     except GateFailure:
-        (out_dir / "scores.parquet").unlink(missing_ok=True)  # a broken gate leaves no table that looks gated
+        # A broken gate leaves no table that looks gated (the folder is replaced whole).
+        with publish_dir(out_dir):
+            pass
         raise
     unscored = unscored_rows(params, frame)
     row_reasons = {i: [*gate.reasons.get(i, []), *(["unscored"] if unscored[i] else [])] for i in range(len(df))}
@@ -221,18 +223,20 @@ def run(params: Params, root: Path) -> dict:
     if metrics["unscored_share"] > max_unscored:
         metrics["gate_passed"] = False
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
-    write_parquet(out_dir / "quarantine.parquet", quarantine)
-    write_json(out_dir / "validation.json", {
-        "gate_passed": metrics["gate_passed"], "failing_share": gate.failing_share,
-        "max_fail_share": checks.max_fail_share, "unscored": n_unscored, "unscored_share": metrics["unscored_share"],
-        "max_unscored_share": max_unscored, "report": report, "checks": gate.checks,
-        "great_expectations": gate.validation,
-    })
+    # The folder is published whole: a crash part-way leaves the previous run's folder, and a
+    # refused gate publishes quarantine and validation without a scores table.
+    with publish_dir(out_dir) as tmp:
+        write_parquet(tmp / "quarantine.parquet", quarantine)
+        write_json(tmp / "validation.json", {
+            "gate_passed": metrics["gate_passed"], "failing_share": gate.failing_share,
+            "max_fail_share": checks.max_fail_share, "unscored": n_unscored, "unscored_share": metrics["unscored_share"],
+            "max_unscored_share": max_unscored, "report": report, "checks": gate.checks,
+            "great_expectations": gate.validation,
+        })
+        if metrics["gate_passed"]:
+            write_parquet(tmp / "scores.parquet", scores)
     write_json(root / paths.metrics / "critic.json", metrics)
     if not metrics["gate_passed"]:
-        stale = out_dir / "scores.parquet"
-        stale.unlink(missing_ok=True)  # never leave an old table that looks like this run's
         raise GateFailure(report)
-    write_parquet(out_dir / "scores.parquet", scores)
     log.info("%s", report)
     return metrics

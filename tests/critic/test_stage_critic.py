@@ -123,3 +123,25 @@ def test_llm_critic_in_the_stage_fails_closed(project, monkeypatch):
     assert not df.loc[thai, "reasons"].str.contains("score_range").any()  # NaN is allowed, not out of range
     assert (df.loc[thai, "reasons"] == "unscored").all() and df.loc[thai, "quarantined"].all()
     assert math.isnan(df.loc[~has, "s"].iloc[0])
+
+
+def test_a_failure_part_way_leaves_the_previous_critic_folder_whole(project, fake_encoders, monkeypatch):
+    """Reproduction (issue 17 item 12): quarantine and validation were written into data/critic one
+    by one, so a crash before scores.parquet left this run's quarantine beside the last run's scores."""
+    _run(project, [SIM])
+    folder = project / "data" / "critic"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert set(before) == {"quarantine.parquet", "validation.json", "scores.parquet"}
+
+    real = critic_score.write_parquet
+
+    def failing(path, df):
+        if path.name == "scores.parquet":
+            raise OSError(28, "No space left on device", str(path))
+        real(path, df)
+
+    monkeypatch.setattr(critic_score, "write_parquet", failing)
+    with pytest.raises(OSError, match="No space left"):
+        _run(project, [{**SIM, "noise": 0.9}])  # different candidates: every file would change
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".critic")]  # no temp folder left
