@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -63,7 +64,9 @@ class OpenAIBackend(ChatBackend):
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(
             timeout=httpx.Timeout(agent.timeout_s), headers=headers,
-            limits=httpx.Limits(max_connections=agent.concurrency),
+            # No keep-alive: each request opens its own connection, so _Deadline can see (and cut)
+            # the socket it runs on; an LLM call takes seconds, a connect milliseconds.
+            limits=httpx.Limits(max_connections=agent.concurrency, max_keepalive_connections=0),
         )
         self.backoff_s = BACKOFF_S
         self.backoff_max_s = BACKOFF_MAX_S
@@ -104,19 +107,26 @@ class OpenAIBackend(ChatBackend):
         """(status, headers, body) of one request that ends within ``timeout_s`` in total.
 
         httpx's timeout bounds each network operation, so a server sending a byte every few
-        hundred ms could hold a request forever; the body is read in chunks against a deadline.
+        hundred ms - of its headers or of its body - could hold a request forever. A
+        :class:`_Deadline` shuts the request's socket when the total time is up.
         """
         import httpx
 
-        deadline = time.monotonic() + self.agent.timeout_s
+        deadline = _Deadline(self.agent.timeout_s)
         chunks: list[bytes] = []
-        with self.client.stream("POST", self.url, json=payload) as r:
-            for chunk in r.iter_bytes():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(f"no complete response within timeout_s={self.agent.timeout_s}")
-            encoding = r.encoding or "utf-8"
-            status, headers = r.status_code, r.headers
+        try:
+            with deadline, self.client.stream("POST", self.url, json=payload,
+                                              extensions={"trace": deadline.trace}) as r:
+                for chunk in r.iter_bytes():
+                    chunks.append(chunk)
+                encoding = r.encoding or "utf-8"
+                status, headers = r.status_code, r.headers
+        except httpx.TransportError:
+            if deadline.expired:
+                raise httpx.ReadTimeout(f"no complete response within timeout_s={self.agent.timeout_s}") from None
+            raise
+        if deadline.expired:  # the cut landed between the last byte and the end of the block
+            raise httpx.ReadTimeout(f"no complete response within timeout_s={self.agent.timeout_s}")
         return status, headers, b"".join(chunks).decode(encoding, errors="replace")
 
     def _complete(self, conv: Messages, *, response_format: dict | None = None, max_new_tokens: int | None = None,
@@ -194,3 +204,50 @@ def _retry_after(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to our own backoff
+
+
+class _Deadline:
+    """A total time limit for one HTTP request: when it is up, the request's socket is shut down,
+    which ends a blocked read at once (the caller turns the error into a timeout).
+
+    Used as a context manager around the request; the socket comes from httpcore's ``trace``
+    extension (the ``connection.connect_tcp.complete`` event returns the network stream).
+    """
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if not event.endswith((".connect_tcp.complete", ".connect_unix_socket.complete")):
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: nothing left to cut

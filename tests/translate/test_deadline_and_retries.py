@@ -21,8 +21,8 @@ def fast_backoff(monkeypatch):
 class Trickler:
     """127.0.0.1 server that sends a 200 header at once, then its body one byte every ``gap`` seconds."""
 
-    def __init__(self, gap=0.1, n_bytes=80):
-        self.gap, self.n_bytes = gap, n_bytes
+    def __init__(self, gap=0.1, n_bytes=80, headers_too=False):
+        self.gap, self.n_bytes, self.headers_too = gap, n_bytes, headers_too
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -47,8 +47,17 @@ class Trickler:
     def _one(self, conn):
         try:
             conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         + f"Content-Length: {self.n_bytes}\r\n\r\n".encode())
+            head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {self.n_bytes}\r\n".encode())
+            if self.headers_too:  # the status line, then one header byte at a time (a slowloris reply)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(self.n_bytes):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(b"X")
+                    time.sleep(self.gap)
+                return
+            conn.sendall(head + b"\r\n")
             for _ in range(self.n_bytes):
                 if self.stop.is_set():
                     break
@@ -64,8 +73,11 @@ class Trickler:
         self.sock.close()
 
 
-def test_a_trickling_server_cannot_hold_a_request_past_its_deadline():
-    srv = Trickler(gap=0.1, n_bytes=80)  # 8 s of trickle, each byte well inside a 1 s read timeout
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
+def test_a_trickling_server_cannot_hold_a_request_past_its_deadline(headers_too):
+    # 8 s of trickle, each byte well inside a 1 s read timeout. Reproduction for the headers case:
+    # the deadline was checked only between body chunks, so a server trickling its header held it.
+    srv = Trickler(gap=0.1, n_bytes=80, headers_too=headers_too)
     try:
         agent = AgentParams(name="api", backend="openai", model="m", base_url=srv.base_url, timeout_s=1.0,
                             max_retries=0)
