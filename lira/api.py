@@ -91,7 +91,14 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
         raise ValueError(
             f"model {uri!r}: not found in the registry at {runs.tracking_uri(p, root)} ({e.message})"
         ) from None
-    dest = cache / "registry" / name / version
+    from lira.tracking.model import TAG_MANIFEST
+
+    manifest = (mv.tags or {}).get(TAG_MANIFEST)
+    if not manifest:
+        raise ValueError(f"model {uri!r} (version {version}) has no {TAG_MANIFEST} tag: its files cannot be verified; refused")
+    # Keyed by the manifest's hash too: a version number names a different model in another (or a
+    # recreated) store, and a download cached under the number alone would then be refused forever.
+    dest = cache / "registry" / name / f"{version}-{manifest[:16]}"
     if not dest.exists():
         # download next to the destination and rename: an interrupted download never looks complete
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -113,11 +120,6 @@ def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -
     found = sorted(dest.glob("**/lira_model.json"))
     if not found:
         raise ValueError(f"model {uri!r} (version {version}) holds no lira model folder (no lira_model.json)")
-    from lira.tracking.model import TAG_MANIFEST
-
-    manifest = (mv.tags or {}).get(TAG_MANIFEST)
-    if not manifest:
-        raise ValueError(f"model {uri!r} (version {version}) has no {TAG_MANIFEST} tag: its files cannot be verified; refused")
     return found[0].parent, manifest
 
 

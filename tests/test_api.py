@@ -128,14 +128,16 @@ def test_clear_errors(tmp_path, lira_dir, tiny_bert_dir):
         api.load(str(tiny_bert_dir), params_path=none)
 
 
-def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
+def _register(tmp_path: Path, folder: Path, store: str) -> tuple[Path, str]:
+    """A project whose params point at a fresh store ``store``, with ``folder`` registered in it
+    (not yet promoted); returns (params.yaml, the version)."""
     from lira.config import load_params
-    from lira.tracking import registry, runs
+    from lira.tracking import runs
     from lira.tracking.model import log_lira_model
 
-    uri = fresh_store(tmp_path / "store")
+    uri = fresh_store(tmp_path / store)
     params_path = tmp_path / "proj" / "params.yaml"
-    params_path.parent.mkdir()
+    params_path.parent.mkdir(exist_ok=True)
     params_path.write_text(
         yaml.safe_dump(
             {
@@ -151,7 +153,7 @@ def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
     version = log_lira_model(
         params,
         root,
-        lira_dir,
+        folder,
         run_id,
         {
             "format": "lira-gate/2",
@@ -161,18 +163,49 @@ def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
             "baselines": {"frozen": {"retrieval.ndcg@10": [0.5] * 10}},
         },
     )
+    return params_path, version
+
+
+def _promote(params_path: Path) -> None:
+    from lira.config import load_params
+    from lira.tracking import registry
+
+    assert registry.promote(load_params(params_path), params_path.parent).promoted
+
+
+TEXTS = ["Điện thoại này có pin rất tốt.", "sạc dự phòng"]
+
+
+def test_registry_uris_load_the_registered_lira_model(tmp_path, lira_dir):
+    params_path, version = _register(tmp_path, lira_dir, "store")
+    root = params_path.parent
     with pytest.raises(ValueError, match="models:/lira-api@champion.*not found"):
         api.load("models:/lira-api@champion", params_path=params_path)
-    assert registry.promote(params, root).promoted
-    texts = ["Điện thoại này có pin rất tốt.", "sạc dự phòng"]
-    want = LiraModel.load(lira_dir).embed(texts, "vi", kind="passage")
+    _promote(params_path)
+    want = LiraModel.load(lira_dir).embed(TEXTS, "vi", kind="passage")
     for model in ("models:/lira-api@champion", f"models:/lira-api/{version}"):
-        got = api.embed(texts, model=model, lang="vi", kind="passage", params_path=params_path)
+        got = api.embed(TEXTS, model=model, lang="vi", kind="passage", params_path=params_path)
         np.testing.assert_allclose(got, want, atol=1e-5)
     # downloaded once into the project's cache (paths.cache), not the CWD
-    assert list((root / ".cache" / "lira" / "registry" / "lira-api").iterdir()) == [
-        root / ".cache" / "lira" / "registry" / "lira-api" / version
-    ]
+    cached = list((root / ".cache" / "lira" / "registry" / "lira-api").iterdir())
+    assert len(cached) == 1 and cached[0].name.startswith(f"{version}-")
+
+
+def test_a_recreated_store_s_version_is_not_served_from_the_old_download(tmp_path, lira_dir, tiny_bert_dir):
+    """Reproduction: the download cache was keyed by name/version only, so after the store was
+    recreated (a fresh ``mlruns.db``: the new model is v1 again) every load was refused by the
+    manifest check against the old v1's files."""
+    params_path, version = _register(tmp_path, lira_dir, "store")
+    _promote(params_path)
+    old = api.embed(TEXTS, model="models:/lira-api@champion", lang="vi", kind="passage", params_path=params_path)
+
+    other = build_lira_folder(tmp_path / "other", tiny_bert_dir, languages=("vi", "th", "id"), seed=1)
+    params_path2, version2 = _register(tmp_path, other, "store2")  # same project, a new store
+    assert params_path2 == params_path and version2 == version
+    _promote(params_path)
+    got = api.embed(TEXTS, model="models:/lira-api@champion", lang="vi", kind="passage", params_path=params_path)
+    np.testing.assert_allclose(got, LiraModel.load(other).embed(TEXTS, "vi", kind="passage"), atol=1e-5)
+    assert not np.allclose(got, old, atol=1e-3)
 
 
 def test_lira_embeds_english_into_the_space_of_its_lrl_embeddings(tmp_path, tiny_bert_dir):
