@@ -53,6 +53,18 @@ def test_parse_time_v():
     assert out["user_s"] == 12.5 and out["sys_s"] == 1.25
 
 
+def test_e2e_attributes_processes_to_stages_and_splits_startup():
+    e2e = _load("e2e")
+    assert e2e.stage_of(["/v/bin/python", "/v/bin/lira", "stage", "critic_score"]) == "critic_score"
+    assert e2e.stage_of(["/v/bin/lira", "run"]) is None
+    assert e2e.stage_of(["python", "-c", "stage", "x"]) is None  # only lira's own `stage` command
+    run = {"stages_seen": {"train_arca": {"wall_s": 30.0, "start_s": 5.0, "peak_tree_rss_mib": 900.0},
+                           "evaluate": {"wall_s": 10.0, "start_s": 40.0, "peak_tree_rss_mib": 800.0}}}
+    out = e2e.stage_breakdown(run, {"train_arca": {"seconds": 24.0}})
+    assert out["train_arca"]["startup_s"] == 6.0 and out["train_arca"]["startup_share"] == 0.2
+    assert out["evaluate"]["run_s"] is None and "startup_s" not in out["evaluate"]  # no cost file: no guess
+
+
 def test_training_helpers_and_prefilled_queues():
     tr = _load("training")
     assert tr.per_step_times([10.0, 6.0], [2.0, 1.0], 4) == [2.0, 1.25]
