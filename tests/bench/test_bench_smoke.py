@@ -189,3 +189,25 @@ def test_run_all_skips_quality_flores_without_data(monkeypatch, capsys):
     assert ra.main(["--only", "quality_flores"]) == 0
     assert written["run_all"]["skipped"] == {"quality_flores": "no FLORES data: pass --flores DIR or set LIRA_FLORES_DIR"}
     assert "quality_flores  skipped" in capsys.readouterr().out
+
+
+def test_readme_table_is_built_from_the_result_files(tmp_path):
+    rt = _load("readme_table")
+    doc = {"command": ".venv/bin/python bench/training.py --share-only", "git": {"commit": "abcdef123456"},
+           "capacity": 4096, "batch_size": 32, "rounds": [{}, {}, {}], "share_median": 0.08, "share_min": 0.05,
+           "share_max": 0.12, "met": True}
+    (tmp_path / "queue_share.json").write_text(json.dumps(doc))
+    table = rt.table(tmp_path)
+    assert table.count("\n") == 2  # header, rule, one row: files that are absent give no rows
+    assert "`abcdef1`" in table and "8.0% [5.0, 12.0]" in table and "| yes |" in table
+    doc["met"] = False
+    (tmp_path / "queue_share.json").write_text(json.dumps(doc))
+    assert "**no**" in rt.table(tmp_path)
+
+
+def test_encoder_bench_pairs_each_round_with_its_peer():
+    et = _load("encoder_throughput")
+    passes = {"peer": [2.0, 4.0, 3.0], "fast": [1.0, 1.0, 3.0]}
+    out = et.paired(passes, ["peer", "fast"], "peer")
+    assert out["peer"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert out["fast"] == {"median": 2.0, "min": 1.0, "max": 4.0}
