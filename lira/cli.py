@@ -144,18 +144,10 @@ def _print_summary(params) -> None:
 
 
 def _up_to_date(root: Path, target: str | None) -> bool:
-    """True only when DVC's own status finds every stage (up to ``target``) and data/raw current.
+    """DVC's status, remembered against the files' stat (lira/pipeline_status.py); errors say False."""
+    from lira.pipeline_status import up_to_date
 
-    Fails towards reproducing: any error (DVC's lock held, a broken dvc.yaml, missing outputs) says
-    False and the normal path (``dvc repro``, with its own messages) decides.
-    """
-    try:
-        from dvc.repo import Repo, lock_repo
-
-        with Repo(str(root)) as repo, lock_repo(repo):
-            return not repo.status(targets=[target] if target else None, with_deps=bool(target))
-    except Exception:  # noqa: BLE001 - see the docstring: doubt means "reproduce"
-        return False
+    return up_to_date(root, target)
 
 
 @config_app.command("show")

@@ -83,3 +83,47 @@ def test_force_always_reproduces(project):
     assert again.exit_code == 0, again.output
     assert "$ dvc repro --pull --force" in again.output
     assert parent_runs(project) == 2
+
+
+def test_a_clean_status_is_remembered_and_any_change_asks_dvc_again(project, monkeypatch):
+    from lira import pipeline_status as S
+
+    assert CliRunner().invoke(app, ["run"]).exit_code == 0
+    assert not (project / S.MEMO).exists()  # the first run reproduced: nothing clean to remember
+    assert "nothing to reproduce" in CliRunner().invoke(app, ["run"]).output
+    assert (project / S.MEMO).exists()
+
+    calls = []
+    real = S.dvc_up_to_date
+    monkeypatch.setattr(S, "dvc_up_to_date", lambda root, target: calls.append(target) or real(root, target))
+    assert "nothing to reproduce" in CliRunner().invoke(app, ["run"]).output
+    assert calls == [], "an unchanged workspace asked DVC again"
+
+    # Same bytes, new mtime: DVC is asked (and says clean), the memo is renewed.
+    (project / "in.txt").write_text("one\n")
+    assert "nothing to reproduce" in CliRunner().invoke(app, ["run"]).output and calls == [None]
+
+    # New bytes: DVC is asked and the stage reruns - the memo never hides a change.
+    (project / "in.txt").write_text("three\n")
+    out = CliRunner().invoke(app, ["run"]).output
+    assert "$ dvc repro" in out and (project / "out.txt").read_text() == "three\n" and len(calls) == 2
+
+
+def test_the_fingerprint_sees_every_file_under_a_tracked_folder(project):
+    from lira.pipeline_status import fingerprint
+
+    (project / "dvc.lock").write_text(yaml.safe_dump(
+        {"schema": "2.0", "stages": {"s": {"cmd": "x", "deps": [{"path": "dir"}], "outs": [{"path": "o.txt"}],
+                                           "params": {"params.yaml": {}}}}}))
+    (project / "dir" / "sub").mkdir(parents=True)
+    (project / "dir" / "sub" / "a.txt").write_text("a")
+    first = fingerprint(project)
+    assert fingerprint(project) == first
+    (project / "dir" / "sub" / "b.txt").write_text("b")  # a new file deep in a dep folder
+    second = fingerprint(project)
+    assert second != first
+    (project / "o.txt").write_text("out")  # an output appearing
+    assert fingerprint(project) != second
+    third = fingerprint(project)
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + "\n")
+    assert fingerprint(project) != third
