@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--peer-code", default=None, help="another lira checkout whose code is the peer")
     ap.add_argument("--workspace", default=None, help="where to run (default: this checkout)")
+    ap.add_argument("--peer-commit", default=None, help="the peer's commit, when --peer-code is not a git checkout")
     args = ap.parse_args(argv)
     cwd = Path(args.workspace).resolve() if args.workspace else C.ROOT
     lira = [sys.executable, str(Path(sys.executable).parent / "lira"), "run"]
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
            "workspace": "this checkout" if cwd == C.ROOT else "a copy of a run workspace (--workspace)"}
     if "peer" in med:
         out["peer_over_this"] = round(med["peer"] / med["this"], 2)
-        out["peer_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.peer_code, capture_output=True,
-                                            text=True, check=False).stdout.strip()
+        out["peer_commit"] = args.peer_commit or subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=args.peer_code, capture_output=True, text=True, check=False).stdout.strip()
     print({k: out[k] for k in ("median_s", "met", "import_top_s") if k in out}, out.get("peer_over_this"))
     C.write_result("rerun", out)
     return out

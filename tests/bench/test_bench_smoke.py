@@ -194,12 +194,13 @@ def test_run_all_skips_quality_flores_without_data(monkeypatch, capsys):
 def test_readme_table_is_built_from_the_result_files(tmp_path):
     rt = _load("readme_table")
     doc = {"command": ".venv/bin/python bench/training.py --share-only", "git": {"commit": "abcdef123456"},
-           "capacity": 4096, "batch_size": 32, "rounds": [{}, {}, {}], "share_median": 0.08, "share_min": 0.05,
+           "capacity": 4096, "batch_size": 32, "rounds": [{"no_queue": {"load": 1.0}, "capacity": {"load": 1.5}}] * 3,
+           "share_median": 0.08, "share_min": 0.05,
            "share_max": 0.12, "met": True}
     (tmp_path / "queue_share.json").write_text(json.dumps(doc))
     table = rt.table(tmp_path)
     assert table.count("\n") == 2  # header, rule, one row: files that are absent give no rows
-    assert "`abcdef1`" in table and "8.0% [5.0, 12.0]" in table and "| yes |" in table
+    assert "`abcdef1`" in table and "8.0% [5.0, 12.0]" in table and "load 1.0-1.5" in table and "| yes |" in table
     doc["met"] = False
     (tmp_path / "queue_share.json").write_text(json.dumps(doc))
     assert "**no**" in rt.table(tmp_path)
