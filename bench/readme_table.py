@@ -34,9 +34,10 @@ def _load(doc: dict[str, Any], *parts: dict[str, Any]) -> str:
 
 
 def _commit(doc: dict[str, Any]) -> str:
-    c = (doc.get("git") or {}).get("commit") or doc.get("commit") or ""
+    # e2e measures a clone's HEAD ("commit"); the others measure the checkout they run in ("git").
+    c = doc.get("commit") or (doc.get("git") or {}).get("commit") or ""
     dirty = (doc.get("git") or {}).get("modified_tracked_files")
-    return f"`{c[:7]}`" + (" + uncommitted" if dirty else "") if c else "?"
+    return f"`{c[:7]}`" + (" + uncommitted" if dirty and not doc.get("commit") else "") if c else "?"
 
 
 def rows_e2e(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -59,6 +60,16 @@ def rows_e2e(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ("peak RSS of the cold run's process tree (sum over processes)",
              f"{peak / 1024:.2f} GiB (largest process {cold.get('peak_process_rss_mib', 0) / 1024:.2f} GiB)",
              f"<= {t.get('peak_rss_gib')} GiB", _met(met.get("peak_rss")))]
+
+
+def rows_e2e_quick(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    cold, probes = d.get("cold") or {}, d.get("import_probes") or {}
+    br = "; ".join(f"{k} wall {v['wall_s']:.1f} s = run {v.get('run_s')} s + start-up {v.get('startup_s')} s "
+                   f"({100 * (v.get('startup_share') or 0):.0f}%)" for k, v in (d.get("stage_breakdown_cold") or {}).items())
+    pr = ", ".join(f"{k} {v} s" for k, v in probes.items() if k not in ("repeats", "load"))
+    return [(f"per-stage start-up, `lira run translate` cold in a fresh clone (harness check; load {_load(cold)})",
+             br, "-", "-"),
+            (f"import probes, fresh interpreter, median of {probes.get('repeats')} (load {probes.get('load')})", pr, "-", "-")]
 
 
 def rows_rerun(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -130,7 +141,7 @@ def rows_audit(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
              "0 (none needless)", "-")]
 
 
-ROWS = {"e2e": rows_e2e, "rerun": rows_rerun, "feature_audit": rows_audit, "encoder_throughput": rows_encoder,
+ROWS = {"e2e": rows_e2e, "e2e.quick": rows_e2e_quick, "rerun": rows_rerun, "feature_audit": rows_audit, "encoder_throughput": rows_encoder,
         "queue_share": rows_queue, "corr_queue": rows_corr, "training": rows_training, "metrics_vs_ranx": rows_ranx}
 
 
