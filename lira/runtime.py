@@ -7,30 +7,33 @@ import os
 import random
 import resource
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from lira.config import Params
 
 
-def configure_runtime(params: Params) -> None:
-    import numpy as np
-    import torch
+def configure_runtime(params: Params, torch: bool = True) -> None:
+    """Threads and seeds for a stage. ``torch=False`` (a stage that never touches torch, e.g.
+    build_dataset) skips importing it: torch's import is most of such a stage's start-up."""
+    if torch:
+        import torch as _torch
 
-    torch.set_num_threads(params.shared.threads)
-    seed_everything(params.shared.seed)
+        _torch.set_num_threads(params.shared.threads)
+    seed_everything(params.shared.seed, torch=torch)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _ = np
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, torch: bool = True) -> None:
     import numpy as np
-    import torch
 
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    if torch:
+        import torch as _torch
+
+        _torch.manual_seed(seed)
 
 
 def peak_rss_mb() -> float:

@@ -2,22 +2,40 @@
 
 Stages call :func:`features_for` / :func:`embed_texts`; both read frozen-encoder features from the
 cache and compute only what is missing.
+
+The torch-backed names (``Encoder``, ``FeatureCache``, ...) load on first use (PEP 562):
+``lira.config`` imports ``lira.encoders.config``, and an eager import here would pull torch into
+every command that only reads params (``lira run``'s no-change rerun, ``lira config``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
-from lira.encoders.base import Encoder, resolve_spec
 from lira.encoders.config import EncoderConfig, EncoderSettings, Kind
-from lira.encoders.features import FeatureCache, Features, cached_features, encode_features, text_key
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lira.config import Params
+    from lira.encoders.base import Encoder, resolve_spec
+    from lira.encoders.features import FeatureCache, Features, cached_features, encode_features, text_key
+
+_LAZY = {"Encoder": "lira.encoders.base", "resolve_spec": "lira.encoders.base",
+         "FeatureCache": "lira.encoders.features", "Features": "lira.encoders.features",
+         "cached_features": "lira.encoders.features", "encode_features": "lira.encoders.features",
+         "text_key": "lira.encoders.features"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Path_ = Literal["lrl", "en"]
 _LOADED: dict[tuple, Encoder] = {}
@@ -32,6 +50,7 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter:
 
     ``adapter``: a saved LoRA adapter folder to merge in (the LRL encoder as train_arca tuned it).
     """
+    from lira.encoders.base import Encoder
     from lira.runtime import device
 
     settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
@@ -58,6 +77,10 @@ def features_for(
     params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
     adapter: Path | None = None,
 ) -> Features:
+    import numpy as np
+
+    from lira.encoders.features import FeatureCache, Features, cached_features, text_key
+
     settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
     texts = list(texts)
     if not texts:

@@ -19,7 +19,8 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
     module = importlib.import_module(f"lira.stages.{name}")
     from lira.runtime import configure_runtime, stage_cost
 
-    configure_runtime(params)
+    # A stage module may declare USES_TORCH = False (and is tested to keep it true: no torch import).
+    configure_runtime(params, torch=getattr(module, "USES_TORCH", True))
     t0 = time.perf_counter()
     with stage_cost(name, Path(root), params):
         summary = module.run(params, Path(root))

@@ -18,6 +18,9 @@ from lira.data.splits import assign_splits
 from lira.io import publish_dir, write_json, write_parquet
 
 # (table, id column) of the units that carry a split; their texts inherit it.
+# Reading, validating and splitting tables needs no torch: run_stage then skips importing it
+# (tests/stages/test_stage_startup.py checks that the stage never imports it).
+USES_TORCH = False
 METRICS = ["dataset.json"]  # under paths.metrics; dvc.yaml declares the same (tests/stages/test_outputs.py)
 PLOTS: list[str] = []
 _UNITS = {"items": "item_id", "queries": "query_id", "sts": "pair_id", "mc": "mc_id", "parallel": "pair_id"}

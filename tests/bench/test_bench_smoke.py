@@ -53,6 +53,18 @@ def test_parse_time_v():
     assert out["user_s"] == 12.5 and out["sys_s"] == 1.25
 
 
+def test_e2e_attributes_processes_to_stages_and_splits_startup():
+    e2e = _load("e2e")
+    assert e2e.stage_of(["/v/bin/python", "/v/bin/lira", "stage", "critic_score"]) == "critic_score"
+    assert e2e.stage_of(["/v/bin/lira", "run"]) is None
+    assert e2e.stage_of(["python", "-c", "stage", "x"]) is None  # only lira's own `stage` command
+    run = {"stages_seen": {"train_arca": {"wall_s": 30.0, "start_s": 5.0, "peak_tree_rss_mib": 900.0},
+                           "evaluate": {"wall_s": 10.0, "start_s": 40.0, "peak_tree_rss_mib": 800.0}}}
+    out = e2e.stage_breakdown(run, {"train_arca": {"seconds": 24.0}})
+    assert out["train_arca"]["startup_s"] == 6.0 and out["train_arca"]["startup_share"] == 0.2
+    assert out["evaluate"]["run_s"] is None and "startup_s" not in out["evaluate"]  # no cost file: no guess
+
+
 def test_training_helpers_and_prefilled_queues():
     tr = _load("training")
     assert tr.per_step_times([10.0, 6.0], [2.0, 1.0], 4) == [2.0, 1.25]
@@ -177,3 +189,26 @@ def test_run_all_skips_quality_flores_without_data(monkeypatch, capsys):
     assert ra.main(["--only", "quality_flores"]) == 0
     assert written["run_all"]["skipped"] == {"quality_flores": "no FLORES data: pass --flores DIR or set LIRA_FLORES_DIR"}
     assert "quality_flores  skipped" in capsys.readouterr().out
+
+
+def test_readme_table_is_built_from_the_result_files(tmp_path):
+    rt = _load("readme_table")
+    doc = {"command": ".venv/bin/python bench/training.py --share-only", "git": {"commit": "abcdef123456"},
+           "capacity": 4096, "batch_size": 32, "rounds": [{"no_queue": {"load": 1.0}, "capacity": {"load": 1.5}}] * 3,
+           "share_median": 0.08, "share_min": 0.05,
+           "share_max": 0.12, "met": True}
+    (tmp_path / "queue_share.json").write_text(json.dumps(doc))
+    table = rt.table(tmp_path)
+    assert table.count("\n") == 2  # header, rule, one row: files that are absent give no rows
+    assert "`abcdef1`" in table and "8.0% [5.0, 12.0]" in table and "load 1.0-1.5" in table and "| yes |" in table
+    doc["met"] = False
+    (tmp_path / "queue_share.json").write_text(json.dumps(doc))
+    assert "**no**" in rt.table(tmp_path)
+
+
+def test_encoder_bench_pairs_each_round_with_its_peer():
+    et = _load("encoder_throughput")
+    passes = {"peer": [2.0, 4.0, 3.0], "fast": [1.0, 1.0, 3.0]}
+    out = et.paired(passes, ["peer", "fast"], "peer")
+    assert out["peer"] == {"median": 1.0, "min": 1.0, "max": 1.0}
+    assert out["fast"] == {"median": 2.0, "min": 1.0, "max": 4.0}
