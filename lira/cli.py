@@ -245,18 +245,30 @@ def search(
 
 @app.command()
 def promote(
-    force: bool = typer.Option(False, "--force", help="set the alias even if the gate refuses (operator override)"),
-    version: Optional[str] = typer.Option(None, help="model version to promote (default: the newest)"),
+    force: bool = typer.Option(False, "--force", help="set the alias even if the gate refuses (operator override; needs --version)"),
+    version: Optional[str] = typer.Option(None, help="model version to promote (default: the newest; required with --force)"),
     params_file: Path = ParamsOpt,
 ) -> None:
-    """Move the champion alias to a registered version if it passes the gate (or --force)."""
+    """Move the champion alias to a registered version if it passes the gate (or --force --version N).
+
+    Exit status: 0 promoted (or the version already holds the alias), 1 the gate refused (the
+    reason is printed), 2 a usage error."""
+    if force and version is None:
+        _fail("--force needs --version N: an override promotes the version you name, never the newest", 2)
     params = _params(params_file)
     from lira.tracking.registry import promote as do_promote
 
     decision = do_promote(params, version=version, force=force)
-    typer.echo(decision.message)
-    if not decision.promoted and not force:
-        raise typer.Exit(0)
+    _exit_for(decision)
+
+
+def _exit_for(decision) -> None:
+    """Print a promotion decision and exit non-zero unless the alias is where the user asked."""
+    if decision.promoted or (decision.decision == "none" and decision.version is not None
+                             and decision.champion == decision.version):
+        typer.echo(decision.message)
+        return
+    _fail(f"not promoted: {decision.message}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
