@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from lira.config import STAGES, ConfigError, dotted_overrides, load_params
-from lira.errors import StageFailed
+from lira.errors import StageFailed, did_you_mean
 
 app = typer.Typer(help="LiRA: anchor low-resource-language representations to an English semantic space.", no_args_is_help=True)
 config_app = typer.Typer(help="Show or validate params.yaml.", no_args_is_help=True)
@@ -48,7 +48,8 @@ def stage(
 ) -> None:
     """Run one pipeline stage (what dvc.yaml calls)."""
     if name not in STAGES:
-        _fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}", 2)
+        dym = did_you_mean(name, STAGES)
+        _fail(f"unknown stage {name!r}{dym}{' S' if dym else '; s'}tages: {', '.join(STAGES)}", 2)
     params = _params(params_file, set_)
     from lira.data.readers import DataError
     from lira.stages import run_stage
