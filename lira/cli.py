@@ -244,6 +244,48 @@ def search(
         typer.echo(f"{rank:>2}. {score:.4f}  {item_id}  {text}")
 
 
+@app.command("eval")
+def eval_benchmark(
+    model: str = typer.Option(..., "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
+    beir: Optional[Path] = typer.Option(None, "--beir", help="a BEIR/MTEB folder: corpus.jsonl, queries.jsonl, qrels/*.tsv"),
+    parallel: Optional[Path] = typer.Option(None, "--parallel", help="a parallel TSV (header text<TAB>en): bitext accuracy"),
+    lang: str = typer.Option(..., "--lang", "-l", help="the benchmark's language"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the results as JSON"),
+    params_file: Path = ParamsOpt,
+    trust_remote_code: bool = TrustOpt,
+) -> None:
+    """Score a trained model on an external benchmark, against its frozen encoder, with paired
+    bootstrap CIs. No training, no MLflow run, no registered version: it only reads the model."""
+    if (beir is None) == (parallel is None):
+        _fail("give exactly one of --beir DIR or --parallel FILE", 2)
+    from lira.api import _cache_base, load
+    from lira.api import _params as api_params
+    from lira.config import SourceParams
+    from lira.data.readers import DataError
+    from lira.eval.external import evaluate_external, model_systems
+    from lira.report import external_table
+
+    try:
+        params, root = api_params(params_file)
+        src = SourceParams(kind="beir" if beir else "parallel_tsv", path=str((beir or parallel).resolve()), language=lang,
+                           name=(beir or parallel).name)
+        m = load(model, params_file, trust_remote_code=trust_remote_code)
+        ev = params.evaluate if params is not None else None
+        res = evaluate_external(src, Path("."), model_systems(m, _cache_base(params, root)),
+                                **({"n_resamples": ev.bootstrap_resamples, "confidence": ev.confidence,
+                                    "seed": params.shared.seed} if ev else {}))
+    except (ValueError, FileNotFoundError, DataError, ConfigError) as e:
+        _fail(str(e))
+    res["model"] = model
+    if out is not None:
+        from lira.io import write_json
+
+        write_json(out, res)
+    typer.echo("\n".join(external_table([res])).lstrip("\n"))
+    if out is not None:
+        typer.echo(f"-> {out}")
+
+
 @app.command()
 def promote(
     force: bool = typer.Option(False, "--force", help="set the alias even if the gate refuses (operator override; needs --version)"),

@@ -5,7 +5,7 @@ class StageFailed(RuntimeError):
     """A stage refused to continue (e.g. a data gate failed); the message is the report."""
 
 
-def did_you_mean(word: str, choices) -> str:  # noqa: ANN001 - any iterable of names
+def did_you_mean(word: str, choices) -> str:  # any iterable of names
     """``"; did you mean 'lr'?"`` for the closest of ``choices`` to a mistyped ``word`` (difflib), or ``""``."""
     import difflib
 
