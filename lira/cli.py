@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 
 from lira.config import STAGES, ConfigError, dotted_overrides, load_params
-from lira.errors import StageFailed, did_you_mean
+from lira.config_base import did_you_mean
+from lira.errors import StageFailed
 
 app = typer.Typer(help="LiRA: anchor low-resource-language representations to an English semantic space.", no_args_is_help=True)
 config_app = typer.Typer(help="Show or validate params.yaml.", no_args_is_help=True)

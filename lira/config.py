@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from lira.arca.config import ArcaConfig
 from lira.config_base import ConfigSection as _Section
+from lira.config_base import did_you_mean
 from lira.credentials import check_key_env, check_key_transport
 from lira.encoders.config import EncoderConfig, EncodersConfig
-from lira.errors import did_you_mean
 from lira.languages import LANGUAGES, supported_codes
 from lira.lasr.config import LasrConfig
 
