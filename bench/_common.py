@@ -72,7 +72,7 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-REDACTED_OPTIONS = ("--flores",)
+REDACTED_OPTIONS = ("--flores", "--encoder")
 
 
 def command() -> str:
