@@ -186,18 +186,11 @@ def _champion(client, name: str, alias: str) -> str | None:
 def promote(
     params: Params, root: str | Path = ".", version: str | None = None, force: bool = False
 ) -> Decision:
-    """Move ``tracking.champion_alias`` to ``version`` (default: the newest) if it passes the gate.
-
-    ``force`` (the operator override) needs ``version``: an override promotes the version the
-    operator names, never whichever happens to be the newest when it runs."""
+    """Move ``tracking.champion_alias`` to ``version`` (default: the newest) if it passes the gate."""
     from mlflow.exceptions import MlflowException
 
     t = params.tracking
     name, alias = t.registered_model, t.champion_alias
-    if force and version is None:
-        return Decision(False, f"force needs the version to promote (the override never picks the newest "
-                        f"{name!r} version by itself): name it, e.g. `lira promote --force --version N`",
-                        None, decision="none")
     c = runs.client(params, root)
     try:
         versions = _versions(c, name)

@@ -215,8 +215,5 @@ def test_force_needs_a_version(tracked, monkeypatch):
     out = _cli(params, root, monkeypatch, "--force")
     assert out.exit_code == 2 and "--force needs --version" in out.output
     assert alias_holder(params, root) is None
-    # the library refuses the same (the Prefect flow calls it directly)
-    d = registry.promote(params, root, force=True)
-    assert not d.promoted and "force needs the version" in d.message and alias_holder(params, root) is None
     out = _cli(params, root, monkeypatch, "--force", "--version", first)
     assert out.exit_code == 0 and "FORCED" in out.output and alias_holder(params, root) == first
