@@ -74,7 +74,7 @@ def machine_info() -> dict[str, Any]:
 
 # Options whose value is a location on this machine: the result records the option, not the path.
 REDACTED_OPTIONS = ("--flores", "--peer-code", "--workspace", "--root", "--ort", "--ort-workdir", "--cache-dir",
-                    "--precision-cache")
+                    "--precision-cache", "--encoder")
 
 
 def command() -> str:

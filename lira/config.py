@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from lira.arca.config import ArcaConfig
 from lira.config_base import ConfigSection as _Section
+from lira.config_base import did_you_mean
 from lira.credentials import check_key_env, check_key_transport
 from lira.encoders.config import EncoderConfig, EncodersConfig
 from lira.languages import LANGUAGES, supported_codes
@@ -357,7 +358,8 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         value = e.get("input")
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(Params, tuple(e["loc"]))
-            hint = f"; allowed keys here: {allowed}" if allowed else ""
+            dym = did_you_mean(e["loc"][-1], allowed or [])
+            hint = f"{dym}{' A' if dym else '; a'}llowed keys here: {allowed}" if allowed else ""
             lines.append(f"  - {key}: unknown key (value {value!r}){hint}")
         else:
             shown = repr(value)

@@ -37,3 +37,11 @@ class ConfigSection(BaseModel):
     def replaced(self, **changes: Any) -> ConfigSection:
         """A copy with ``changes`` applied and validated again (a wrong key or value fails)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def did_you_mean(word: str, choices) -> str:  # any iterable of names
+    """``"; did you mean 'lr'?"`` for the closest of ``choices`` to a mistyped ``word`` (difflib), or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -39,6 +39,7 @@ def summary_table(metrics_dir: str | Path) -> str:
             cmp = xl.get("lira_minus", {}).get(name, {}).get("retrieval.ndcg@10")
             ci = f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
             lines.append(f"{name:<34}{cells}{ci}")
+    lines += external_table(ev.get("external") or [])
     reg = metrics_dir / "registry.json"
     if reg.exists():
         r = json.loads(reg.read_text())
@@ -46,3 +47,28 @@ def summary_table(metrics_dir: str | Path) -> str:
             lines += ["", f"registered {r['registered_model']} v{r['version']}: {r['decision']}"]
     lines.append(f"per language: dvc metrics show   |   plots: plots/per_language.png   |   {metrics_dir}/evaluate.json")
     return "\n".join(lines)
+
+
+def _ci(cmp: dict | None) -> str:
+    return f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
+
+
+def external_table(external: dict[str, dict] | list[dict]) -> list[str]:
+    """Lines for the external benchmarks (``evaluate.external`` by name, or ``lira eval``'s one): each
+    system's mean metrics and the reference (the trained model, first) minus it with its paired-bootstrap CI."""
+    lines: list[str] = []
+    for b in external.values() if isinstance(external, dict) else external:
+        ref = b.get("reference")
+        bitext = b["kind"] == "parallel_tsv"
+        keys = [("src2tgt", "LRL->EN"), ("tgt2src", "EN->LRL")] if bitext else [
+            ("ndcg@10", "nDCG@10"), ("recall@10", "R@10"), ("mrr@10", "MRR@10")]
+        what = "bitext accuracy" if bitext else "retrieval"
+        title = (f"External benchmark {b.get('name') or b['path']} ({b['kind']}, {b['language']}, "
+                 f"{b['n']} {'pairs' if bitext else 'queries'}): {what}, x100, no translations; "
+                 f"{ref} - system: diff [{b.get('confidence', 0.95):.0%} CI]")
+        lines += ["", title]
+        lines.append(f"{'system':<34}" + "".join(f"{h:>9}" for _, h in keys) + f"   {ref} - system ({keys[0][1]})")
+        for name, s in b["systems"].items():
+            cells = "".join(f"{_fmt(s.get(k)):>9}" for k, _ in keys)
+            lines.append(f"{name:<34}{cells}{_ci((b.get('lira_minus') or {}).get(name, {}).get(keys[0][0]))}")
+    return lines

@@ -252,3 +252,26 @@ def test_cross_lingual_search_scores_lrl_queries_against_english_items(tmp_path,
                                    "--items-lang", "en", "--params", str(none)])
     assert out.exit_code == 0, out.output
     assert [ln.split()[2] for ln in out.output.strip().splitlines()] == [h[0] for h in hits]
+
+
+def test_embed_with_translations_serves_the_fused_system(tmp_path, lira_dir):
+    """`lira embed` served only the LRL path; the fused `lira` row needs a translation per text."""
+    from typer.testing import CliRunner
+
+    from lira.cli import app
+
+    none = tmp_path / "none.yaml"
+    texts, trans = ["pin điện thoại tốt", "ốp lưng màu đen"], ["a good phone battery", "a black phone case"]
+    m = LiraModel.load(lira_dir)
+    fused, lrl = m.embed(texts, "vi", translations=trans), m.embed(texts, "vi")
+    assert not np.allclose(fused, lrl, atol=1e-4)  # two different systems
+    np.testing.assert_allclose(api.embed(texts, str(lira_dir), "vi", params_path=none, translations=trans), fused, atol=1e-6)
+    np.testing.assert_allclose(api.embed(texts, str(lira_dir), "vi", params_path=none), lrl, atol=1e-6)
+    args = ["embed", "-m", str(lira_dir), "--lang", "vi", "--params", str(none)]
+    for t in texts:
+        args += ["--text", t]
+    out = CliRunner().invoke(app, [*args, "--translation", trans[0], "--translation", trans[1]])
+    assert out.exit_code == 0, out.output
+    np.testing.assert_allclose(np.array(json.loads(out.output)["embeddings"]), fused, atol=1e-5)
+    out = CliRunner().invoke(app, [*args, "--translation", trans[0]])
+    assert out.exit_code == 2 and "1 translation(s) for 2 text(s)" in out.output

@@ -12,7 +12,8 @@ Adding a backend is one function in ``RESOLVERS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,23 @@ def resolve_spec(spec: str, cache_dir: str | Path) -> str:
     return RESOLVERS[scheme](name, Path(cache_dir))
 
 
+@contextmanager
+def _quiet_local_load(where: str) -> Iterator[None]:
+    """No "Loading weights 0/N" bar for a local folder: reading a few hundred tensors from disk takes
+    well under a second, yet transformers drew the bar on every `lira embed`/`search` call. A model
+    id (a possible download, long work) keeps every bar; lira's own encoding bars are untouched."""
+    from transformers.utils import logging as hf_logging
+
+    if not Path(where).is_dir() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 class Encoder(torch.nn.Module):
     """A Hugging Face encoder with E5-style prefixes; optionally LoRA-wrapped through peft."""
 
@@ -86,8 +104,9 @@ class Encoder(torch.nn.Module):
         where = resolve_spec(settings.spec, cache_dir)
         kw = {"trust_remote_code": settings.trust_remote_code}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(where, **kw)
-            self.model = AutoModel.from_pretrained(where, use_safetensors=_has_safetensors(where), **kw)
+            with _quiet_local_load(where):
+                self.tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+                self.model = AutoModel.from_pretrained(where, use_safetensors=_has_safetensors(where), **kw)
         except OSError as e:
             raise ValueError(
                 f"encoder {settings.spec!r}: cannot load {where!r} ({e}). Offline, give a local folder "

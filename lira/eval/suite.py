@@ -145,8 +145,9 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
 
 
 def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:
-    """Embedding functions for the external benchmarks: the trained LiRA model (its LRL path through
-    ``adapter`` when it has one) and the frozen encoder."""
+    """Embedding functions for the external benchmarks: the trained LiRA model on its LRL path (an
+    external benchmark brings no translations; through ``adapter`` when it has one) and the frozen
+    encoder. The first is the reference the others are compared with."""
 
     def lira(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
         if lang not in params.shared.languages:
@@ -162,7 +163,7 @@ def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | N
     def frozen(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
         return features_for(params, texts, "en" if english else "lrl", kind, root).mean
 
-    return {"lira": lira, "frozen": frozen}
+    return {"lira_lrl_only": lira, "frozen": frozen}
 
 
 def gate_record_for(results: dict[str, dict], ld: LasrData, text: list[str]) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from lira.config import Params
 from lira.eval.bootstrap import paired_bootstrap
 from lira.eval.bound import lipschitz_diagnostics
-from lira.eval.external import evaluate_external
+from lira.eval.external import evaluate_external, external_by_name
 from lira.eval.plots import write_plots
 from lira.eval.scoring import compare, crosslingual_summary, summarise
 from lira.eval.suite import (
@@ -62,7 +62,8 @@ def run(params: Params, root: Path) -> dict:
     }
     diagnostics = lipschitz_diagnostics(trained.net, trained.ld, inputs, params, root, trained.choice)
     systems_ext = external_systems(params, root, trained.net, trained.adapter)
-    external = [evaluate_external(src, root, systems_ext) for src in cfg.external]
+    external = external_by_name(evaluate_external(src, root, systems_ext, cfg.bootstrap_resamples, cfg.confidence, seed)
+                                for src in cfg.external)
     cost = {f.stem: json.loads(f.read_text()) for f in sorted((metrics_dir / "cost").glob("*.json"))}
     cost["evaluate_timings"] = {**trained.timings, **baseline_timings}
     lira = results[SYSTEM_LIRA]

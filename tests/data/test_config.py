@@ -130,3 +130,31 @@ def test_residual_adaptor_width_mismatch_names_the_param():
     ok = parse_params({"train_arca": {"residual": True, "d": None}})
     adaptors, _ = build_modules(data, ok.train_arca, 0)
     assert adaptors.d == 16
+
+
+def test_a_mistyped_key_or_section_gets_a_did_you_mean(tmp_path):
+    """Observed: `-S train_arca.lrr=1` listed 23 allowed keys and left the user to find `lr`."""
+    from lira.config import load_params
+
+    path = tmp_path / "params.yaml"
+    path.write_text("shared: {}\n")
+    with pytest.raises(ConfigError) as e:
+        load_params(path, ["train_arca.lrr=0.01", "trian_lasr.epochs=3", "train_arca.zzzz=1"])
+    msg = str(e.value)
+    assert "train_arca.lrr: unknown key (value 0.01); did you mean 'lr'?" in msg
+    assert "trian_lasr: unknown key" in msg and "did you mean 'train_lasr'?" in msg
+    zzzz = next(line for line in msg.splitlines() if "zzzz" in line)
+    assert "did you mean" not in zzzz and "allowed keys here" in zzzz  # nothing close: no guess
+
+
+def test_a_mistyped_stage_or_command_gets_a_did_you_mean():
+    from typer.testing import CliRunner
+
+    from lira.cli import app
+
+    out = CliRunner().invoke(app, ["stage", "evalute"])
+    assert out.exit_code == 2 and "did you mean 'evaluate'?" in out.output
+    out = CliRunner().invoke(app, ["embedd"])  # click's own suggestion for commands
+    assert out.exit_code == 2 and "Did you mean 'embed'?" in out.output
+    out = CliRunner().invoke(app, ["config", "shwo"])
+    assert out.exit_code == 2 and "Did you mean 'show'?" in out.output

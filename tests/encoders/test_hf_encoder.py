@@ -91,3 +91,16 @@ def test_lora_trains_only_adapters(tiny_bert_dir):
     hidden, mask = enc.token_states(TEXTS[:2], "query")
     hidden.sum().backward()
     assert all(p.grad is not None for n, p in enc.model.named_parameters() if p.requires_grad)
+
+
+def test_loading_a_local_folder_draws_no_weights_bar(tiny_bert_dir, tmp_path, capfd):
+    """Observed: every `lira embed`/`search` printed "Loading weights 0/199 ... 199/199" to stderr."""
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    capfd.readouterr()
+    Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}"), tmp_path)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err, err
+    # the bars are back afterwards: a download (a model id) or other long work still shows progress
+    assert hf_logging.is_progress_bar_enabled()

@@ -173,3 +173,47 @@ def test_gate_metric_selects_the_metric_compared(tracked):
     # and the other way round: promoted on recall@10 although nDCG@10 is worse
     w = register(params, root, BASE - 0.2, frozen=BASE, recall=BASE + 0.1, frozen_recall=BASE)
     assert registry.promote(params, root, version=w).promoted
+
+
+def _cli(params, root: Path, monkeypatch, *args: str):
+    """``lira promote ARGS`` in ``root`` against the fixture's store (a params.yaml naming it)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from lira.cli import app
+
+    (root / "params.yaml").write_text(yaml.safe_dump({
+        "shared": {"languages": ["vi", "th"], "s_feat": 2},
+        "tracking": {"tracking_uri": params.tracking.tracking_uri, "registered_model": params.tracking.registered_model},
+        "evaluate": {"bootstrap_resamples": 200},
+    }))
+    monkeypatch.chdir(root)
+    return CliRunner().invoke(app, ["promote", *args])
+
+
+def test_cli_promote_exits_non_zero_when_the_gate_refuses(tracked, monkeypatch):
+    """Observed: `lira promote` exited 0 when the gate refused."""
+    params, root = tracked
+    register(params, root, BASE, frozen=BASE + 0.02)  # not better than frozen
+    out = _cli(params, root, monkeypatch)
+    assert out.exit_code == 1, out.output
+    assert "not promoted" in out.output and "frozen-encoder baseline" in out.output
+    assert alias_holder(params, root) is None
+    good = register(params, root, BASE + 0.2, frozen=BASE - 0.1)
+    out = _cli(params, root, monkeypatch, "--version", good)
+    assert out.exit_code == 0 and f"promoted lira-test version {good}" in out.output
+    # asking again for the version that already holds the alias is no failure
+    assert _cli(params, root, monkeypatch, "--version", good).exit_code == 0
+    assert _cli(params, root, monkeypatch, "--version", "99").exit_code == 1
+
+
+def test_force_needs_a_version(tracked, monkeypatch):
+    """Observed: `lira promote --force` promoted the newest version, not one the user named."""
+    params, root = tracked
+    first = register(params, root, BASE, frozen=BASE + 0.02)
+    register(params, root, BASE, frozen=BASE + 0.02)
+    out = _cli(params, root, monkeypatch, "--force")
+    assert out.exit_code == 2 and "--force needs --version" in out.output
+    assert alias_holder(params, root) is None
+    out = _cli(params, root, monkeypatch, "--force", "--version", first)
+    assert out.exit_code == 0 and "FORCED" in out.output and alias_holder(params, root) == first
