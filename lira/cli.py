@@ -20,9 +20,11 @@ sample_app = typer.Typer(help="The shipped seven-language sample.", no_args_is_h
 app.add_typer(config_app, name="config")
 app.add_typer(sample_app, name="sample")
 
-from lira.cli_use import index_app  # noqa: E402 - the commands that use a model outside lira (lira/cli_use.py)
+from lira.cli_use import export as _export  # noqa: E402 - the commands that use a model outside lira (lira/cli_use.py)
+from lira.cli_use import index_app  # noqa: E402
 
 app.add_typer(index_app, name="index")
+app.command("export")(_export)
 
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")
 SetOpt = typer.Option(None, "--set", "-S", help="override a param: dotted.key=value (repeatable)")

