@@ -115,7 +115,6 @@ class MTEBEncoder:
 
         self.model_name, self.lang = model, lang
         self._model = api.load(model, params_path, trust_remote_code=trust_remote_code)
-        self.mteb_model_meta = None  # mteb fills in a default description for unknown models
 
     @staticmethod
     def kind_of(prompt_type: Any) -> str:
