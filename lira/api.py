@@ -16,7 +16,6 @@ embedded as kind "query" and the items as kind "passage", each in its own langua
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
@@ -192,42 +191,12 @@ def embed(
 
 
 # -------------------------------------------------------------------------------------- search
-def read_items(path: str | Path) -> pd.DataFrame:
-    """Items as a DataFrame ``id, text, lang`` from ``.parquet`` or ``.jsonl`` (e.g. the sample's ``<lang>/items.jsonl``)."""
-    import pandas as pd
+def read_items(path: str | Path, lang: str | None = None) -> pd.DataFrame:
+    """Items as a DataFrame ``id, text, lang`` from ``.parquet`` (the pipeline's prepared
+    ``items.parquet`` too), ``.jsonl`` or ``.csv``: see :mod:`lira.items`."""
+    from lira.items import read_items as _read
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such items file")
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".jsonl"):
-        raise ValueError(f"{path}: items must be .parquet or .jsonl, got {suffix or 'no suffix'!r}")
-    try:
-        if suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raw = path.read_text(encoding="utf-8")
-    except Exception as e:  # noqa: BLE001 - pyarrow/OS errors of many types: all mean "unreadable"
-        raise ValueError(f"{path}: cannot read items ({type(e).__name__}: {e})") from None
-    if suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
-        df = pd.DataFrame(rows)
-    if "id" not in df.columns and "item_id" in df.columns:
-        df = df.rename(columns={"item_id": "id"})
-    missing = [c for c in ("id", "text", "lang") if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{path}: items need columns id, text, lang; missing {missing} (found {list(df.columns)})"
-        )
-    df = df[["id", "text", "lang"]].dropna(subset=["text"])
-    return df.astype({"id": str, "text": str, "lang": str}).reset_index(drop=True)
+    return _read(path, lang)
 
 
 def search(

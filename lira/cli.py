@@ -21,6 +21,12 @@ sample_app = typer.Typer(help="The shipped seven-language sample.", no_args_is_h
 app.add_typer(config_app, name="config")
 app.add_typer(sample_app, name="sample")
 
+from lira.cli_use import export as _export  # noqa: E402 - the commands that use a model outside lira (lira/cli_use.py)
+from lira.cli_use import index_app  # noqa: E402
+
+app.add_typer(index_app, name="index")
+app.command("export")(_export)
+
 ParamsOpt = typer.Option(Path("params.yaml"), "--params", "-p", help="params file")
 SetOpt = typer.Option(None, "--set", "-S", help="override a param: dotted.key=value (repeatable)")
 TrustOpt = typer.Option(False, "--trust-remote-code", help="allow the model's backbone to run its own Python code "
@@ -248,8 +254,11 @@ def _write_embeddings(emb, texts: list[str], out: Optional[Path]) -> None:
 @app.command()
 def search(
     query: str = typer.Argument(..., help="the query text"),
-    model: str = typer.Option(..., "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
-    items: Path = typer.Option(..., "--items", help="items: .parquet/.jsonl with id,text,lang (e.g. the sample's <lang>/items.jsonl)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="a lira model folder, models:/name@alias, or an encoder spec"),
+    items: Optional[Path] = typer.Option(
+        None, "--items", help="items: .parquet/.jsonl/.csv with id,text,lang (e.g. the sample's <lang>/items.jsonl), embedded on every call"),
+    index: Optional[Path] = typer.Option(
+        None, "--index", help="an index folder from `lira index build` (no re-embedding; the model is the one it was built with)"),
     lang: str = typer.Option(..., "--lang", "-l", help="the query's language"),
     items_lang: Optional[str] = typer.Option(
         None, "--items-lang", help="the items' language (default: the query's; e.g. --lang th --items-lang en: cross-lingual)"),
@@ -258,7 +267,20 @@ def search(
     trust_remote_code: bool = TrustOpt,
 ) -> None:
     """Top-k items for a query: in the query's language, or in --items-lang (cross-lingual)."""
+    from lira import cli_use
+
+    if index is not None:
+        if model or items:
+            _fail("--index searches the index with the model it was built with: drop --model/--items", 2)
+        cli_use.search_in_index(query, index, lang, items_lang, k, params_file, trust_remote_code)
+        return
+    if not model or not items:
+        _fail("give --index (from `lira index build`), or --model and --items", 2)
     from lira.api import search as api_search
+    from lira.search_index import check_query_script
+
+    if (warning := check_query_script(query, lang)) is not None:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
 
     try:
         hits = api_search(query, model=model, items_path=items, lang=lang, k=k, params_path=params_file,

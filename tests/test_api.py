@@ -111,7 +111,7 @@ def test_clear_errors(tmp_path, lira_dir, tiny_bert_dir):
         api.read_items(bad)
     old_sample = tmp_path / "th.json"
     old_sample.write_text('{"lang": "th", "items": []}', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"th.json: items must be .parquet or .jsonl, got '.json'"):
+    with pytest.raises(ValueError, match=r"th.json: items must be .parquet, .jsonl or .csv, got '.json'"):
         api.read_items(old_sample)
     nolang = _jsonl(tmp_path / "nolang.jsonl", [{"id": "a", "text": "x"}])
     with pytest.raises(ValueError, match=r"nolang.jsonl: .*missing \['lang'\]"):

