@@ -173,3 +173,23 @@ def test_gate_metric_selects_the_metric_compared(tracked):
     # and the other way round: promoted on recall@10 although nDCG@10 is worse
     w = register(params, root, BASE - 0.2, frozen=BASE, recall=BASE + 0.1, frozen_recall=BASE)
     assert registry.promote(params, root, version=w).promoted
+
+
+def test_each_version_keeps_its_whole_gate_history(tracked):
+    """A refusal then a forced promotion: both stay on the version, numbered, the first unchanged."""
+    params, root = tracked
+    v = register(params, root, BASE, frozen=BASE + 0.2)  # worse than frozen: refused
+    first = registry.promote(params, root=root, version=v)
+    assert first.decision == "refused"
+    h1 = registry.gate_history(params, root, v)
+    assert [e["decision"] for e in h1] == ["refused"]
+    forced = registry.promote(params, root=root, version=v, force=True)
+    assert forced.decision == "forced"
+    h2 = registry.gate_history(params, root, v)
+    assert [e["n"] for e in h2] == [1, 2] and [e["decision"] for e in h2] == ["refused", "forced"]
+    assert h2[0] == h1[0]  # the earlier decision is not rewritten
+    t = tags(params, root, v)
+    assert t["gate.history.count"] == "2" and t["gate.decision"] == "forced"  # the latest stays in gate.*
+    assert h2[0]["diff"] == pytest.approx(first.diff) and h2[0]["against"] == "frozen"
+    assert TAG_GATE in runs.client(params, root).get_run(
+        runs.client(params, root).get_model_version(params.tracking.registered_model, v).run_id).data.tags
