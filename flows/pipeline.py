@@ -7,8 +7,10 @@ cache decides what reruns: an unchanged stage logs "didn't change, skipping" and
 The subprocess output streams into the Prefect logger; a failing stage fails its task with the
 tail of the stage's stderr in the error message. Like ``lira run``, a flow run first opens one
 MLflow parent run (``LIRA_MLFLOW_PARENT_RUN_ID`` in the stages' environment) under which every
-stage that reruns logs; the end of the run publishes the metrics table (``evaluate.json``) and the
-MLflow run link (``mlflow_run.json``) as Prefect artifacts.
+stage that reruns logs; the end of the run publishes the headline metrics (a markdown table from
+``evaluate.json``, linking to the rest) and the MLflow run link (``mlflow_run.json``) as Prefect
+artifacts. Each parameter's description in the deployment (the UI's run form) comes from
+:func:`parameter_help`, which reads the config classes' help text.
 
 Params overrides (``overrides`` + ``preset``)
 ---------------------------------------------
@@ -59,7 +61,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from lira.config import (  # noqa: F401  (flatten_overrides, set_dotted: re-exported for the flows)
@@ -95,6 +97,48 @@ USAGE_EXIT_CODE = 2
 TAIL_LINES = 40
 
 Preset = Literal["base", "large", "max"]
+
+
+def _field_help(section: type, name: str) -> str:
+    return section.model_fields[name].description or ""
+
+
+def parameter_help() -> dict[str, str]:
+    """Each flow parameter's description in the deployment's schema (the UI's "Custom run" form),
+    taken from the config classes' help text where a parameter is a config key."""
+    from lira.config import SharedParams, TrackingParams
+
+    return {
+        "overrides": (
+            "params keys to change for this run only, dotted, e.g. {\"train_arca.lr\": 0.005, "
+            "\"train_lasr.epochs\": 40}. Only training parameters (flows.guard.ALLOWED_OVERRIDES); "
+            "`lira config explain KEY` says what a key means, its type and default. "
+            "params.yaml is restored after the run unless keep_overrides."
+        ),
+        "preset": "shared.preset: " + _field_help(SharedParams, "preset"),
+        "stages": "the dvc.yaml stages to reproduce, in pipeline order (null: all six): "
+                  + ", ".join(STAGES),
+        "keep_overrides": "leave the overrides in params.yaml after the run (like `dvc exp run -S` without --temp)",
+        "root": "the lira project (a checkout holding dvc.yaml); null: $LIRA_ROOT, else this flow's checkout",
+        "force": ("move @" + TrackingParams.model_fields["champion_alias"].default + " even if the gate refuses "
+                  "(an operator override, recorded as `forced` in the version's gate history). The gate compares "
+                  "tracking.gate_metric, " + _field_help(TrackingParams, "gate_metric")),
+        "version": "the registered model version to promote (a number, e.g. 7); null: the newest",
+        "pull": "dvc pull the data and cached outputs from the DVC remote before the run (skipped without a remote)",
+        "push": "dvc push the run's outputs to the DVC remote after it",
+    }
+
+
+def with_parameter_help(fn):
+    """Append an ``Args:`` section (Google style, what Prefect reads into the parameter schema) to
+    ``fn``'s docstring for the parameters it takes. Put it below ``@flow``."""
+    import inspect
+
+    names = [n for n in inspect.signature(fn).parameters if n in parameter_help()]
+    help_ = parameter_help()
+    args = "\n".join(f"    {n}: {help_[n]}" for n in names)
+    fn.__doc__ = f"{inspect.cleandoc(fn.__doc__ or '')}\n\nArgs:\n{args}\n"
+    return fn
 
 
 class StageError(RuntimeError):
@@ -375,21 +419,34 @@ def dvc_stage(stage: str, root: str, env: dict[str, str] | None = None) -> dict[
     return {"stage": stage, "status": status, "seconds": seconds}
 
 
-@task(name="mlflow-parent-run", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5.0, 30.0])
+@task(name="mlflow-parent-run", cache_policy=NO_CACHE)
 def mlflow_parent_run(root: str, params: Params) -> dict[str, str]:
-    """One MLflow parent run per flow run, as ``lira run`` does: every stage that reruns nests under it.
+    """One MLflow parent run per flow run, as ``lira run`` does: the stages that rerun nest under it.
 
-    Returns the stage environment that names it (empty when tracking is off or a parent is given).
+    Returns the stage environment with the pipeline token (``lira.tracking.runs``); the first
+    stage that logs creates the parent, so a run in which nothing reruns leaves no MLflow run.
+    Empty when tracking is off or a parent run id is given.
     """
     if not params.tracking.enabled:
         return {}
-    from lira.tracking.runs import PARENT_ENV, start_pipeline
+    from lira.tracking.runs import PARENT_ENV, PIPELINE_ENV, pipeline_token
 
     if os.environ.get(PARENT_ENV):
         return {}
-    run_id = start_pipeline(params, Path(root))
-    get_run_logger().info("MLflow parent run %s", run_id)
-    return {PARENT_ENV: run_id}
+    return {PIPELINE_ENV: pipeline_token()}
+
+
+def close_parent_run(root: str, params: Params, env: dict[str, str], ok: bool) -> str | None:
+    """Close the flow run's MLflow parent (FINISHED or FAILED); None if no stage logged under it."""
+    from lira.tracking.runs import PIPELINE_ENV, finish_pipeline
+
+    token = env.get(PIPELINE_ENV)
+    if not token:
+        return None
+    run_id = finish_pipeline(params, Path(root), token, ok)
+    if run_id:
+        get_run_logger().info("MLflow parent run %s", run_id)
+    return run_id
 
 
 def _retry_transient(task_: Any, task_run: Any, state: Any) -> bool:
@@ -425,6 +482,35 @@ def flatten_metrics(data: Any, prefix: str = "") -> list[dict[str, Any]]:
     return rows
 
 
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def headline_markdown(evaluation: dict[str, Any], report: str, n_values: int, mlflow_url: str | None = None) -> str:
+    """The evaluation's headline (:func:`lira.eval.headline.headline`) as markdown tables: systems
+    x tasks with LiRA's gain and its CI, then LiRA per language; a link to the rest."""
+    from lira.eval.headline import LANGUAGE_DIR, SYSTEM_DIR, TASK_COLUMNS, file_stem, headline
+
+    rows = headline(evaluation)
+    tasks = [c for c, _, _ in TASK_COLUMNS]
+    systems = {name: rows[f"{SYSTEM_DIR}/{file_stem(name)}.json"] for name in evaluation["systems"]}
+    langs = {k[len(LANGUAGE_DIR) + 1:-5]: v for k, v in rows.items() if k.startswith(LANGUAGE_DIR + "/")}
+    lines = ["### Test split, all languages", "",
+             "| system | " + " | ".join(tasks) + " | LiRA - system, nDCG@10 [CI] |",
+             "|---|" + "---:|" * (len(tasks) + 1)]
+    for name, r in systems.items():
+        gain = (f"{r['lira_minus.ndcg@10']:+.4f} [{r['lira_minus.ci_low']:+.4f}, {r['lira_minus.ci_high']:+.4f}]"
+                if "lira_minus.ndcg@10" in r else "")
+        lines.append(f"| {name} | " + " | ".join(_cell(r.get(t)) for t in tasks) + f" | {gain} |")
+    if langs:
+        lines += ["", "### LiRA per language", "", "| language | " + " | ".join(tasks) + " |",
+                  "|---|" + "---:|" * len(tasks)]
+        lines += [f"| {lang} | " + " | ".join(_cell(r.get(t)) for t in tasks) + " |" for lang, r in langs.items()]
+    rest = f"The rest ({n_values} values: recall@k, MRR, cross-lingual, diagnostics, cost) is in `{report}`"
+    rest += f" and on the [MLflow run]({mlflow_url})." if mlflow_url else " (and `dvc metrics show` in the project)."
+    return "\n".join([*lines, "", rest])
+
+
 def mlflow_run_url(info: dict[str, Any], ui_base: str | None = None) -> str | None:
     """The MLflow UI link of a run; None for a local store with no UI to link to.
 
@@ -458,14 +544,16 @@ def publish_results(root: str, metrics_dir: str, stage_runs: list[dict[str, Any]
 
     out: dict[str, Any] = {"metrics": None, "mlflow_run": None}
     evaluation = _read_json(metrics / "evaluate.json")
+    run = _read_json(metrics / "mlflow_run.json")
     if evaluation is not None:
         rows = flatten_metrics(evaluation)
-        create_table_artifact(table=rows, key="lira-metrics", description=f"{metrics_dir}/evaluate.json")
         out["metrics"] = {r["metric"]: r["value"] for r in rows}
+        url = mlflow_run_url(run) if isinstance(run, dict) and run.get("run_id") else None
+        create_markdown_artifact(markdown=headline_markdown(evaluation, f"{metrics_dir}/evaluate.json", len(rows), url),
+                                 key="lira-metrics", description="headline metrics (evaluate)")
     else:
         logger.warning("no %s/evaluate.json: no metrics artifact (evaluate did not run)", metrics_dir)
 
-    run = _read_json(metrics / "mlflow_run.json")
     if isinstance(run, dict) and run.get("run_id"):
         out["mlflow_run"] = run
         url = mlflow_run_url(run)
@@ -487,6 +575,7 @@ def publish_results(root: str, metrics_dir: str, stage_runs: list[dict[str, Any]
 
 # --------------------------------------------------------------------------------------- flow
 @flow(name="lira-pipeline", description="The six lira stages through `dvc repro` (DVC decides what reruns).")
+@with_parameter_help
 def lira_pipeline(
     overrides: dict[str, Any] | None = None,
     preset: Preset | None = None,
@@ -506,11 +595,15 @@ def lira_pipeline(
         if flat:
             write_overrides(params_file, flat)
             logger.info("params overrides for this run: %s", flat)
+        env: dict[str, str] = {}
+        ok = False
         try:
             env = mlflow_parent_run(str(project), params)
             for stage in selected:
                 stage_runs.append(stage_task(stage, params)(stage, str(project), env))
+            ok = True
         finally:
+            close_parent_run(str(project), params, env, ok)
             if flat and not keep_overrides:
                 params_file.write_bytes(original)
                 logger.info("params.yaml restored (keep_overrides=False)")

@@ -20,10 +20,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 try:
-    from flows.pipeline import project_root, run_params
+    from flows.pipeline import project_root, run_params, with_parameter_help
 except ImportError:  # loaded by file path (a deployment entrypoint) from another working directory
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from flows.pipeline import project_root, run_params
+    from flows.pipeline import project_root, run_params, with_parameter_help
 
 # The registry is a server in the compose/cluster setups: retry brief network failures.
 PROMOTE_RETRIES = 2
@@ -32,7 +32,7 @@ PROMOTE_RETRY_DELAYS: list[float] = [5.0, 30.0]
 
 @task(name="promote-model", cache_policy=NO_CACHE, retries=PROMOTE_RETRIES, retry_delay_seconds=PROMOTE_RETRY_DELAYS)
 def promote_model(
-    root: str, version: str | None = None, force: bool = False, overrides: dict[str, Any] | None = None
+    root: str, version: int | str | None = None, force: bool = False, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Run the registry's gate for ``version`` (newest when None); returns the decision as a dict."""
     logger = get_run_logger()
@@ -41,7 +41,8 @@ def promote_model(
     from lira.tracking.registry import promote as registry_promote
 
     # Relative stores (the default sqlite:///<root>/mlruns.db) belong to the project root.
-    kwargs: dict[str, Any] = {"version": version, "force": force}
+    # MLflow numbers versions; `--param version=7` arrives as the int 7, the UI may send "7"
+    kwargs: dict[str, Any] = {"version": None if version is None else str(version), "force": force}
     if "root" in inspect.signature(registry_promote).parameters:
         kwargs["root"] = project
     with contextlib.chdir(project):
@@ -53,6 +54,7 @@ def promote_model(
         "model": params.tracking.registered_model,
         "alias": params.tracking.champion_alias,
         "forced": force,
+        "decision": str(getattr(decision, "decision", "promoted" if decision.promoted else "refused")),
     }
     logger.info("promotion: %s", result["message"])
     verdict = "promoted" if result["promoted"] else "not promoted"
@@ -67,10 +69,32 @@ def promote_model(
     return result
 
 
+def final_state(result: dict[str, Any], what: str, data: Any = None) -> Any:
+    """The flow run's final state: Completed when the alias moved (or there was nothing to do),
+    Failed named ``Refused`` with the gate's reason when it refused. ``data`` (default: the
+    decision) is the state's result.
+
+    A refusal is not a crash - the run did its work and the result is attached - but the run did
+    not get what it was started for (a new champion), so it must not show green in the UI.
+    """
+    from prefect.states import Completed, Failed
+
+    data = result if data is None else data
+    if result["promoted"] or result.get("decision") == "none":
+        return Completed(message=result["message"], data=data)
+    return Failed(name="Refused", message=f"{what}: the gate refused version {result['version']}: {result['message']}",
+                  data=data)
+
+
 @flow(name="lira-promote", description="Move the champion alias to a model version (gate, or force).")
-def promote(version: str | None = None, force: bool = False, root: str | None = None) -> dict[str, Any]:
-    """Promote ``version`` (default: the newest registered version) if it passes the gate, or if ``force``."""
-    return promote_model(str(project_root(root)), version=version, force=force)
+@with_parameter_help
+def promote(version: int | str | None = None, force: bool = False, root: str | None = None) -> Any:
+    """Promote ``version`` (default: the newest registered version) if it passes the gate, or if ``force``.
+
+    The run ends Failed (named Refused, with the reason) when the gate refuses; the decision is
+    the state's result either way.
+    """
+    return final_state(promote_model(str(project_root(root)), version=version, force=force), "lira-promote")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,9 +35,10 @@ try:
         run_logged,
         run_params,
         stage_env,
+        with_parameter_help,
         workspace_lock,
     )
-    from flows.promote import promote_model
+    from flows.promote import final_state, promote_model
 except ImportError:  # loaded by file path (a deployment entrypoint) from another working directory
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from flows.pipeline import (
@@ -48,9 +49,10 @@ except ImportError:  # loaded by file path (a deployment entrypoint) from anothe
         run_logged,
         run_params,
         stage_env,
+        with_parameter_help,
         workspace_lock,
     )
-    from flows.promote import promote_model
+    from flows.promote import final_state, promote_model
 
 SYNC_TIMEOUT_S = 1800
 
@@ -115,6 +117,7 @@ def check_evaluation(root: str, metrics_dir: str, gate_metric: str, metrics: dic
 
 
 @flow(name="lira-retrain", description="dvc pull -> lira-pipeline -> evaluate -> promote (MLflow registry).")
+@with_parameter_help
 def retrain(
     overrides: dict[str, Any] | None = None,
     preset: Preset | None = None,
@@ -123,11 +126,13 @@ def retrain(
     push: bool = True,
     keep_overrides: bool = False,
     root: str | None = None,
-) -> dict[str, Any]:
+) -> Any:
     """Retrain with optional params ``overrides`` (dotted keys) and ``preset``; ``force`` skips the gate.
 
     ``pull``/``push`` sync DVC's cache with the remote around the run (skipped without a remote,
-    a warning when it is unreachable).
+    a warning when it is unreachable). The run ends Completed when the new version took the
+    champion alias, Failed named Refused (with the gate's reason) when the gate refused it: the
+    retrain did not produce a champion. Its result is the whole record either way.
     """
     project = project_root(root)
     flat, params = run_params(project, overrides, preset)  # a bad override fails before the pull
@@ -140,7 +145,8 @@ def retrain(
         str(project), params.shared.paths.metrics, params.tracking.gate_metric, summary.get("metrics")
     )
     decision = promote_model(str(project), version=None, force=force, overrides=flat or None)
-    return {"pull": pulled, "pipeline": summary, "push": pushed, "evaluation": evaluation, "promotion": decision}
+    record = {"pull": pulled, "pipeline": summary, "push": pushed, "evaluation": evaluation, "promotion": decision}
+    return final_state(decision, "lira-retrain", data=record)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,15 +109,19 @@ def run(
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-    dvc = Path(bindir) / "dvc"
-    # --pull: a fresh clone fetches data/raw (and any cached outputs) from the default remote.
-    cmd = [str(dvc) if dvc.exists() else "dvc", "repro", "--pull"]
+    dvc = str(Path(bindir) / "dvc") if (Path(bindir) / "dvc").exists() else "dvc"
+    # A fresh clone fetches the raw data (data.dvc) from the default remote first. Only that: the
+    # pipeline's outputs are usually not on the remote, and `dvc repro --pull` warned "cache files
+    # do not exist" for each of them before rebuilding them anyway.
+    pull = [dvc, "pull", "data.dvc"]
+    cmd = [dvc, "repro"]
     if force:
         cmd.append("--force")
     if stage_name:
         cmd.append(stage_name)
-    # The locks come before tracking: a run that is refused must not leave an empty MLflow parent
-    # run nor repoint the recorded one (.cache/lira/mlflow_parent.json).
+    # The locks come before tracking: a run that is refused must not touch the MLflow store nor
+    # repoint the recorded parent run (.cache/lira/mlflow_parent.json).
+    token = None
     try:
         with hold_lock(root / RUN_LOCK, "another `lira run` or Prefect flow run"):
             # A no-change rerun asks DVC in this process (a second interpreter for `dvc repro` costs
@@ -128,18 +132,27 @@ def run(
                 _print_summary(params)
                 return
             with _dvc_lock(root):
-                # Held while the parent run is made, so a `dvc repro` cannot start in between.
                 if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:
-                    from lira.tracking.runs import PARENT_ENV, start_pipeline
+                    from lira.tracking.runs import PIPELINE_ENV, pipeline_token
 
-                    # One MLflow parent run for this reproduction; each stage that reruns nests under it.
-                    env[PARENT_ENV] = start_pipeline(params, root)
-            typer.echo("$ dvc " + " ".join(cmd[1:]))
-            rc = subprocess.call(cmd, env=env)
+                    # The stages that rerun share one MLflow parent run, made by the first of them:
+                    # when nothing reruns, no run is made.
+                    token = env[PIPELINE_ENV] = pipeline_token()
+            rc = 0
+            if (root / "data.dvc").exists():
+                typer.echo("$ dvc " + " ".join(pull[1:]))
+                rc = subprocess.call(pull, env=env)
+            if rc == 0:
+                typer.echo("$ dvc " + " ".join(cmd[1:]))
+                rc = subprocess.call(cmd, env=env)
+            if token is not None:
+                from lira.tracking.runs import finish_pipeline
+
+                finish_pipeline(params, root, token, ok=rc == 0)
     except LockHeld as e:
         _fail(str(e))
     if rc != 0:
-        _fail(f"dvc repro failed (exit {rc})", rc)
+        _fail(f"dvc failed (exit {rc})", rc)
     _print_summary(params)
 
 
@@ -172,6 +185,22 @@ def config_validate(params_file: Path = ParamsOpt, set_: Optional[list[str]] = S
     """Validate params.yaml; exit 2 with the problems if it is not valid."""
     _params(params_file, set_)
     typer.echo(f"{params_file}: ok")
+
+
+@config_app.command("explain")
+def config_explain(
+    key: str = typer.Argument(..., help="a dotted key, e.g. train_arca.lr, translate.agents.0.noise, or a section"),
+    params_file: Path = ParamsOpt,
+) -> None:
+    """Print a parameter's help text, type, default, allowed range and its value in params.yaml."""
+    from lira.config_help import current_value, explain
+
+    try:
+        info = explain(key)
+    except ConfigError as e:
+        _fail(str(e), 2)
+    show = params_file.is_file()
+    typer.echo(info.text(current_value(_params(params_file), info.key) if show else None, show_current=show))
 
 
 @sample_app.command("sync")

@@ -34,16 +34,16 @@ class ConfigError(ValueError):
 
 # --------------------------------------------------------------------------------------- shared
 class PathsParams(_Section):
-    raw: str = "data/raw"
-    prepared: str = "data/prepared"
-    translations: str = "data/translations"
-    critic: str = "data/critic"
-    arca: str = "models/arca"
-    lasr: str = "models/lasr"
-    distill: str = "models/distill"
-    metrics: str = "metrics"
-    plots: str = "plots"
-    cache: str = ".cache/lira"
+    raw: str = Field("data/raw", description="the DVC-tracked raw data (data.dvc): the sources' paths live under it")
+    prepared: str = Field("data/prepared", description="build_dataset's output: the prepared tables (texts, items, qrels, pairs) with their splits")
+    translations: str = Field("data/translations", description="translate's output: every agent's candidate translations")
+    critic: str = Field("data/critic", description="critic_score's output: the scored candidates and the quarantine")
+    arca: str = Field("models/arca", description="train_arca's output: adaptors, Actor and the selected translations")
+    lasr: str = Field("models/lasr", description="train_lasr's output: one lira model folder per variant (full + ablations)")
+    distill: str = Field("models/distill", description="evaluate's MSE-distillation student (a baseline)")
+    metrics: str = Field("metrics", description="the stages' reports (JSON) and the headline DVC metrics")
+    plots: str = Field("plots", description="the stages' plots (CSV for dvc plots, PNG)")
+    cache: str = Field(".cache/lira", description='encoder feature caches and the MLflow parent-run record (not tracked)')
 
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -55,15 +55,15 @@ PRESETS: dict[str, dict[str, str]] = {
 
 
 class SharedParams(_Section):
-    languages: list[str] = Field(default_factory=lambda: ["vi", "th", "id", "ms", "ur", "bn", "fil"], min_length=1)
-    anchor_language: str = "en"
-    seed: int = Field(13, ge=0)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = Field(2, ge=1, le=512)
-    preset: Literal["base", "large", "max"] | None = None
-    encoders: EncodersConfig = EncodersConfig()
+    languages: list[str] = Field(default_factory=lambda: ["vi", "th", "id", "ms", "ur", "bn", "fil"], min_length=1, description='the low-resource languages to train and evaluate (codes from lira/languages.py)')
+    anchor_language: str = Field("en", description='the anchor language: the English semantic space the LRL path is aligned to')
+    seed: int = Field(13, ge=0, description='the one seed of every random draw (splits, init, sampling, bootstrap)')
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description='cpu | cuda | auto (cuda if available)')
+    threads: int = Field(2, ge=1, le=512, description='torch CPU threads per process')
+    preset: Literal["base", "large", "max"] | None = Field(None, description="null, or base | large | max: the paper's real backbones (multilingual-e5-base/large, bge-m3 with their English twins); overrides shared.encoders.*.spec and needs the weights locally or a hub")
+    encoders: EncodersConfig = Field(EncodersConfig(), description='the two frozen encoders: lrl reads the low-resource text, en the chosen English translation')
     s_feat: int = Field(1, ge=1, le=64, description="temporal-pooling slots S_feat (1 = mean pooling: LiRA then starts at the frozen encoder's own embedding)")
-    paths: PathsParams = PathsParams()
+    paths: PathsParams = Field(PathsParams(), description='where each stage reads and writes, relative to the project root')
 
     @field_validator("languages")
     @classmethod
@@ -93,10 +93,10 @@ class SharedParams(_Section):
 class SourceParams(_Section):
     """One raw source. ``kind`` picks the reader; ``language`` is required where the format has none."""
 
-    kind: Literal["sample", "beir", "parallel_tsv", "sts", "mc_jsonl"]
-    path: str
-    language: str | None = None
-    name: str | None = None
+    kind: Literal["sample", "beir", "parallel_tsv", "sts", "mc_jsonl"] = Field(description='the reader: sample (the shipped sample folder), beir, parallel_tsv, sts, mc_jsonl')
+    path: str = Field(description="the source's file or folder, relative to the project root")
+    language: str | None = Field(None, description="the source's language code (required where the format does not carry one: beir, sts, mc_jsonl, parallel_tsv)")
+    name: str | None = Field(None, description='a name for the source in reports (default: derived from the path)')
 
     @field_validator("language")
     @classmethod
@@ -113,9 +113,9 @@ class SourceParams(_Section):
 
 
 class SplitParams(_Section):
-    train: float = Field(0.6, gt=0, lt=1)
-    dev: float = Field(0.2, gt=0, lt=1)
-    test: float = Field(0.2, gt=0, lt=1)
+    train: float = Field(0.6, gt=0, lt=1, description="share of each language's data in the train split")
+    dev: float = Field(0.2, gt=0, lt=1, description='share in the dev split (early stopping, model choice)')
+    test: float = Field(0.2, gt=0, lt=1, description='share in the test split (evaluate only); train + dev + test = 1')
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitParams:
@@ -127,12 +127,10 @@ class SplitParams(_Section):
 
 class BuildDatasetParams(_Section):
     sources: list[SourceParams] = Field(
-        default_factory=lambda: [SourceParams(kind="sample", path="data/raw/sample")], min_length=1
-    )
-    split: SplitParams = SplitParams()
-    on_bad_row: Literal["error", "reject"] = "error"
-    # Cap per language and task (a small slice for smoke tests); None keeps everything.
-    max_per_language: int | None = Field(None, ge=4)
+        default_factory=lambda: [SourceParams(kind="sample", path="data/raw/sample")], min_length=1, description='the raw sources, e.g. {kind: beir, path: data/raw/my-beir-folder, language: th} or {kind: parallel_tsv, path: data/raw/tatoeba-th.tsv, language: th}')
+    split: SplitParams = Field(SplitParams(), description='the train/dev/test shares, drawn per language with shared.seed')
+    on_bad_row: Literal["error", "reject"] = Field("error", description='error: stop at the first bad row (file, row, field named) | reject: write it to <prepared>/rejects.parquet with the reason and go on')
+    max_per_language: int | None = Field(None, ge=4, description='cap per language and task (a small slice for smoke tests); null keeps everything')
 
 
 # ------------------------------------------------------------------------------------- translate
@@ -156,22 +154,21 @@ class _ServerClient(_Section):
 class AgentParams(_ServerClient):
     """One translator agent of the pass@k budget."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    backend: Literal["simulated", "transformers", "openai", "vllm"]
-    model: str = "simulated"
-    # simulated: the probability that a candidate is distorted, and which distortions it may use.
-    noise: float = Field(0.3, ge=0, le=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the agent's unique name (letters, digits, _ . -), used in reports and caches")
+    backend: Literal["simulated", "transformers", "openai", "vllm"] = Field(description='simulated (offline, distorts the reference) | transformers (in-process) | openai (an OpenAI-compatible server) | vllm')
+    model: str = Field("simulated", description='the model id or local path the backend loads or asks for')
+    noise: float = Field(0.3, ge=0, le=1, description='simulated backend: the probability that a candidate is distorted')
     distortions: list[
         Literal["drop", "swap", "copy", "truncate", "preamble", "wrong_language", "closing"]
-    ] = Field(default_factory=lambda: ["drop", "swap", "copy", "truncate", "preamble", "wrong_language"])
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_new_tokens: int = Field(256, ge=1, le=8192)
-    batch_size: int = Field(16, ge=1, le=4096)
-    base_url: str | None = None
-    api_key_env: str | None = None
-    concurrency: int = Field(4, ge=1, le=256)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=20)
+    ] = Field(default_factory=lambda: ["drop", "swap", "copy", "truncate", "preamble", "wrong_language"], description='simulated backend: the distortions a distorted candidate may get')
+    temperature: float = Field(0.0, ge=0, le=2, description='sampling temperature (0 = greedy)')
+    max_new_tokens: int = Field(256, ge=1, le=8192, description='the longest translation generated, in tokens')
+    batch_size: int = Field(16, ge=1, le=4096, description='texts per generation batch (transformers/vllm)')
+    base_url: str | None = Field(None, description="the server's URL for openai/vllm (default: $OPENAI_BASE_URL); a key is sent only over https or to localhost")
+    api_key_env: str | None = Field(None, description='the NAME of the environment variable holding the API key (never the key itself)')
+    concurrency: int = Field(4, ge=1, le=256, description='requests in flight at once (openai backend)')
+    timeout_s: float = Field(60.0, gt=0, description='seconds before a request is abandoned (then retried)')
+    max_retries: int = Field(3, ge=0, le=20, description='retries per failed request, with backoff')
 
 
 def _default_agents() -> list[AgentParams]:
@@ -183,11 +180,9 @@ def _default_agents() -> list[AgentParams]:
 
 
 class TranslateParams(_Section):
-    agents: list[AgentParams] = Field(default_factory=_default_agents, min_length=1)
-    prompt_version: str = "v1"
-    # An agent whose requests fail (after retries) on more than this share of its rows fails the
-    # stage; failures are never cached, so a rerun retries only them.
-    max_failed_share: float = Field(0.5, ge=0, le=1)
+    agents: list[AgentParams] = Field(default_factory=_default_agents, min_length=1, description='the pass@k budget: K agents, each its own backend/model/settings, e.g. {name: qwen-7b, backend: openai, model: Qwen/Qwen2.5-7B-Instruct, base_url: http://127.0.0.1:8000/v1, api_key_env: OPENAI_API_KEY}')
+    prompt_version: str = Field("v1", description="the translation prompt's version (part of the cache key: a new prompt re-asks)")
+    max_failed_share: float = Field(0.5, ge=0, le=1, description='an agent whose requests fail (after retries) on more than this share of its rows fails the stage; failures are never cached, so a rerun retries only them')
 
     @field_validator("agents")
     @classmethod
@@ -201,13 +196,13 @@ class TranslateParams(_Section):
 
 # ---------------------------------------------------------------------------------- critic_score
 class LLMCriticParams(_ServerClient):
-    backend: Literal["openai", "transformers", "vllm"]
-    model: str
-    base_url: str | None = None
-    api_key_env: str | None = None
-    max_retries: int = Field(2, ge=0, le=20)
-    timeout_s: float = Field(60.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=256)
+    backend: Literal["openai", "transformers", "vllm"] = Field(description='openai (an OpenAI-compatible server) | transformers | vllm')
+    model: str = Field(description="the judge model's id or local path")
+    base_url: str | None = Field(None, description="the server's URL (openai/vllm; default $OPENAI_BASE_URL)")
+    api_key_env: str | None = Field(None, description='the NAME of the environment variable holding the API key')
+    max_retries: int = Field(2, ge=0, le=20, description='retries per failed request')
+    timeout_s: float = Field(60.0, gt=0, description='seconds before a request is abandoned')
+    concurrency: int = Field(4, ge=1, le=256, description='requests in flight at once')
 
 
 class ChecksParams(_Section):
@@ -221,10 +216,7 @@ class ChecksParams(_Section):
             r"(?i)\bas an ai\b",
             r"(?i)i hope this helps",
             r"(?i)let me know if",
-        ]
-    )
-    # Instruction-like text aimed at the judge ("ignore all previous instructions", "rate this
-    # 10/10", a planted verdict, our own block tags): flagged `injection` and quarantined.
+        ], description="regexes of chatty meta text ('Sure, here is the translation'): such a candidate is flagged")
     injection_patterns: list[str] = Field(
         default_factory=lambda: [
             r"(?i)\b(ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(previous|prior|above|earlier|preceding|all|any|your)\b[^.!?\n]{0,30}\b(instructions?|prompts?|rules?|rubric|directions?|guidelines?)\b",
@@ -235,12 +227,11 @@ class ChecksParams(_Section):
             r"(?i)\b(system|developer)\s+(prompt|message)\s*:",
             r"(?i)\bnew\s+instructions?\s*:",
             r"(?i)\byou\s+(must|should|will)\s+(now\s+)?(output|answer|respond|reply|rate|score|print)\b",
-        ]
-    )
-    min_length_ratio: float = Field(0.3, gt=0)
-    max_length_ratio: float = Field(3.0, gt=0)
-    min_english_prob: float = Field(0.5, ge=0, le=1)
-    max_fail_share: float = Field(0.5, ge=0, le=1)
+        ], description="regexes of instruction-like text aimed at the judge ('ignore all previous instructions', 'rate this 10/10', a planted verdict, our own block tags): flagged `injection` and quarantined")
+    min_length_ratio: float = Field(0.3, gt=0, description='a candidate shorter than this times the source (in characters) is flagged')
+    max_length_ratio: float = Field(3.0, gt=0, description='a candidate longer than this times the source is flagged')
+    min_english_prob: float = Field(0.5, ge=0, le=1, description='a candidate whose language-id probability of English is below this is flagged')
+    max_fail_share: float = Field(0.5, ge=0, le=1, description='above this share of flagged candidates the stage fails (a broken agent, not noise)')
 
     @field_validator("meta_patterns", "injection_patterns")
     @classmethod
@@ -262,52 +253,48 @@ class ChecksParams(_Section):
 
 
 class CriticParams(_Section):
-    llm: LLMCriticParams | None = None
-    reference_critic: bool = True
-    embedding_critic: bool = True
-    checks: ChecksParams = ChecksParams()
-    # Candidates a critic was asked about but could not score (LLM critic down, unparsable answers)
-    # are quarantined as "unscored"; above this share of them the stage fails.
-    max_unscored_share: float = Field(0.1, ge=0, le=1)
+    llm: LLMCriticParams | None = Field(None, description='the LLM critic (semantic/emotion/pragmatics scores), e.g. {backend: openai, model: Qwen/Qwen2.5-32B-Instruct, base_url: http://127.0.0.1:8000/v1}; null: none')
+    reference_critic: bool = Field(True, description='score candidates by chrF against the reference translation + emotion/tone proxies (the offline default)')
+    embedding_critic: bool = Field(True, description='score candidates by embedding similarity to the source')
+    checks: ChecksParams = Field(ChecksParams(), description='the great-expectations checks every candidate passes before it is scored')
+    max_unscored_share: float = Field(0.1, ge=0, le=1, description='candidates a critic was asked about but could not score (critic down, unparsable answers) are quarantined as unscored; above this share the stage fails')
 
 
 # -------------------------------------------------------------------------------------- evaluate
 class EvaluateParams(_Section):
-    retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1)
-    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1, description='the k of recall@k (nDCG@10 and MRR@10 are always reported)')
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description='paired-bootstrap resamples for every CI and for the promotion gate')
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="the CIs' confidence level")
     baselines: list[Literal["frozen", "translate_test", "mse_distill"]] = Field(
-        default_factory=lambda: ["frozen", "translate_test", "mse_distill"]
-    )
-    distill_epochs: int = Field(20, ge=1)
-    distill_lr: float = Field(1e-3, gt=0)
-    lipschitz_deltas: list[float] = Field(default_factory=lambda: [3.0, 4.0, 5.0], min_length=1)
-    external: list[SourceParams] = Field(default_factory=list)
+        default_factory=lambda: ["frozen", "translate_test", "mse_distill"], description='the baselines beside LiRA: frozen (the frozen encoder), translate_test (embed the English translation), mse_distill (an MSE-distilled student)')
+    distill_epochs: int = Field(20, ge=1, description="epochs of the mse_distill baseline's student")
+    distill_lr: float = Field(1e-3, gt=0, description='learning rate of the mse_distill student')
+    lipschitz_deltas: list[float] = Field(default_factory=lambda: [3.0, 4.0, 5.0], min_length=1, description="the deltas over which the bound's empirical Lipschitz constant L_emp is taken (P95)")
+    external: list[SourceParams] = Field(default_factory=list, description='external benchmarks evaluated beside the test split (same source format as build_dataset.sources)')
 
 
 # -------------------------------------------------------------------------------------- tracking
 class TrackingParams(_Section):
-    enabled: bool = True
-    # None: $MLFLOW_TRACKING_URI if set, else a local sqlite store (embedded, no server).
-    tracking_uri: str | None = None
-    experiment: str = "lira"
-    registered_model: str = "lira"
-    gate_metric: str = "retrieval.ndcg@10"
-    champion_alias: str = "champion"
+    enabled: bool = Field(True, description='log every stage to MLflow and register the trained model (false: no MLflow at all)')
+    tracking_uri: str | None = Field(None, description='null: $MLFLOW_TRACKING_URI if set, else sqlite:///<root>/mlruns.db (embedded, no server)')
+    experiment: str = Field("lira", description='the MLflow experiment the runs go to')
+    registered_model: str = Field("lira", description='the registered model each evaluate run adds a version to')
+    gate_metric: str = Field("retrieval.ndcg@10", description='the metric the promotion gate compares (paired bootstrap vs the champion and the frozen baseline)')
+    champion_alias: str = Field("champion", description='the alias the gate moves to a better version (what models:/<name>@<alias> serves)')
 
 
 STAGES = ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")
 
 
 class Params(_Section):
-    shared: SharedParams = SharedParams()
-    build_dataset: BuildDatasetParams = BuildDatasetParams()
-    translate: TranslateParams = TranslateParams()
-    critic_score: CriticParams = CriticParams()
-    train_arca: ArcaConfig = ArcaConfig()
-    train_lasr: LasrConfig = LasrConfig()
-    evaluate: EvaluateParams = EvaluateParams()
-    tracking: TrackingParams = TrackingParams()
+    shared: SharedParams = Field(SharedParams(), description='what every stage reads: languages, seed, device, encoders, paths')
+    build_dataset: BuildDatasetParams = Field(BuildDatasetParams(), description='stage 1: read the raw sources, validate, split')
+    translate: TranslateParams = Field(TranslateParams(), description='stage 2: K translator agents (the pass@k budget)')
+    critic_score: CriticParams = Field(CriticParams(), description='stage 3: checks and critics score every candidate')
+    train_arca: ArcaConfig = Field(ArcaConfig(), description='stage 4: Arca (Actor + shared adaptor anchored to English)')
+    train_lasr: LasrConfig = Field(LasrConfig(), description='stage 5: LaSR and its ablations')
+    evaluate: EvaluateParams = Field(EvaluateParams(), description='stage 6: LiRA vs baselines and ablations on the test split')
+    tracking: TrackingParams = Field(TrackingParams(), description='MLflow tracking, registry and the promotion gate')
 
     def encoder(self, path: Literal["lrl", "en"]) -> EncoderConfig:
         """The encoder of one path, with the preset (if any) applied."""

@@ -41,10 +41,10 @@ class ArcaConfig(ConfigSection):
     eta: float = Field(1.0, ge=0, description="weight of L_anchor in L = L_RL + eta*L_anchor")
     # Not in the paper: a variance hinge that stops the shared adaptor from collapsing every input
     # to one point (which would zero the anchoring loss); 0 turns the guard off.
-    lambda_var: float = Field(1.0, ge=0, description="weight of the variance guard L_var (0 = off)")
+    lambda_var: float = Field(1.0, ge=0, description="weight of the variance guard L_var, a collapse guard on unit-norm E (not in the paper; 0 = off)")
     var_target: float = Field(0.4, gt=0, le=1, description="target per-dim std of unit-norm E, x 1/sqrt(d)")
     # In-batch InfoNCE between the two paths (not in the paper; 0 = off): see lira/train/arca.py.
-    lambda_nce: float = Field(0.5, ge=0, description="weight of the in-batch InfoNCE L_nce (0 = off)")
+    lambda_nce: float = Field(0.5, ge=0, description="weight of the in-batch InfoNCE L_nce between the two paths (not in the paper; 0 = off)")
     nce_temperature: float = Field(0.05, gt=0, description="InfoNCE temperature")
     lr: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the adaptor and the Actor")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")

@@ -49,7 +49,7 @@ class EncoderConfig(ConfigSection):
     query_prefix: str = Field("query: ", description="prepended to queries and other non-catalogue texts")
     passage_prefix: str = Field("passage: ", description="prepended to catalogue items")
     trust_remote_code: bool = Field(False, description="let transformers run the model repository's code")
-    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters tuned in train_arca")
+    lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters tuned in train_arca (LRL encoder only: costs a live encoder pass per step; must stay off on en, the anchor)")
     # fp32 by default: `auto` measures speed on the machine it runs on, so on a loaded machine it may
     # pick another engine than on an idle one, and a pipeline's features would then depend on load.
     precision: Literal["fp32", "bf16", "int8", "auto"] = Field(

@@ -50,7 +50,7 @@ class LasrConfig(ConfigSection):
         description="variants trained beside LiRA, each with one switch flipped")
     # LiRA and its ablations are independent runs: train this many at once, in separate processes,
     # each with shared.threads // workers torch threads (LaSR's small matrices barely use 2 threads).
-    workers: int = Field(2, ge=1, le=64, description="variants trained at once (separate processes)")
+    workers: int = Field(2, ge=1, le=64, description="variants trained at once (separate processes, shared.threads split between them)")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> LasrConfig:

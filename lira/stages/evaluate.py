@@ -3,7 +3,8 @@
 Per language and averaged: retrieval nDCG@10 / recall@k / MRR@10 (ranx), STS Pearson and
 Spearman (scipy), multiple-choice accuracy; the paper's bound made measurable (eps1, an eps2
 proxy, L_emp at P95 over delta in [3, 5], the bound beside the observed deviation); cost per
-stage; cross-lingual retrieval (LRL query -> the items' English references). Writes ``<paths.metrics>/evaluate.json`` and ``gate.json``, ``<paths.plots>/per_language.{csv,png}``,
+stage; cross-lingual retrieval (LRL query -> the items' English references). Writes ``<paths.metrics>/evaluate.json``, ``gate.json`` and the headline folder ``headline/`` (what
+``dvc metrics show`` prints), ``<paths.plots>/per_language.{csv,png}`` and ``systems.csv``,
 the MSE-distillation student under ``<paths.distill>``, and (tracking on) registers the model and
 runs the promotion gate. The systems are built in :mod:`lira.eval.suite`.
 """
@@ -19,6 +20,7 @@ from lira.config import Params
 from lira.eval.bootstrap import paired_bootstrap
 from lira.eval.bound import lipschitz_diagnostics
 from lira.eval.external import evaluate_external, external_by_name
+from lira.eval.headline import headline
 from lira.eval.plots import write_plots
 from lira.eval.scoring import compare, crosslingual_summary, summarise
 from lira.eval.suite import (
@@ -29,13 +31,21 @@ from lira.eval.suite import (
     gate_record_for,
     trained_systems,
 )
-from lira.io import write_json
+from lira.io import publish_dir, write_json
 from lira.train.arca_run import load_inputs
 
-METRICS = ["evaluate.json", "gate.json"]
-PLOTS = ["per_language.csv", "per_language.png"]
+METRICS = ["evaluate.json", "gate.json", "headline"]
+PLOTS = ["per_language.csv", "systems.csv", "per_language.png"]
 # evaluate logs its own MLflow run: the model is logged and registered under it.
 LOGS_ITSELF = True
+
+
+def write_headline(folder: Path, summary: dict) -> None:
+    """The headline files (:func:`lira.eval.headline.headline`), published as one folder: a system
+    that is gone from the summary leaves no stale file behind."""
+    with publish_dir(folder) as out:
+        for rel, row in headline(summary).items():
+            write_json(out / rel, row)
 
 
 def run(params: Params, root: Path) -> dict:
@@ -74,6 +84,7 @@ def run(params: Params, root: Path) -> dict:
                "n_test": {"queries": len(lira["retrieval"]["qids"]), "sts_pairs": len(lira["sts"]["pred"]),
                           "mc_items": len(lira["mc"]["correct"])}}
     write_json(metrics_dir / "evaluate.json", summary)
+    write_headline(metrics_dir / "headline", summary)
     write_plots(root / params.shared.paths.plots, systems, langs)
     gate = gate_record_for(results, trained.ld, inputs.texts["text"].tolist())
     write_json(metrics_dir / "gate.json", gate)

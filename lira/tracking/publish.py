@@ -13,9 +13,10 @@ def track_and_register(params: Params, root: Path, summary: dict, gate: dict, ar
     from lira.encoders import release_encoders
     from lira.tracking.model import log_lira_model
     from lira.tracking.registry import promote
-    from lira.tracking.runs import client, experiment_id, log_stage, tracking_uri
+    from lira.tracking.runs import client, experiment_id, log_headline, log_stage, tracking_uri
 
     run_id = log_stage(params, root, "evaluate", summary, artifacts=artifacts)
+    log_headline(params, root, summary)  # the numbers the parent run's row shows
     # Every feature is computed by now, and logging loads the model (with its encoder) once more
     # to check its input example: do not hold a second copy of the encoder across that.
     release_encoders()

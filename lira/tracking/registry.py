@@ -15,8 +15,11 @@ f from c's own record; the champion h when there is one, only if its record has 
 (``lira.eval.bootstrap.paired_bootstrap``: the same resampled queries for both systems). The
 alias moves only if diff > 0 AND CI.low > 0 against every reference. ``force`` moves it regardless
 (an operator override, recorded as such). Every decision - promoted, refused or forced, the reason,
-the numbers - is written as tags on the candidate version (``gate.*``) and returned
-(:meth:`Decision.as_dict`, which the evaluate stage writes to ``metrics/registry.json``).
+the numbers - is written as tags on the candidate version (``gate.*``: the latest decision) and
+returned (:meth:`Decision.as_dict`, which the evaluate stage writes to ``metrics/registry.json``).
+The version also keeps every decision ever taken on it: ``gate.history.<NNN>`` (a JSON record:
+when, decision, against which version, metric, diff and CI, the message), numbered from 001,
+and ``gate.history.count``; a later decision adds a record and never rewrites an earlier one.
 
 The gate is only as strong as the registry's access control: MLflow lets any client that can write
 to the registry set an alias directly (``set_registered_model_alias``) or rewrite tags, bypassing
@@ -183,6 +186,37 @@ def _champion(client, name: str, alias: str) -> str | None:
         return None
 
 
+HISTORY_PREFIX = "gate.history."
+HISTORY_COUNT = "gate.history.count"
+
+
+def _append_history(client, name: str, version: str, record: dict) -> int:
+    """Add ``record`` as the next ``gate.history.<NNN>`` tag of the version; returns its number."""
+    import datetime
+
+    tags = client.get_model_version(name, version).tags or {}
+    taken = [int(k[len(HISTORY_PREFIX):]) for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX):].isdigit()]
+    n = max(taken, default=0) + 1
+    at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    entry = {"n": n, "at": at, **record}
+    text = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    if len(text) > MAX_TAG:  # the message is the only long field: cut it, keep the numbers
+        entry["message"] = entry["message"][: max(0, len(entry["message"]) - (len(text) - MAX_TAG) - 3)] + "..."
+        text = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+    client.set_model_version_tag(name, version, f"{HISTORY_PREFIX}{n:03d}", text)
+    client.set_model_version_tag(name, version, HISTORY_COUNT, str(n))
+    return n
+
+
+def gate_history(params: Params, root: str | Path, version: str) -> list[dict]:
+    """Every gate decision taken on ``version``, oldest first."""
+    c = runs.client(params, root)
+    tags = c.get_model_version(params.tracking.registered_model, str(version)).tags or {}
+    keys = sorted((k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX):].isdigit()),
+                  key=lambda k: int(k[len(HISTORY_PREFIX):]))
+    return [json.loads(tags[k]) for k in keys]
+
+
 def promote(
     params: Params, root: str | Path = ".", version: str | None = None, force: bool = False
 ) -> Decision:
@@ -247,5 +281,9 @@ def promote(
         tags[f"gate.{key}.passed"] = str(x.passed).lower()
     for k, v in tags.items():
         c.set_model_version_tag(name, cand_v, k, v)
+    _append_history(c, name, cand_v, {
+        "decision": decision, "against": champ_v or "frozen", "metric": t.gate_metric,
+        "diff": main.diff if main else None, "ci_low": main.ci_low if main else None,
+        "ci_high": main.ci_high if main else None, "champion_before": champ_v, "message": message})
     return Decision(passed or force, message, cand_v, main.diff if main else None,
                     (main.ci_low, main.ci_high) if main else None, decision, champ_v, tuple(comparisons))

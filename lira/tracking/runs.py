@@ -2,16 +2,27 @@
 
 Layout in the tracking store::
 
-    experiment <tracking.experiment>
-      run "pipeline"          parent: every resolved param, git commit, params hash, data version
-        run "build_dataset"   child (tag mlflow.parentRunId): its params section + shared,
-        run "translate"       the stage summary's numeric leaves as metrics, the stage's files
-        ...
+    experiment <tracking.experiment>     tag mlflow.experimentKind = custom_model_development
+      run "pipeline <commit> <params>"   parent: every resolved param, git commit, params hash, data
+        run "build_dataset"             version; from the first stage's start to the last stage's end;
+        run "translate"                 the headline metrics (lira.eval.headline) once evaluate ran
+        run "train_arca"      child (tag mlflow.parentRunId): its params section + shared, the
+        ...                   summary's numeric leaves, the training curve per epoch (step), the
+                              prepared tables as MLflow datasets (with their sha256), its files
 
-The parent is found, in order: ``$LIRA_MLFLOW_PARENT_RUN_ID`` (set by ``lira run`` and the Prefect
-flow); ``<root>/<paths.cache>/mlflow_parent.json`` if it was made for the same git commit, params
-hash and tracking URI and the run still exists (so the stages of one ``dvc repro`` - separate
-processes - share a parent); else a new parent, recorded in that file.
+The parent is made lazily, by the first stage that logs: a ``lira run`` in which DVC reruns
+nothing creates no run at all. ``lira run`` and the Prefect flow hand their stages a pipeline
+token (``$LIRA_MLFLOW_PIPELINE``: an id and the start time), and the first stage creates the
+parent for that token (its start time the pipeline's) and records it in
+``<root>/<paths.cache>/mlflow_parent.json``, where the next stages (separate processes) find it.
+
+The parent is found, in order: ``$LIRA_MLFLOW_PARENT_RUN_ID`` (an explicit run id);
+``$LIRA_MLFLOW_PIPELINE`` (the recorded parent of that token, else a new one); the recorded parent
+if it was made for the same git commit, params hash and tracking URI and still exists (so the
+stages of one plain ``dvc repro`` share a parent); else a new parent, recorded in that file.
+
+A local sqlite store keeps absolute artifact paths, so a moved or copied checkout would write into
+the old location: :func:`client` refuses such a store with a message saying what to do.
 
 Only :class:`mlflow.MlflowClient` is used, never the fluent ``mlflow.start_run`` stack: stages may
 run in threads (Prefect) and a process-global "active run" would mix them up.
@@ -27,6 +38,7 @@ import os
 import re
 import subprocess
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +50,16 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 PARENT_ENV = "LIRA_MLFLOW_PARENT_RUN_ID"
+PIPELINE_ENV = "LIRA_MLFLOW_PIPELINE"
 PARENT_FILE = "mlflow_parent.json"
+# MLflow 3 opens an experiment on its GenAI view unless it is tagged as model development.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+TAG_PIPELINE = "lira.pipeline_token"
+# The training curves of these stages: <paths.plots>/<file>, one row per epoch (-1: before training).
+CURVES = {"train_arca": "arca_curve.csv", "train_lasr": "lasr_curve.csv"}
+# Stages whose run logs the prepared tables as MLflow datasets, and in which role.
+DATASET_CONTEXT = {"train_arca": "training", "train_lasr": "training", "evaluate": "evaluation"}
 
 # MLflow's limits (mlflow.utils.validation): at most 100 params per log_batch, 1000 metrics,
 # param values of at most 6000 characters, keys of at most 250.
@@ -77,12 +98,42 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
+class StoreMoved(RuntimeError):
+    """A local store whose experiment keeps its artifacts somewhere other than beside the store."""
+
+
 def client(params: Params, root: str | Path = ".") -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
 
     uri = tracking_uri(params, root)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    check_store_location(c, uri, params.tracking.experiment)
+    return c
+
+
+def check_store_location(c: MlflowClient, uri: str, experiment: str) -> None:
+    """Refuse a sqlite store that was moved or copied away from its artifacts.
+
+    MLflow records absolute artifact paths (the experiment's location, every model version's
+    source), so a store copied to another folder reads and writes the ORIGINAL folder's
+    ``mlartifacts`` - or fails there much later. lira creates experiments with their artifacts
+    beside the store; anything else is refused here, before a run is written.
+    """
+    want = artifact_location(uri)
+    if want is None:
+        return
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None or not exp.artifact_location.startswith("file:") or exp.artifact_location == want:
+        return
+    db = uri[len("sqlite:///"):]
+    raise StoreMoved(
+        f"MLflow store {db}: experiment {experiment!r} keeps its artifacts at {exp.artifact_location}, not beside "
+        f"the store ({want}): the store was moved or copied from another folder, and MLflow would keep writing "
+        "into the old one. Move the checkout back, or start a fresh store here (move mlruns.db and mlartifacts/ "
+        "aside; the next run registers v1 again), or point tracking.tracking_uri / $MLFLOW_TRACKING_URI at a "
+        "tracking server (infra/README.md)."
+    )
 
 
 @contextmanager
@@ -123,9 +174,12 @@ def experiment_id(params: Params, root: str | Path = ".", mlflow_client: MlflowC
     name = params.tracking.experiment
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if TAG_EXPERIMENT_KIND not in exp.tags:  # a store made before lira set it
+            c.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
     try:
-        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri(params, root)))
+        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri(params, root)),
+                                   tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
     except MlflowException:
         # another stage process created it between our get and create
         exp = c.get_experiment_by_name(name)
@@ -290,16 +344,40 @@ def _run_alive(c: MlflowClient, run_id: str) -> bool:
         return False
 
 
-def start_pipeline(params: Params, root: str | Path = ".") -> str:
-    """Create a fresh parent run (all resolved params + provenance tags), record it, return its id."""
+def pipeline_token() -> str:
+    """A new value for ``$LIRA_MLFLOW_PIPELINE``: an id and the start time (ms) of this pipeline."""
+    import uuid
+
+    return f"{uuid.uuid4().hex}:{int(time.time() * 1000)}"
+
+
+def _parse_token(token: str) -> tuple[str, int | None]:
+    ident, _, start = token.partition(":")
+    return ident, int(start) if start.isdigit() else None
+
+
+def run_name(tags: Mapping[str, str]) -> str:
+    """``pipeline <commit> <params hash>``: which code and which params, readable in the runs list."""
+    commit = tags.get(TAG_COMMIT, "unknown")
+    return f"pipeline {commit[:8]} params {tags.get(TAG_PARAMS_HASH, '?')[:8]}"
+
+
+def start_pipeline(params: Params, root: str | Path = ".", token: str | None = None) -> str:
+    """Create a parent run (all resolved params + provenance tags), record it, return its id.
+
+    The run stays RUNNING: each stage that logs under it moves its end time
+    (:func:`log_stage`), and :func:`finish_pipeline` closes it.
+    """
     from lira.io import write_json
 
     c = client(params, root)
     exp = experiment_id(params, root, c)
-    tags = provenance_tags(params, root)
-    run = c.create_run(exp, run_name="pipeline", tags={**tags, TAG_STAGE: "pipeline"})
+    tags = {**provenance_tags(params, root), TAG_STAGE: "pipeline"}
+    start = None
+    if token:
+        tags[TAG_PIPELINE], start = token, _parse_token(token)[1]
+    run = c.create_run(exp, start_time=start, run_name=run_name(tags), tags=tags)
     log_params(c, run.info.run_id, params.resolved())
-    c.set_terminated(run.info.run_id, "FINISHED")
     write_json(
         _parent_file(params, root),
         {
@@ -308,30 +386,120 @@ def start_pipeline(params: Params, root: str | Path = ".") -> str:
             "params_hash": tags[TAG_PARAMS_HASH],
             "tracking_uri": tracking_uri(params, root),
             "experiment_id": exp,
+            "token": token,
         },
     )
     return run.info.run_id
 
 
+def _recorded(params: Params, root: str | Path) -> dict:
+    f = _parent_file(params, root)
+    try:
+        rec = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
 def parent_run_id(params: Params, root: str | Path = ".") -> str:
-    """The pipeline parent run: from the env, else the recorded one if still current, else a new one."""
+    """The pipeline parent run: the explicit one, else that of this pipeline token, else the
+    recorded one if still current, else a new one."""
     env = os.environ.get(PARENT_ENV)
     if env:
         return env
-    f = _parent_file(params, root)
-    if f.exists():
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            rec = {}
-        current = (
-            rec.get("git_commit") == git_commit(root)
-            and rec.get("params_hash") == params_hash(params)
-            and rec.get("tracking_uri") == tracking_uri(params, root)
-        )
-        if current and rec.get("run_id") and _run_alive(client(params, root), rec["run_id"]):
+    rec = _recorded(params, root)
+    token = os.environ.get(PIPELINE_ENV)
+    if token:
+        if rec.get("token") == token and rec.get("tracking_uri") == tracking_uri(params, root) and rec.get("run_id"):
             return rec["run_id"]
+        return start_pipeline(params, root, token)
+    current = (
+        rec.get("git_commit") == git_commit(root)
+        and rec.get("params_hash") == params_hash(params)
+        and rec.get("tracking_uri") == tracking_uri(params, root)
+    )
+    if current and rec.get("run_id") and _run_alive(client(params, root), rec["run_id"]):
+        return rec["run_id"]
     return start_pipeline(params, root)
+
+
+def finish_pipeline(params: Params, root: str | Path, token: str, ok: bool) -> str | None:
+    """Close the parent run of ``token`` (FINISHED, or FAILED when the pipeline failed).
+
+    Returns its id, or None when no stage logged under the token (nothing reran: no run exists).
+    """
+    if not params.tracking.enabled:
+        return None
+    rec = _recorded(params, root)
+    if rec.get("token") != token or not rec.get("run_id"):
+        return None
+    c = client(params, root)
+    c.set_terminated(rec["run_id"], "FINISHED" if ok else "FAILED", end_time=int(time.time() * 1000))
+    return rec["run_id"]
+
+
+def log_headline(params: Params, root: str | Path, summary: Mapping[str, Any]) -> None:
+    """The headline numbers (:func:`lira.eval.headline.headline`) on the parent run:
+    ``<system>.<column>`` and ``by_language.<lang>.<column>``."""
+    from lira.eval.headline import LANGUAGE_DIR, SYSTEM_DIR, headline
+
+    metrics = {}
+    for rel, row in headline(summary).items():
+        folder, stem = rel.rsplit("/", 1)
+        prefix = stem.removesuffix(".json") if folder == SYSTEM_DIR else f"{LANGUAGE_DIR}.{stem.removesuffix('.json')}"
+        metrics.update({metric_key(f"{prefix}.{k}"): v for k, v in row.items()})
+    c = client(params, root)
+    log_metrics(c, parent_run_id(params, root), metrics)
+
+
+def log_curve(c: MlflowClient, run_id: str, path: Path) -> int:
+    """A training curve (CSV, one row per epoch) as metrics per step, so MLflow's charts draw it.
+
+    Step = epoch + 1: step 0 is the row before training (epoch -1). Returns the rows logged.
+    """
+    import pandas as pd
+    from mlflow.entities import Metric
+
+    df = pd.read_csv(path)
+    if "epoch" not in df.columns:
+        raise ValueError(f"{path}: a training curve needs an `epoch` column, it has {list(df.columns)}")
+    now = int(time.time() * 1000)
+    items = []
+    for _, row in df.iterrows():
+        step = int(row["epoch"]) + 1
+        for col, v in row.items():
+            if col == "epoch" or isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+                continue
+            items.append(Metric(metric_key(f"curve.{col}"), float(v), now, step))
+    for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
+        c.log_batch(run_id, metrics=list(chunk), synchronous=True)
+    return len(df)
+
+
+def log_datasets(c: MlflowClient, run_id: str, folder: Path, context: str) -> list[str]:
+    """Each prepared table (``<folder>/*.parquet``) as an MLflow dataset input of the run.
+
+    The digest is the file's sha256 (cut to the 32 characters MLflow stores; the whole hash is the
+    input's tag ``lira.sha256``), so the same file gives the same dataset in every run.
+    """
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    names = []
+    inputs = []
+    for f in sorted(folder.glob("*.parquet")):
+        sha = _sha256(f)
+        with warnings.catch_warnings():
+            # MLflow registers its local artifact source twice and says so for every local path
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            ds = mlflow.data.from_pandas(pd.read_parquet(f), source=str(f.resolve()), name=f.stem, digest=sha[:32])
+        inputs.append(DatasetInput(ds._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context),
+                                                                   InputTag("lira.sha256", sha)]))
+        names.append(f.stem)
+    if inputs:
+        c.log_inputs(run_id, datasets=inputs)
+    return names
 
 
 # ----------------------------------------------------------------------------------- stage runs
@@ -361,6 +529,11 @@ def log_stage(
     try:
         log_params(c, run_id, stage_params(params, stage))
         log_metrics(c, run_id, numeric_leaves(summary))
+        plots = Path(root) / params.shared.paths.plots
+        if stage in CURVES and (plots / CURVES[stage]).exists():
+            log_curve(c, run_id, plots / CURVES[stage])
+        if stage in DATASET_CONTEXT:
+            log_datasets(c, run_id, Path(root) / params.shared.paths.prepared, DATASET_CONTEXT[stage])
         for a in artifacts:
             a = Path(a)
             if not a.exists():
@@ -372,22 +545,32 @@ def log_stage(
     except BaseException:
         c.set_terminated(run_id, "FAILED")
         raise
-    c.set_terminated(run_id, "FINISHED")
+    now = int(time.time() * 1000)
+    c.set_terminated(run_id, "FINISHED", end_time=now)
+    if not os.environ.get(PIPELINE_ENV):
+        # no pipeline token (a plain `dvc repro`): nobody will close the parent, so it ends with
+        # its latest stage; under a token it stays RUNNING until finish_pipeline gives its status
+        c.set_terminated(parent, "FINISHED", end_time=now)
     return run_id
 
 
 __all__ = [
     "PARENT_ENV",
+    "PIPELINE_ENV",
     "STAGES",
+    "StoreMoved",
     "artifact_location",
     "client",
     "experiment_id",
+    "finish_pipeline",
     "flatten",
+    "log_headline",
     "log_stage",
     "metric_key",
     "numeric_leaves",
     "param_entries",
     "parent_run_id",
+    "pipeline_token",
     "start_pipeline",
     "tracking_uri",
     "using_tracking_uri",

@@ -198,7 +198,7 @@ def test_the_dvc_tracked_raw_copy_is_the_packaged_sample():
 
 
 def test_the_in_repo_remote_holds_exactly_the_tracked_sample():
-    # A fresh clone's `dvc repro --pull` fetches data/raw from data/remote: every object it needs
+    # A fresh clone's `lira run` (`dvc pull data.dvc`) fetches data/raw from data/remote: every object it needs
     # must be there with the right bytes, and nothing else (no stale second copy of the text).
     out = _data_dvc()
     remote = ROOT / "data" / "remote" / "files" / "md5"

@@ -117,6 +117,15 @@ def test_served_pipeline_deployment_completes(project_copy, tmp_path):
         )
         assert (project_copy / "data" / "prepared" / "texts.parquet").is_file()
         assert (project_copy / "params.yaml").read_bytes() == params_before  # overrides were for the run only
+        # MLflow: the flow run's parent was made by its stage and closed by the flow, FINISHED
+        import mlflow
+
+        c = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlruns.db'}")
+        tracked = c.search_runs([c.get_experiment_by_name("lira").experiment_id])
+        parent = [r for r in tracked if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parent) == 1 and parent[0].info.run_name.startswith("pipeline ")
+        assert parent[0].info.status == "FINISHED" and parent[0].info.end_time
+        assert [r.info.run_name for r in tracked if "mlflow.parentRunId" in r.data.tags] == ["build_dataset"]
     finally:
         _stop(serve)
         _stop(server)

@@ -78,7 +78,23 @@ def test_retrain_without_evaluation_report_never_touches_the_registry(prefect_ha
 def test_promote_flow_passes_version_and_force(prefect_harness, tiny, registry_calls):
     from flows.promote import promote
 
-    out = promote(version="3", force=False, root=str(tiny))
+    state = promote(version="3", force=False, root=str(tiny), return_state=True)
+    # a refusal is not green: the run ends Failed, named Refused, with the gate's reason
+    assert state.is_failed() and state.name == "Refused"
+    assert "refused: not better" in state.message and "version 3" in state.message
+    out = state.result(raise_on_failure=False)
     assert out["promoted"] is False and out["message"] == "refused: not better"
     assert registry_calls[-1]["version"] == "3" and registry_calls[-1]["force"] is False
     assert json.dumps(out)  # plain data: it is the flow run's result in the UI
+    forced = promote(version=7, force=True, root=str(tiny), return_state=True)  # `--param version=7`: an int
+    assert forced.is_completed() and registry_calls[-1]["version"] == "7"
+
+
+def test_a_retrain_the_gate_refuses_does_not_end_green(prefect_harness, tiny, registry_calls):
+    from flows.retrain import retrain
+
+    state = retrain(pull=False, push=False, root=str(tiny), return_state=True)
+    assert state.is_failed() and state.name == "Refused"
+    assert state.message.startswith("lira-retrain: the gate refused version 3: refused: not better")
+    record = state.result(raise_on_failure=False)
+    assert record["promotion"]["promoted"] is False and [s["stage"] for s in record["pipeline"]["stages"]] == list(STAGES)

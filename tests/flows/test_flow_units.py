@@ -64,7 +64,10 @@ def test_resolve_params_validates_before_anything_runs(tmp_path):
 
 def test_write_overrides_keeps_comments_and_sets_values(tmp_path):
     p = tmp_path / "params.yaml"
-    p.write_text((MAIN / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    # params.yaml explains nothing inline (lira config explain does); a user's own comment must survive
+    text = (MAIN / "params.yaml").read_text(encoding="utf-8").replace("  device: cpu\n", "  device: cpu  # cpu | cuda | auto\n")
+    assert "# cpu | cuda | auto" in text
+    p.write_text(text, encoding="utf-8")
     flat = {
         "train_arca.epochs": 2,
         "train_lasr.ablations": [],

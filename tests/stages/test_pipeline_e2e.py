@@ -127,3 +127,78 @@ def test_build_dataset_is_deterministic(project):
     after = pd.read_parquet(root / "data/prepared/texts.parquet")
     pd.testing.assert_frame_equal(before, after)
     assert np.array_equal(before["split"].to_numpy(), after["split"].to_numpy())
+
+
+@pytest.mark.e2e
+def test_headline_files_and_the_mlflow_views_through_a_real_server(project):
+    """The pipeline's own outputs, read as a user does: the headline files, and the MLflow store
+    through a real `mlflow server` on 127.0.0.1 (REST API, what the UI reads)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.parse
+    import urllib.request
+
+    root, params, _ = project
+    ev = json.loads((root / "metrics/evaluate.json").read_text())
+    rows = {p.relative_to(root / "metrics/headline").as_posix() for p in (root / "metrics/headline").rglob("*.json")}
+    assert rows == {f"system/{n.replace(':', '_')}.json" for n in ev["systems"]} | {
+        f"lira_by_language/{lang}.json" for lang in ("th", "vi")}
+    assert (root / "plots/systems.csv").exists()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'mlruns.db'}", "--workers", "1"],
+        cwd=root, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # its workers: one group
+    base = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+
+    def get(path: str, **q) -> dict:
+        with urllib.request.urlopen(f"{base}/{path}?{urllib.parse.urlencode(q)}", timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(path: str, body: dict) -> dict:
+        req = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    try:
+        for _ in range(120):
+            try:
+                exp = get("experiments/get-by-name", experiment_name=params.tracking.experiment)["experiment"]
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail("mlflow server did not answer within 120 s")
+        tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
+        found = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 100})["runs"]
+        by_name = {r["info"]["run_name"]: r for r in found}
+        parents = [r for r in found if not any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
+        assert len(parents) == 1 and parents[0]["info"]["run_name"].startswith("pipeline ")
+        assert {"build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate"} <= set(by_name)
+        parent_metrics = {m["key"]: m["value"] for m in parents[0]["data"].get("metrics", [])}
+        assert parent_metrics["lira.ndcg_at_10"] == pytest.approx(ev["systems"]["lira"]["retrieval"]["ndcg@10"], abs=1e-4)
+        for stage, curve in (("train_arca", "curve.dev_anchor_error"), ("train_lasr", "curve.dev_ndcg10")):
+            run = by_name[stage]
+            hist = get("metrics/get-history", run_id=run["info"]["run_id"], metric_key=curve)["metrics"]
+            epochs = pd.read_csv(root / "plots" / ("arca_curve.csv" if stage == "train_arca" else "lasr_curve.csv"))
+            assert sorted(m["step"] for m in hist) == [int(e) + 1 for e in epochs["epoch"]], stage
+            datasets = run["inputs"]["dataset_inputs"]
+            assert {d["dataset"]["name"] for d in datasets} >= {"texts"} and all(d["dataset"]["digest"] for d in datasets)
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)

@@ -217,3 +217,23 @@ def test_force_needs_a_version(tracked, monkeypatch):
     assert alias_holder(params, root) is None
     out = _cli(params, root, monkeypatch, "--force", "--version", first)
     assert out.exit_code == 0 and "FORCED" in out.output and alias_holder(params, root) == first
+
+
+def test_each_version_keeps_its_whole_gate_history(tracked):
+    """A refusal then a forced promotion: both stay on the version, numbered, the first unchanged."""
+    params, root = tracked
+    v = register(params, root, BASE, frozen=BASE + 0.2)  # worse than frozen: refused
+    first = registry.promote(params, root=root, version=v)
+    assert first.decision == "refused"
+    h1 = registry.gate_history(params, root, v)
+    assert [e["decision"] for e in h1] == ["refused"]
+    forced = registry.promote(params, root=root, version=v, force=True)
+    assert forced.decision == "forced"
+    h2 = registry.gate_history(params, root, v)
+    assert [e["n"] for e in h2] == [1, 2] and [e["decision"] for e in h2] == ["refused", "forced"]
+    assert h2[0] == h1[0]  # the earlier decision is not rewritten
+    t = tags(params, root, v)
+    assert t["gate.history.count"] == "2" and t["gate.decision"] == "forced"  # the latest stays in gate.*
+    assert h2[0]["diff"] == pytest.approx(first.diff) and h2[0]["against"] == "frozen"
+    assert TAG_GATE in runs.client(params, root).get_run(
+        runs.client(params, root).get_model_version(params.tracking.registered_model, v).run_id).data.tags

@@ -72,8 +72,33 @@ def test_a_refused_run_touches_no_tracking(project, held):
     assert not (project / "mlruns.db").exists(), "an MLflow store (and a parent run) was created"
 
 
-def test_an_unlocked_run_still_tracks_and_reproduces(project):
+# A stand-in for `lira stage build_dataset` that logs to MLflow exactly as a stage does, at no cost.
+FAKE_STAGE = ("python -c \"from lira.config import load_params; from lira.tracking.runs import log_stage; "
+              "log_stage(load_params(), '.', 'build_dataset', {'rows': 1})\" && echo done > out.txt")
+
+
+def test_an_unlocked_run_tracks_once_and_a_no_change_run_creates_no_run(project, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"build": {"cmd": FAKE_STAGE, "outs": ["out.txt"]}}}))
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 0, result.output
     assert (project / ".cache" / "lira" / "mlflow_parent.json").exists()
     assert (project / "dvc.lock").exists()
+    c = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    exp = c.get_experiment_by_name("lira")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # not the GenAI view
+    runs = c.search_runs([exp.experiment_id])
+    assert len(runs) == 2
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert parent.info.run_name.startswith("pipeline ") and parent.info.run_name != "pipeline"
+    assert child.info.run_name == "build_dataset"
+    # the parent spans the pipeline: it starts before its stage and ends after it
+    assert parent.info.status == "FINISHED"
+    assert parent.info.start_time <= child.info.start_time and parent.info.end_time >= child.info.end_time
+
+    again = CliRunner().invoke(app, ["run"])  # nothing changed: DVC reruns nothing
+    assert again.exit_code == 0, again.output
+    assert len(c.search_runs([exp.experiment_id])) == 2, "a no-change `lira run` created a run"

@@ -44,7 +44,7 @@ def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tra
     run1, run2 = c.get_run(r1), c.get_run(r2)
     parent = run1.data.tags["mlflow.parentRunId"]
     assert run2.data.tags["mlflow.parentRunId"] == parent  # one parent for both stages
-    assert c.get_run(parent).data.tags["mlflow.runName"] == "pipeline"
+    assert c.get_run(parent).data.tags["mlflow.runName"].startswith("pipeline ")  # + commit and params hash
     assert run1.info.run_name == "build_dataset" and run2.info.run_name == "train_arca"
 
     # params: the stage's own section + shared, dotted; nothing from other stages
