@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from lira.arca.config import ArcaConfig
 from lira.config_base import ConfigSection as _Section
 from lira.credentials import check_key_env, check_key_transport
+from lira.distributed.config import DistributedConfig
 from lira.encoders.config import EncoderConfig, EncodersConfig
 from lira.languages import LANGUAGES, supported_codes
 from lira.lasr.config import LasrConfig
@@ -63,6 +64,8 @@ class SharedParams(_Section):
     encoders: EncodersConfig = EncodersConfig()
     s_feat: int = Field(1, ge=1, le=64, description="temporal-pooling slots S_feat (1 = mean pooling: LiRA then starts at the frozen encoder's own embedding)")
     paths: PathsParams = PathsParams()
+    distributed: DistributedConfig = Field(DistributedConfig(), description=(
+        "scale-out under torchrun: processes per node and backend (see lira.distributed); without it one process"))
 
     @field_validator("languages")
     @classmethod
