@@ -76,6 +76,24 @@ def stage(
         typer.echo(f"{name}: done in {summary.get('seconds', '?')} s")
 
 
+@app.command("translate-agent")
+def translate_agent(
+    name: str = typer.Argument(..., help="the agent's name in translate.agents"),
+    params_file: Path = ParamsOpt,
+    set_: Optional[list[str]] = SetOpt,
+    root: Path = typer.Option(Path("."), help="project root (paths in params are relative to it)"),
+) -> None:
+    """Fill one translator agent's cache (no stage outputs): K of these run at once, then `lira stage translate`."""
+    params = _params(params_file, set_)
+    from lira.stages.translate import fill_agent
+
+    try:
+        summary = fill_agent(params, root, name)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(f"translate-agent {name}: {e}")
+    typer.echo(f"translate-agent {name}: {summary['new']} new, {summary['cached']} cached, {summary['failed']} failed")
+
+
 # `lira run` and the Prefect flows share this lock (flows/pipeline.py: WORKSPACE_LOCK), so a run
 # never starts beside another one in the same workspace.
 RUN_LOCK = Path(".dvc") / "tmp" / "lira-flow.lock"

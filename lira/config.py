@@ -174,6 +174,20 @@ class AgentParams(_ServerClient):
     concurrency: int = Field(4, ge=1, le=256)
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=20)
+    # vllm only: vLLM's own parallelism (its engine arguments of the same names; GPUs per agent =
+    # tensor_parallel_size x data_parallel_size).
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description=(
+        "vllm backend: GPUs each model replica is split over (vLLM tensor parallelism)"))
+    data_parallel_size: int = Field(1, ge=1, le=64, description=(
+        "vllm backend: model replicas that share the agent's requests (vLLM data parallelism)"))
+
+    @model_validator(mode="after")
+    def _parallelism_is_vllms(self) -> Any:
+        if self.backend != "vllm" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
+            raise ValueError(f"agent {self.name!r}: tensor_parallel_size / data_parallel_size are vLLM's and need "
+                             f"backend 'vllm' (got {self.backend!r}); an openai agent scales with concurrency, or "
+                             "with the parallelism of the server it calls (`vllm serve --tensor-parallel-size N`)")
+        return self
 
 
 def _default_agents() -> list[AgentParams]:
