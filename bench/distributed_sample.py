@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command, git_state, loadavg, machine_info, write_result  # noqa: E402
+from _common import ROOT, command, git_state, loadavg, machine_info, write_result
 
 STAGES = ("train_arca", "train_lasr")
 NO_DROPOUT = ["train_arca.dropout=0.0", "train_lasr.dropout=0.0", "train_lasr.path_dropout=0.0"]
@@ -56,7 +56,7 @@ def run_stages(ws: Path, nproc: int, overrides: list[str], timeout: int) -> dict
         cmd = [sys.executable, *lira] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                                           f"--nproc-per-node={nproc}", *lira]
         t0, load0 = time.perf_counter(), loadavg()
-        proc = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         out[stage] = {"command": " ".join(cmd[1:]), "rc": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
                       "load_start": load0, "load_end": loadavg()}
         if proc.returncode != 0:

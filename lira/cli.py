@@ -50,8 +50,8 @@ def stage(
     if name not in STAGES:
         _fail(f"unknown stage {name!r}; stages: {', '.join(STAGES)}", 2)
     params = _params(params_file, set_)
-    from lira.distributed.launch import DISTRIBUTED_STAGES, requested_nproc, torchrun_command
     from lira.distributed.env import is_main, launched
+    from lira.distributed.launch import DISTRIBUTED_STAGES, requested_nproc, torchrun_command
 
     try:
         nproc = requested_nproc(params.shared.distributed.nproc_per_node)

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lira import distributed
 from lira.config import Params
 from lira.critic.checks import GateFailure, GateResult, gate_report, run_gate
 from lira.critic.flags import FLAG_COLUMNS, hygiene
-from lira import distributed
 from lira.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)

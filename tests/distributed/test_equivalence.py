@@ -84,7 +84,7 @@ def test_two_ranks_end_where_one_process_ends(two_ranks):
             assert single[m].keys() == ranked[m].keys()
             for k, v in single[m].items():
                 torch.testing.assert_close(_zero_gradient_by_symmetry(m, k, ranked[m][k]), _zero_gradient_by_symmetry(m, k, v),
-                                           atol=2e-4, rtol=0, msg=lambda msg, k=k: f"{name} {k}: {msg}")
+                                           atol=2e-4, rtol=0, msg=lambda msg, k=k, name=name: f"{name} {k}: {msg}")
         for a, b in zip(ranked["history"], single["history"], strict=True):
             for key in ("loss", "nce", "rl", "anchor", "retrieval", "corr", "rank", "sts", "mc"):
                 if key in b:

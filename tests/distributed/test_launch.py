@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import pytest
 import torch
 
 from lira.config import ConfigError, Params
-from lira.distributed import all_gather_with_grad, chunk_bounds, is_main, local_rows, sync_gradients, world_size
-from lira.distributed.launch import DISTRIBUTED_STAGES, NPROC_ENV, check_stage, requested_nproc, torchrun_command
+from lira.distributed import (
+    all_gather_with_grad,
+    chunk_bounds,
+    is_main,
+    local_rows,
+    sync_gradients,
+    world_size,
+)
+from lira.distributed.launch import (
+    DISTRIBUTED_STAGES,
+    NPROC_ENV,
+    check_stage,
+    requested_nproc,
+    torchrun_command,
+)
 
 
 def test_chunks_cover_the_batch_in_order_for_any_world_size():
-    for n in range(0, 12):
+    for n in range(12):
         for world in (1, 2, 3, 5):
             bounds = [chunk_bounds(n, world, r) for r in range(world)]
             assert bounds[0][0] == 0 and bounds[-1][1] == n
-            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
             sizes = [b - a for a, b in bounds]
             assert max(sizes) - min(sizes) <= 1
 
@@ -69,7 +83,7 @@ def test_the_config_section_is_typed_and_strict():
 def test_lira_stage_relaunches_itself_under_torchrun(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    import lira.cli as cli
+    from lira import cli
 
     calls = []
     monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
