@@ -11,7 +11,7 @@ params' dropout (Arca 0.1, LaSR 0.1 and path dropout 0.5) the two runs are two e
 draws, not the same numbers; ``--no-dropout`` sets every dropout to 0, where the runs agree to the
 rounding the 2-rank equivalence tests bound (tests/distributed).
 
-Usage: ``.venv/bin/python bench/distributed_sample.py --workspace DIR [--nproc 2] [--no-dropout]``
+Usage: ``.venv/bin/python bench/distributed_sample.py --workspace DIR [--nproc 2] [--no-dropout] [--full-only]``
 where DIR holds ``params.yaml``, ``data/{prepared,translations,critic}`` and optionally a warm
 ``.cache/lira`` (copied into DIR/1proc and DIR/<N>proc) -> bench/results/distributed_sample.json
 """
@@ -93,8 +93,10 @@ def main() -> None:
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--no-dropout", action="store_true")
     ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--full-only", action="store_true", help="train_lasr trains the full variant only (no ablations): "
+                    "each variant seeds itself, so 'full' is the same run either way, at a fifth of the cost")
     args = ap.parse_args()
-    overrides = NO_DROPOUT if args.no_dropout else []
+    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else [])
     tag = "nodrop" if args.no_dropout else "default"
     runs = {}
     for n in (1, args.nproc):
