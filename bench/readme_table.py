@@ -157,9 +157,21 @@ def rows_index(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def rows_distributed(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    cmp, head = d["compare"], d["headline"]
+    worst = max(v["max_abs_diff"] for v in cmp.values())
+    cells = "; ".join(f"{k}: {v['fields']} numbers, max abs diff {v['max_abs_diff']:.1e}" for k, v in cmp.items())
+    lines = ", ".join(f"{k} {v['1proc']:.6f} vs {v['2proc']:.6f}" for k, v in head.items())
+    runs = d["runs"]
+    load = ", ".join(f"{r} {_load(runs[r].get('train_lasr', {}))}" for r in runs if isinstance(runs[r], dict) and "train_lasr" in runs[r])
+    return [(f"train_arca + train_lasr on the sample, 1 process vs torchrun {d['nproc']} ranks (gloo, CPU; "
+             f"overrides {', '.join(d['overrides'])}; load {load})", f"{lines}; {cells}",
+             "same metrics within 1e-4 abs", _met(worst <= 1e-4))]
+
+
 ROWS = {"e2e": rows_e2e, "e2e.quick": rows_e2e_quick, "rerun": rows_rerun, "feature_audit": rows_audit, "encoder_throughput": rows_encoder,
         "queue_share": rows_queue, "corr_queue": rows_corr, "training": rows_training, "metrics_vs_ranx": rows_ranx,
-        "index": rows_index}
+        "index": rows_index, "distributed_sample_nodrop": rows_distributed}
 
 
 def table(results: Path = C.RESULTS) -> str:

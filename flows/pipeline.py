@@ -419,6 +419,29 @@ def dvc_stage(stage: str, root: str, env: dict[str, str] | None = None) -> dict[
     return {"stage": stage, "status": status, "seconds": seconds}
 
 
+@task(name="translate-agent", cache_policy=NO_CACHE, task_run_name="translate-agent-{agent}")
+def translate_agent_task(agent: str, root: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``lira translate-agent AGENT``: one agent's translations into the shared cache, in its own
+    process (own model, own GPU context); mapped over the agents, K of them run at once."""
+    logger = get_run_logger()
+    cmd = [sys.executable, "-m", "lira", "translate-agent", agent]
+    t0 = time.perf_counter()
+    rc, _, err_tail = run_logged(cmd, Path(root), {**stage_env(), **(env or {})}, logger)
+    if rc != 0:
+        raise StageError(f"translate-agent {agent}", rc, err_tail)
+    return {"agent": agent, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def fill_agents_concurrently(params: Params, root: str, env: dict[str, str]) -> list[dict[str, Any]]:
+    """Every translate agent at once (a mapped task each); the translate stage then only assembles."""
+    from prefect import unmapped
+
+    names = [a.name for a in params.translate.agents]
+    futures = translate_agent_task.with_options(tags=stage_tags("translate", params)).map(
+        names, root=unmapped(root), env=unmapped(env))
+    return [f.result() for f in futures]
+
+
 @task(name="mlflow-parent-run", cache_policy=NO_CACHE)
 def mlflow_parent_run(root: str, params: Params) -> dict[str, str]:
     """One MLflow parent run per flow run, as ``lira run`` does: the stages that rerun nest under it.
@@ -582,8 +605,14 @@ def lira_pipeline(
     stages: list[str] | None = None,
     keep_overrides: bool = False,
     root: str | None = None,
+    nproc: int | None = None,
+    parallel_agents: bool = False,
 ) -> dict[str, Any]:
-    """Reproduce the pipeline; ``overrides`` are dotted params keys (``{"train_arca.lr": 0.005}``)."""
+    """Reproduce the pipeline; ``overrides`` are dotted params keys (``{"train_arca.lr": 0.005}``).
+
+    ``nproc``: ranks per stage for the stages that scale out (each runs under torchrun; see
+    lira.distributed.launch). ``parallel_agents``: before the translate stage, fill every agent's
+    cache at once, one mapped task per agent (the stage then translates nothing new)."""
     logger = get_run_logger()
     project = project_root(root)
     flat, params = run_params(project, overrides, preset)  # fails here, before any stage, on a bad override
@@ -599,7 +628,13 @@ def lira_pipeline(
         ok = False
         try:
             env = mlflow_parent_run(str(project), params)
+            if nproc is not None:
+                from lira.distributed.launch import NPROC_ENV
+
+                env = {**env, NPROC_ENV: str(int(nproc))}
             for stage in selected:
+                if stage == "translate" and parallel_agents:
+                    fill_agents_concurrently(params, str(project), env)
                 stage_runs.append(stage_task(stage, params)(stage, str(project), env))
             ok = True
         finally:

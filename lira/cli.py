@@ -58,6 +58,21 @@ def stage(
         dym = did_you_mean(name, STAGES)
         _fail(f"unknown stage {name!r}{dym}{' S' if dym else '; s'}tages: {', '.join(STAGES)}", 2)
     params = _params(params_file, set_)
+    from lira.distributed.env import is_main, launched
+    from lira.distributed.launch import DISTRIBUTED_STAGES, requested_nproc, torchrun_command
+
+    try:
+        nproc = requested_nproc(params.shared.distributed.nproc_per_node)
+    except ValueError as e:
+        _fail(str(e), 2)
+    if nproc > 1 and not launched() and name in DISTRIBUTED_STAGES:
+        # Asked for N processes and not started by torchrun: become N ranks of one torchrun job.
+        argv = ["stage", name, "--params", str(params_file), "--root", str(root)]
+        for s in set_ or []:
+            argv += ["--set", s]
+        cmd = torchrun_command(nproc, argv)
+        typer.echo("$ " + " ".join(cmd[1:]))
+        raise typer.Exit(subprocess.call(cmd))
     from lira.data.readers import DataError
     from lira.stages import run_stage
 
@@ -65,7 +80,26 @@ def stage(
         summary = run_stage(name, params, root)
     except (DataError, ConfigError, StageFailed) as e:
         _fail(f"{name}: {e}")
-    typer.echo(f"{name}: done in {summary.get('seconds', '?')} s")
+    if is_main():
+        typer.echo(f"{name}: done in {summary.get('seconds', '?')} s")
+
+
+@app.command("translate-agent")
+def translate_agent(
+    name: str = typer.Argument(..., help="the agent's name in translate.agents"),
+    params_file: Path = ParamsOpt,
+    set_: Optional[list[str]] = SetOpt,
+    root: Path = typer.Option(Path("."), help="project root (paths in params are relative to it)"),
+) -> None:
+    """Fill one translator agent's cache (no stage outputs): K of these run at once, then `lira stage translate`."""
+    params = _params(params_file, set_)
+    from lira.stages.translate import fill_agent
+
+    try:
+        summary = fill_agent(params, root, name)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(f"translate-agent {name}: {e}")
+    typer.echo(f"translate-agent {name}: {summary['new']} new, {summary['cached']} cached, {summary['failed']} failed")
 
 
 # `lira run` and the Prefect flows share this lock (flows/pipeline.py: WORKSPACE_LOCK), so a run
@@ -98,8 +132,11 @@ def _dvc_lock(root: Path):
 def run(
     force: bool = typer.Option(False, help="rerun every stage (dvc repro --force)"),
     stage_name: Optional[str] = typer.Argument(None, help="reproduce up to this stage only"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", min=1, help="processes per stage for the stages that scale "
+                                        "out (critic_score, train_arca, train_lasr): each runs under torchrun with N ranks"),
 ) -> None:
     """Reproduce the whole pipeline with DVC (only what changed reruns), then print the metrics."""
+    from lira.distributed.launch import NPROC_ENV
     from lira.io import LockHeld, hold_lock
 
     params = _params(Path("params.yaml"))
@@ -109,6 +146,8 @@ def run(
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    if nproc is not None:  # read by each `lira stage` that DVC starts (lira.distributed.launch)
+        env[NPROC_ENV] = str(nproc)
     dvc = str(Path(bindir) / "dvc") if (Path(bindir) / "dvc").exists() else "dvc"
     # A fresh clone fetches the raw data (data.dvc) from the default remote first. Only that: the
     # pipeline's outputs are usually not on the remote, and `dvc repro --pull` warned "cache files

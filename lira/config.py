@@ -23,6 +23,7 @@ from lira.arca.config import ArcaConfig
 from lira.config_base import ConfigSection as _Section
 from lira.config_base import did_you_mean
 from lira.credentials import check_key_env, check_key_transport
+from lira.distributed.config import DistributedConfig
 from lira.encoders.config import EncoderConfig, EncodersConfig
 from lira.languages import LANGUAGES, supported_codes
 from lira.lasr.config import LasrConfig
@@ -64,6 +65,8 @@ class SharedParams(_Section):
     encoders: EncodersConfig = Field(EncodersConfig(), description='the two frozen encoders: lrl reads the low-resource text, en the chosen English translation')
     s_feat: int = Field(1, ge=1, le=64, description="temporal-pooling slots S_feat (1 = mean pooling: LiRA then starts at the frozen encoder's own embedding)")
     paths: PathsParams = Field(PathsParams(), description='where each stage reads and writes, relative to the project root')
+    distributed: DistributedConfig = Field(DistributedConfig(), description=(
+        "scale-out under torchrun: processes per node and backend (see lira.distributed); without it one process"))
 
     @field_validator("languages")
     @classmethod
@@ -169,6 +172,20 @@ class AgentParams(_ServerClient):
     concurrency: int = Field(4, ge=1, le=256, description='requests in flight at once (openai backend)')
     timeout_s: float = Field(60.0, gt=0, description='seconds before a request is abandoned (then retried)')
     max_retries: int = Field(3, ge=0, le=20, description='retries per failed request, with backoff')
+    # vllm only: vLLM's own parallelism (its engine arguments of the same names; GPUs per agent =
+    # tensor_parallel_size x data_parallel_size).
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description=(
+        "vllm backend: GPUs each model replica is split over (vLLM tensor parallelism)"))
+    data_parallel_size: int = Field(1, ge=1, le=64, description=(
+        "vllm backend: model replicas that share the agent's requests (vLLM data parallelism)"))
+
+    @model_validator(mode="after")
+    def _parallelism_is_vllms(self) -> Any:
+        if self.backend != "vllm" and (self.tensor_parallel_size > 1 or self.data_parallel_size > 1):
+            raise ValueError(f"agent {self.name!r}: tensor_parallel_size / data_parallel_size are vLLM's and need "
+                             f"backend 'vllm' (got {self.backend!r}); an openai agent scales with concurrency, or "
+                             "with the parallelism of the server it calls (`vllm serve --tensor-parallel-size N`)")
+        return self
 
 
 def _default_agents() -> list[AgentParams]:

@@ -47,12 +47,15 @@ def stage_cost(name: str, root: Path, params: Params) -> Iterator[None]:
     """Record wall time and peak RSS of a stage in <metrics>/cost/<name>.json (read by evaluate)."""
     t0 = time.perf_counter()
     yield
+    from lira import distributed
     from lira.io import write_json
 
-    write_json(
-        root / params.shared.paths.metrics / "cost" / f"{name}.json",
-        {"stage": name, "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_rss_mb(), 1)},
-    )
+    if not distributed.is_main():  # under torchrun rank 0 records it (its own RSS; the ranks' count beside)
+        return
+    cost = {"stage": name, "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    if distributed.world_size() > 1:
+        cost["ranks"] = distributed.world_size()
+    write_json(root / params.shared.paths.metrics / "cost" / f"{name}.json", cost)
 
 
 def device(params: Params) -> str:

@@ -89,6 +89,9 @@ def features_for(
         _ = settings.key
     except LookupError:  # a hub id not downloaded yet: loading it downloads it, then its hash is known
         load_encoder(params, path, root, adapter)
+    from lira.distributed import barrier
+
+    barrier()  # under torchrun: every rank reads the cache in the same state (lira.encoders.features)
     cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
     keys = [text_key(settings.prefix(kind), t) for t in texts]
     if not cache.missing(keys):

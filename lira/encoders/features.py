@@ -102,6 +102,10 @@ class FeatureCache:
             raise ValueError("checksum mismatch (the shard was changed after it was written)")
         return keys, slots, mean
 
+    def reload(self) -> None:
+        """Forget the in-memory index: the next read sees every shard on disk (other ranks' too)."""
+        self._index = None
+
     def missing(self, keys: Sequence[str]) -> list[str]:
         index = self._load()
         return [k for k in dict.fromkeys(keys) if k not in index]
@@ -138,19 +142,33 @@ def cached_features(
     encoder, cache: FeatureCache, texts: Sequence[str], kind, progress: str | None = None  # noqa: ANN001
 ) -> Features:
     """Features of ``texts`` (any order, duplicates fine): cached ones are read, the rest computed."""
+    from lira import distributed
+
     prefix = encoder.settings.prefix(kind)
     keys = [text_key(prefix, t) for t in texts]
+    sharded = distributed.world_size() > 1
+    if sharded:  # every rank reads the same cache state, so all agree on what is missing
+        distributed.barrier()
+        cache.reload()
     todo = cache.missing(keys)
-    if todo:
+    # Under torchrun each rank encodes its chunk of the missing texts into shards of its own (each
+    # written atomically); after the barrier every rank reads all of them.
+    mine = distributed.local_items(todo) if sharded else todo
+    if mine:
         by_key = {k: t for k, t in zip(keys, texts)}
         step = cache.shard_size
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc=progress or "features", unit="text", disable=progress is None or os.environ.get("LIRA_QUIET") == "1")
+        quiet = progress is None or os.environ.get("LIRA_QUIET") == "1" or not distributed.is_main()
+        bar = tqdm(total=len(mine), desc=progress or "features", unit="text", disable=quiet)
+        todo = mine
         for i in range(0, len(todo), step):
             chunk = todo[i : i + step]
             feats = encode_features(encoder, [by_key[k] for k in chunk], kind, cache.s_feat)
             cache.add(chunk, feats)
             bar.update(len(chunk))
         bar.close()
+    if sharded:
+        distributed.barrier()
+        cache.reload()
     return cache.get(keys)

@@ -17,8 +17,18 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     module = importlib.import_module(f"lira.stages.{name}")
+    from lira import distributed
+    from lira.distributed.launch import check_stage
     from lira.runtime import configure_runtime, stage_cost
 
+    check_stage(name)
+    dist_cfg = params.shared.distributed
+    # Under torchrun: join the group; the ranks on one machine share its threads.
+    if distributed.init_from_env(dist_cfg.backend, dist_cfg.timeout_s):
+        from lira.distributed.env import threads_per_rank
+
+        params = params.model_copy(update={"shared": params.shared.model_copy(
+            update={"threads": threads_per_rank(params.shared.threads)})})
     # A stage module may declare USES_TORCH = False (and is tested to keep it true: no torch import).
     configure_runtime(params, torch=getattr(module, "USES_TORCH", True))
     t0 = time.perf_counter()
@@ -26,7 +36,7 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
         summary = module.run(params, Path(root))
     summary = dict(summary or {})
     summary.setdefault("seconds", round(time.perf_counter() - t0, 2))
-    if params.tracking.enabled and not getattr(module, "LOGS_ITSELF", False):
+    if params.tracking.enabled and distributed.is_main() and not getattr(module, "LOGS_ITSELF", False):
         from lira.tracking.runs import log_stage
 
         log_stage(params, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)))

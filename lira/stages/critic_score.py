@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lira import distributed
 from lira.config import Params
 from lira.critic.checks import GateFailure, GateResult, gate_report, run_gate
 from lira.critic.flags import FLAG_COLUMNS, hygiene
@@ -174,8 +175,12 @@ def run(params: Params, root: Path) -> dict:
         raise ValueError(f"{paths.translations}/candidates.parquet has no rows")
 
     flags = hygiene(df["candidate"], df["text"], df["en_ref"], checks)
-    scores_spe = critic_scores(params, df)
+    # Under torchrun the ranks share the embedding critic's encoding (lira.encoders.features); the
+    # LLM critic, the gate and every output are rank 0's alone.
     sim = similarity(params, df, root)
+    if not distributed.is_main():
+        return {"rank": distributed.rank()}
+    scores_spe = critic_scores(params, df)
 
     frame = pd.DataFrame({
         "row": np.arange(len(df), dtype=np.int64),

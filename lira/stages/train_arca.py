@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from lira import distributed
 from lira.config import Params
-from lira.io import publish_dir, write_json, write_parquet, write_text
+from lira.io import write_json, write_parquet, write_text
 from lira.train import arca_run
 from lira.train.arca import build_modules, dev_report
 
@@ -30,14 +31,17 @@ def run(params: Params, root: Path) -> dict:
     untrained = dev_report(*build_modules(data, cfg, params.shared.seed), data, data.dev_idx, len(langs))
     result, data = arca_run.fit(params, root, inputs, cfg)
     probs = arca_run.actor_probs(result, data)
-    # models/arca is published whole (written beside it, then swapped in) or not at all
-    with publish_dir(root / params.shared.paths.arca) as out:
+    # models/arca is published whole (written beside it, then swapped in) or not at all; under
+    # torchrun by rank 0 alone (every rank runs the block: re-encoding through the adapter is shared)
+    with distributed.output_dir(root / params.shared.paths.arca) as out:
         adapter = arca_run.save_arca(out, result, data, params, inputs)
         if adapter is not None:  # the trained report reads the LRL path through the tuned encoder
             data = replace(data, lr=torch.from_numpy(arca_run.with_lrl_adapter(params, root, inputs, adapter).lr_slots))
         trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
         sel = arca_run.selection_frame(inputs, probs)
         write_parquet(out / "selected.parquet", sel)
+    if not distributed.is_main():
+        return {"rank": distributed.rank(), "best_epoch": result.best_epoch}
 
     share = sel.groupby(["lang", "agent"]).size().unstack(fill_value=0)
     share = (share.T / share.sum(1)).T.round(4)

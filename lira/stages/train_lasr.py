@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from lira import distributed
 from lira.config import Params
-from lira.io import publish_dir, write_json, write_text
+from lira.io import write_json, write_text
 from lira.train.lasr_run import train_variants
 
 METRICS = ["lasr.json"]
@@ -24,9 +25,12 @@ PLOTS = ["lasr_curve.csv"]
 
 def run(params: Params, root: Path) -> dict:
     variants = ["full", *params.train_lasr.ablations]
-    # models/lasr is published whole (every variant written beside it, then swapped in) or not at all
-    with publish_dir(root / params.shared.paths.lasr) as out:
+    # models/lasr is published whole (every variant written beside it, then swapped in) or not at all;
+    # under torchrun by rank 0, the other ranks writing theirs into a throwaway folder
+    with distributed.output_dir(root / params.shared.paths.lasr) as out:
         trained = train_variants(params, root, variants, out)
+    if not distributed.is_main():
+        return {"rank": distributed.rank()}
     summary: dict = {"variants": {v: info for v, (_, info) in trained.items()}}
     curve = pd.DataFrame(trained["full"][0])
     summary["dev_ndcg10"] = summary["variants"]["full"]["dev_ndcg10"]

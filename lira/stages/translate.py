@@ -174,6 +174,24 @@ def _str_or_none(v: Any) -> str | None:
     return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
+def fill_agent(params: Params, root: Path, name: str) -> dict[str, Any]:
+    """One agent's translations into the shared cache (shards of its own, each batch atomic) and
+    nothing else: what one Prefect task per agent runs, concurrently with the other agents
+    (flows/pipeline.py, ``parallel_agents``); the translate stage then finds them all cached. A
+    killed fill resumes as the stage does: what reached the cache is kept, only the rest is asked."""
+    agent = next((a for a in params.translate.agents if a.name == name), None)
+    if agent is None:
+        raise ValueError(f"translate.agents has no agent {name!r}; agents: {[a.name for a in params.translate.agents]}")
+    paths = params.shared.paths
+    texts = pd.read_parquet(Path(root) / paths.prepared / "texts.parquet")
+    requests = load_requests(texts, params.shared.languages)
+    cache = TranslationCache(Path(root) / paths.cache / "translations")
+    _, summary = translate_agent(agent, requests, cache, cache.load(compact=False),
+                                 prompt_version=params.translate.prompt_version, seed=params.shared.seed,
+                                 device=params.shared.device, pool=foreign_pool(requests))
+    return summary
+
+
 def run(params: Params, root: Path) -> dict:
     t0 = time.perf_counter()
     root = Path(root)

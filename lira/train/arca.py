@@ -32,6 +32,7 @@ from torch import Tensor
 
 from lira.arca import Actor, AnchorAdaptors
 from lira.arca.config import ArcaConfig
+from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
 from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
@@ -203,7 +204,10 @@ def train_arca(
             b = b[data.mask[b].any(-1)]
             if len(b) < 2:
                 continue
-            logp = actor.log_probs(data.feats[b], data.mask[b])
+            # Under torchrun each rank runs its chunk of the batch; the losses below see the gathered
+            # global batch (lira.distributed.gather), so every rank draws the same actions from ``gen``.
+            b_loc = local_rows(b)
+            logp = all_gather_with_grad(actor.log_probs(data.feats[b_loc], data.mask[b_loc]))
             a = torch.multinomial(logp.exp().detach(), 1, generator=gen).squeeze(-1)
             reward = torch.nan_to_num(data.reward[b], nan=0.0)
             valid = data.mask[b] & torch.isfinite(data.reward[b])
@@ -216,8 +220,8 @@ def train_arca(
                 baseline.update(reward[rl].gather(1, a[rl][:, None]).squeeze(1))
             else:
                 l_rl = logp.new_zeros(())
-            p_lr = live.slots(b) if live is not None else data.lr[b]
-            e_lr, e_en = adaptors(p_lr, data.cand[b, a])
+            p_lr = live.slots(b_loc) if live is not None else data.lr[b_loc]
+            e_lr, e_en = map(all_gather_with_grad, adaptors(p_lr, data.cand[b_loc, local_rows(a)]))
             l_anchor = anchoring_loss(e_lr, e_en, stop_grad_en=cfg.stop_grad_en)
             u_lr = torch.nn.functional.normalize(e_lr.mean(1), dim=-1)
             u_en = torch.nn.functional.normalize(e_en.mean(1), dim=-1)
@@ -231,6 +235,7 @@ def train_arca(
             loss = l_rl + cfg.eta * l_anchor + cfg.lambda_var * l_var + cfg.lambda_nce * l_nce
             opt.zero_grad()
             loss.backward()
+            sync_gradients(opt)
             opt.step()
             for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("var", l_var), ("nce", l_nce)):
                 sums[k] += float(v.detach())

@@ -135,13 +135,18 @@ class Checkpointer:
         self.path = Path(folder) / f"{key}.safetensors"
 
     def load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
-            return None
-        try:
-            return self._read()
-        except Exception as e:  # noqa: BLE001 - whatever is wrong with the file, it is not resumable
-            self.discard(f"unreadable checkpoint ({type(e).__name__}: {e})")
-            return None
+        from lira.distributed import barrier
+
+        state, error = None, None
+        if self.path.exists():
+            try:
+                state = self._read()
+            except Exception as e:  # noqa: BLE001 - whatever is wrong with the file, it is not resumable
+                error = e
+        barrier()  # under torchrun every rank has read the file before rank 0 may move it aside
+        if error is not None:
+            self.discard(f"unreadable checkpoint ({type(error).__name__}: {error})")
+        return state
 
     def _read(self) -> dict[str, Any]:
         from safetensors import safe_open
@@ -168,9 +173,12 @@ class Checkpointer:
             save_file(tensors, str(tmp), metadata=meta)
 
     def discard(self, reason: str) -> None:
+        from lira.distributed import barrier, is_main
         from lira.integrity import move_aside
 
-        move_aside(self.path, reason)
+        if is_main():  # every rank reads the same file and finds the same fault: one moves it
+            move_aside(self.path, reason)
+        barrier()
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -249,8 +257,14 @@ def save_checkpoint(
 ) -> None:
     if checkpointer is None:
         return
-    checkpointer.save({"epoch": epoch, **{k: v.state_dict() for k, v in stateful.items()}, "stopper": stopper.state_dict(),
-                       "rng": rng_state(gen), "history": history, "stopped": stopped})
+    from lira.distributed import barrier, is_main
+
+    # Every rank holds the same state (lira.distributed): rank 0 writes it, the others wait for it,
+    # so a rank that dies later finds the checkpoint complete, for any world size to resume from.
+    if is_main():
+        checkpointer.save({"epoch": epoch, **{k: v.state_dict() for k, v in stateful.items()}, "stopper": stopper.state_dict(),
+                           "rng": rng_state(gen), "history": history, "stopped": stopped})
+    barrier()
 
 
 class Interrupt(Exception):

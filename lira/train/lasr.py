@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
 from lira.lasr import CorrQueue, DocQueue, hard_negatives
 from lira.lasr.config import LasrConfig
 from lira.lasr.head import choice_logits
@@ -172,10 +173,21 @@ class LasrStep:
     timer: Callable[[str], AbstractContextManager] = _NO_TIMER
 
     def z_of(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        d = self.data
+        # Under torchrun each rank runs its chunk of ``rows``; every loss sees the gathered rows
+        # (lira.distributed.gather), and the queues are filled with them, identically on every rank.
+        d, rows = self.data, local_rows(rows)
         e_lr, e_en = self.net.anchored(d.lr[rows], d.en[rows])
         en_mask = d.has_en[rows] if self.cfg.use_english else torch.zeros(len(rows), dtype=torch.bool)
-        return self.net.head(e_lr, e_en, d.lang[rows], en_mask=en_mask), e_lr, e_en
+        z = self.net.head(e_lr, e_en, d.lang[rows], en_mask=en_mask)
+        return all_gather_with_grad(z), all_gather_with_grad(e_lr), all_gather_with_grad(e_en)
+
+    def lrl_only(self, rows: Tensor) -> Tensor:
+        rows = local_rows(rows)
+        return all_gather_with_grad(self.net.lrl_only(self.data.lr[rows], self.data.lang[rows]))
+
+    def en_only(self, rows: Tensor) -> Tensor:
+        rows = local_rows(rows)
+        return all_gather_with_grad(en_only(self.net, self.data.en[rows], self.data.lang[rows]))
 
     def anchor_term(self, rows: Tensor, e_lr: Tensor, e_en: Tensor) -> Tensor:
         m = self.data.has_en[rows]
@@ -183,13 +195,13 @@ class LasrStep:
 
     def consistency(self, rows_a: Tensor, rows_b: Tensor) -> Tensor:
         """Scores from the LRL path alone vs the English path alone should agree."""
-        d, net = self.data, self.net
+        d = self.data
         m = d.has_en[rows_a] & d.has_en[rows_b]
         if not self.cfg.use_english or not m.any():
             return d.lr.new_zeros(())
         a, b = rows_a[m], rows_b[m]
-        s_lr = (net.lrl_only(d.lr[a], d.lang[a]) * net.lrl_only(d.lr[b], d.lang[b])).sum(-1)
-        s_en = (en_only(net, d.en[a], d.lang[a]) * en_only(net, d.en[b], d.lang[b])).sum(-1)
+        s_lr = (self.lrl_only(a) * self.lrl_only(b)).sum(-1)
+        s_en = (self.en_only(a) * self.en_only(b)).sum(-1)
         return score_mse(s_lr, s_en)
 
 
@@ -275,7 +287,7 @@ def sts_step(st: LasrStep, sb: Tensor) -> tuple[dict[str, Tensor], Pending]:
 def mc_step(st: LasrStep, mb: Tensor) -> dict[str, Tensor]:
     """One batch of multiple-choice questions: cross-entropy over cos(z_q, z_c) / T, plus the
     symmetric KL between the LRL-only and English-only choice distributions on a few of them."""
-    d, cfg, net = st.data, st.cfg, st.net
+    d, cfg = st.data, st.cfg
     ch = d.mc_choices[mb]
     cmask = ch >= 0
     zq_mc, _, _ = st.z_of(d.mc_q[mb])
@@ -287,10 +299,9 @@ def mc_step(st: LasrStep, mb: Tensor) -> dict[str, Tensor]:
     if cfg.use_english and d.has_en[d.mc_q[sub]].all():
         chs, cms = d.mc_choices[sub], d.mc_choices[sub] >= 0
         flat = chs.clamp_min(0).reshape(-1)
-        lq = net.lrl_only(d.lr[d.mc_q[sub]], d.lang[d.mc_q[sub]])
-        eq = en_only(net, d.en[d.mc_q[sub]], d.lang[d.mc_q[sub]])
-        lc = net.lrl_only(d.lr[flat], d.lang[flat]).reshape(*chs.shape, -1)
-        ec = en_only(net, d.en[flat], d.lang[flat]).reshape(*chs.shape, -1)
+        lq, eq = st.lrl_only(d.mc_q[sub]), st.en_only(d.mc_q[sub])
+        lc = st.lrl_only(flat).reshape(*chs.shape, -1)
+        ec = st.en_only(flat).reshape(*chs.shape, -1)
         losses["cons_m"] = cfg.lambda_cons * symmetric_kl(
             choice_logits(lq, lc, cms, cfg.temperature), choice_logits(eq, ec, cms, cfg.temperature), cms)
     return losses
@@ -376,6 +387,7 @@ def train_lasr(
             with timer("backward"):
                 opt.zero_grad()
                 loss.backward()
+                sync_gradients(opt)
                 opt.step()
             # Enqueue only after the loss is computed: a batch never competes with itself.
             for after in pending:

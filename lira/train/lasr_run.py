@@ -149,7 +149,10 @@ def train_variants(params: Params, root: Path, variants: list[str], out: Path) -
     """
     for v in variants:  # every variant's configs are valid before any training starts
         variant_configs(params.train_arca, params.train_lasr, v)
-    workers = min(params.train_lasr.workers, len(variants))
+    from lira.distributed import world_size
+
+    # Under torchrun the ranks already share each variant's work: the variants then run one by one.
+    workers = min(params.train_lasr.workers, len(variants)) if world_size() == 1 else 1
     if workers <= 1:
         inputs = arca_run.load_inputs(params, root)
         results = {}

@@ -46,14 +46,15 @@ class TranslationCache:
         # Temp files of an interrupted write are ".<name>.<rand>.tmp": never matched here.
         return sorted(self.folder.glob("shard-*.parquet")) if self.folder.exists() else []
 
-    def load(self) -> dict[str, dict[str, Any]]:
-        """cache_key -> stored row (the last write wins)."""
+    def load(self, compact: bool = True) -> dict[str, dict[str, Any]]:
+        """cache_key -> stored row (the last write wins). ``compact=False`` for a writer that runs
+        beside others (one agent of several at once): merging needs the cache to itself."""
         shards = self.shards()
         if not shards:
             return {}
         df = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
         df = df.drop_duplicates("cache_key", keep="last")
-        if len(shards) > MAX_SHARDS:
+        if compact and len(shards) > MAX_SHARDS:
             self.compact(df, shards)
         return {r["cache_key"]: r for r in df.to_dict("records")}
 

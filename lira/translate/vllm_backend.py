@@ -31,6 +31,15 @@ def check_available() -> None:
         raise RuntimeError(f"no CUDA device is visible; {_HOWTO}")
 
 
+def engine_args(agent: Any, seed: int) -> dict[str, Any]:
+    """vllm.LLM's arguments for an agent: vLLM shards the model (tensor parallel) and replicates it
+    (data parallel) itself; data_parallel_size is left out at 1 so older vLLMs, which lack it, work."""
+    args: dict[str, Any] = {"model": agent.model, "seed": seed, "tensor_parallel_size": agent.tensor_parallel_size}
+    if agent.data_parallel_size > 1:
+        args["data_parallel_size"] = agent.data_parallel_size
+    return args
+
+
 class VLLMBackend(ChatBackend):
     name = "vllm"
 
@@ -39,7 +48,7 @@ class VLLMBackend(ChatBackend):
         check_available()
         from vllm import LLM
 
-        self.llm = LLM(model=agent.model, seed=self.seed)
+        self.llm = LLM(**engine_args(agent, self.seed))
 
     def generate_chat(self, messages: list[Messages], *, response_format: dict | None = None,
                       max_new_tokens: int | None = None) -> list[str | None]:

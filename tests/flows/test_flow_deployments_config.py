@@ -34,7 +34,7 @@ def test_prefect_yaml_matches_prefects_schema(prefect_yaml):
     from prefect.cli.deploy._models import PrefectYamlModel
 
     model = PrefectYamlModel.model_validate(prefect_yaml)
-    assert len(model.deployments) == 4
+    assert len(model.deployments) == 5
     step = prefect_yaml["pull"][0]["prefect.deployments.steps.set_working_directory"]
     assert step["directory"] == "{{ $LIRA_ROOT }}"
 

@@ -57,3 +57,24 @@ def test_deployment_can_ask_for_more_gpus(template):
     job = apply_values(template["job_configuration"], {**_defaults(template), "gpu_count": 4})["job_manifest"]
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
     assert template["variables"]["properties"]["gpu_count"]["minimum"] == 1
+
+
+def test_gpu_job_runs_torchrun_ranks_over_a_shared_cache(template):
+    import yaml
+    from prefect.utilities.templating import apply_values
+
+    job = apply_values(template["job_configuration"], _defaults(template))["job_manifest"]
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = template["variables"]["properties"]["env"]["default"]
+    assert env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1" and "NCCL_DEBUG" in env
+    cache = next(m for m in container["volumeMounts"] if m["name"] == "cache")
+    assert cache["mountPath"] == env["LIRA_ROOT"] + "/.cache/lira"
+    vol = next(v for v in pod["volumes"] if v["name"] == "cache")
+    claim = yaml.safe_load((TEMPLATE.parent / "cache-pvc.yaml").read_text())
+    assert vol["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert "ReadWriteMany" in claim["spec"]["accessModes"]
+    # The torchrun deployment asks the pool for as many GPUs as it starts ranks.
+    deployments = yaml.safe_load((TEMPLATE.parents[2] / "prefect.yaml").read_text())["deployments"]
+    (dep,) = [d for d in deployments if d["entrypoint"] == "flows/pipeline.py:lira_pipeline" and d["name"] == "gpu"]
+    assert dep["parameters"]["nproc"] == dep["work_pool"]["job_variables"]["gpu_count"] > 1

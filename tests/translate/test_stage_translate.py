@@ -95,3 +95,23 @@ def test_changed_settings_miss_the_cache(project, monkeypatch):
     _Counting.calls = 0
     stage.run(make_params(AGENTS[:1], translate={"agents": AGENTS[:1], "prompt_version": "v2"}), project)
     assert _Counting.calls == first
+
+
+def test_agents_filled_concurrently_give_the_table_of_one_sequential_run(project, tmp_path):
+    """K agents at once (as the flow's mapped task per agent runs them), each writing its own cache
+    shards; the stage then translates nothing and writes what a sequential run writes."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = make_params(AGENTS)
+    seq_root = tmp_path / "seq"
+    shutil.copytree(project, seq_root)
+    stage.run(params, seq_root)
+    with ThreadPoolExecutor(len(AGENTS)) as pool:
+        fills = list(pool.map(lambda a: stage.fill_agent(params, project, a["name"]), AGENTS))
+    assert all(f["new"] > 0 and f["cached"] == 0 for f in fills)
+    summary = stage.run(params, project)
+    assert summary["new"] == 0 and summary["cache_hits"] == sum(f["new"] for f in fills)
+    pd.testing.assert_frame_equal(_candidates(project), _candidates(seq_root))
+    with pytest.raises(ValueError, match="no agent 'nope'"):
+        stage.fill_agent(params, project, "nope")

@@ -34,3 +34,20 @@ def test_vllm_generates_one_output_per_request():  # pragma: no cover - GPU work
     backend = build_backend(AgentParams(name="v", backend="vllm", model=model, max_new_tokens=16))
     outs = backend.translate([TranslationRequest("a", "vi", "Xin chào"), TranslationRequest("b", "vi", "Cảm ơn")])
     assert len(outs) == 2 and all(o.raw is not None for o in outs)
+
+
+def test_parallelism_reaches_vllms_engine_arguments():
+    from lira.translate.vllm_backend import engine_args
+
+    one = engine_args(AgentParams(name="v", backend="vllm", model="m"), seed=3)
+    assert one == {"model": "m", "seed": 3, "tensor_parallel_size": 1}
+    big = engine_args(AgentParams(name="v", backend="vllm", model="m", tensor_parallel_size=4, data_parallel_size=2), seed=3)
+    assert big == {"model": "m", "seed": 3, "tensor_parallel_size": 4, "data_parallel_size": 2}
+
+
+@pytest.mark.parametrize("backend", ["openai", "transformers", "simulated"])
+def test_parallelism_is_refused_outside_vllm(backend):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="tensor_parallel_size"):
+        AgentParams(name="v", backend=backend, model="m", tensor_parallel_size=2)

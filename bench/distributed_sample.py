@@ -1,0 +1,123 @@
+"""train_arca and train_lasr on the sample: one process vs ``torchrun --nproc-per-node N`` (gloo, CPU).
+
+The two runs start from the same prepared inputs in two isolated workspaces (copies: nothing is
+shared but read-only model files), each with its own feature cache and no checkpoints, so both
+train from scratch; tracking is off and the LaSR variants train one after another in both
+(``train_lasr.workers=1``: the ranks already share each variant). Then their metrics files are
+compared field by field.
+
+What to expect: the ranks draw their dropout masks from their own RNG streams, so with the
+params' dropout (Arca 0.1, LaSR 0.1 and path dropout 0.5) the two runs are two equally valid
+draws, not the same numbers; ``--no-dropout`` sets every dropout to 0, where the runs agree to the
+rounding the 2-rank equivalence tests bound (tests/distributed).
+
+Usage: ``.venv/bin/python bench/distributed_sample.py --workspace DIR [--nproc 2] [--no-dropout] [--full-only]``
+where DIR holds ``params.yaml``, ``data/{prepared,translations,critic}`` and optionally a warm
+``.cache/lira`` (copied into DIR/1proc and DIR/<N>proc) -> bench/results/distributed_sample.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, command, git_state, loadavg, machine_info, write_result
+
+STAGES = ("train_arca", "train_lasr")
+NO_DROPOUT = ["train_arca.dropout=0.0", "train_lasr.dropout=0.0", "train_lasr.path_dropout=0.0"]
+
+
+def prepare(src: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "params.yaml", dest / "params.yaml")
+    for part in ("prepared", "translations", "critic"):
+        shutil.copytree(src / "data" / part, dest / "data" / part, dirs_exist_ok=True)
+    cache = src / ".cache" / "lira"
+    if (cache / "features").is_dir():
+        shutil.copytree(cache / "features", dest / ".cache" / "lira" / "features", dirs_exist_ok=True)
+    if (cache / "models").exists() and not (dest / ".cache" / "lira" / "models").exists():
+        (dest / ".cache" / "lira" / "models").symlink_to((cache / "models").resolve())
+
+
+def run_stages(ws: Path, nproc: int, overrides: list[str], timeout: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LIRA_QUIET": "1"}
+    sets = [a for o in ["tracking.enabled=false", "train_lasr.workers=1", *overrides] for a in ("--set", o)]
+    out: dict[str, Any] = {}
+    for stage in STAGES:
+        lira = ["-m", "lira", "stage", stage, "--params", "params.yaml", *sets]
+        cmd = [sys.executable, *lira] if nproc == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                          f"--nproc-per-node={nproc}", *lira]
+        t0, load0 = time.perf_counter(), loadavg()
+        proc = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        out[stage] = {"command": " ".join(cmd[1:]), "rc": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
+                      "load_start": load0, "load_end": loadavg()}
+        if proc.returncode != 0:
+            out[stage]["stderr_tail"] = proc.stderr[-3000:]
+            break
+    for name in ("arca.json", "lasr.json"):
+        path = ws / "metrics" / name
+        out[name] = json.loads(path.read_text()) if path.exists() else None
+    return out
+
+
+def numeric_leaves(x: Any, prefix: str = "") -> dict[str, float]:
+    if isinstance(x, dict):
+        return {k2: v2 for k, v in x.items() for k2, v2 in numeric_leaves(v, f"{prefix}{k}.").items()}
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return {}
+    return {prefix.rstrip("."): float(x)}
+
+
+def compare(a: dict | None, b: dict | None) -> dict[str, Any]:
+    if a is None or b is None:
+        return {"missing": True}
+    la, lb = numeric_leaves(a), numeric_leaves(b)
+    keys = sorted(set(la) & set(lb))
+    diffs = {k: abs(la[k] - lb[k]) for k in keys if not (k.endswith("seconds"))}
+    return {"fields": len(diffs), "max_abs_diff": max(diffs.values(), default=0.0),
+            "largest": dict(sorted(diffs.items(), key=lambda kv: -kv[1])[:8]),
+            "only_in_one": sorted(set(la) ^ set(lb))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path, required=True)
+    ap.add_argument("--nproc", type=int, default=2)
+    ap.add_argument("--no-dropout", action="store_true")
+    ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--full-only", action="store_true", help="train_lasr trains the full variant only (no ablations): "
+                    "each variant seeds itself, so 'full' is the same run either way, at a fifth of the cost")
+    args = ap.parse_args()
+    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else [])
+    tag = "nodrop" if args.no_dropout else "default"
+    runs = {}
+    for n in (1, args.nproc):
+        ws = args.workspace / f"{tag}-{n}proc"
+        prepare(args.workspace, ws)
+        runs[f"{n}proc"] = run_stages(ws, n, overrides, args.timeout)
+    one, many = runs["1proc"], runs[f"{args.nproc}proc"]
+    payload = {
+        "bench": "distributed_sample", "command": command(), "machine": machine_info(), "git": git_state(),
+        "overrides": overrides, "nproc": args.nproc, "runs": runs,
+        "compare": {name: compare(one[name], many[name]) for name in ("arca.json", "lasr.json")},
+        "headline": {
+            "lasr_dev_ndcg10": {"1proc": (one["lasr.json"] or {}).get("dev_ndcg10"),
+                                f"{args.nproc}proc": (many["lasr.json"] or {}).get("dev_ndcg10")},
+            "arca_dev_eps1_trained": {"1proc": (one["arca.json"] or {}).get("dev_eps1_trained"),
+                                      f"{args.nproc}proc": (many["arca.json"] or {}).get("dev_eps1_trained")},
+        },
+    }
+    print(json.dumps(payload["headline"], indent=1), json.dumps(payload["compare"], indent=1))
+    write_result(f"distributed_sample_{tag}", payload)
+
+
+if __name__ == "__main__":
+    main()
