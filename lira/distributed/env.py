@@ -8,10 +8,22 @@ torchrun (or a Kubernetes / Prefect launcher around it) does.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported on first use: every stage calls is_main(), and a stage that never needs torch
+# (build_dataset) must not pay its import. A process that has not imported torch.distributed
+# cannot be in a process group, so active() is False without importing it.
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist
 
 
 def launched() -> bool:
@@ -20,15 +32,16 @@ def launched() -> bool:
 
 
 def active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    dist = sys.modules.get("torch.distributed")
+    return dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def world_size() -> int:
-    return dist.get_world_size() if active() else 1
+    return _dist().get_world_size() if active() else 1
 
 
 def rank() -> int:
-    return dist.get_rank() if active() else 0
+    return _dist().get_rank() if active() else 0
 
 
 def local_rank() -> int:
@@ -40,6 +53,8 @@ def is_main() -> bool:
 
 
 def backend_for(choice: str = "auto") -> str:
+    import torch
+
     if choice == "auto":
         return "nccl" if torch.cuda.is_available() else "gloo"
     if choice == "nccl" and not torch.cuda.is_available():
@@ -51,6 +66,9 @@ def init_from_env(backend: str = "auto", timeout_s: int = 1800) -> bool:
     """Join torchrun's process group (once); False (and nothing done) outside torchrun."""
     if not launched():
         return False
+    import torch
+
+    dist = _dist()
     if dist.is_initialized():
         return True
     name = backend_for(backend)
@@ -61,18 +79,20 @@ def init_from_env(backend: str = "auto", timeout_s: int = 1800) -> bool:
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if active() or ("torch.distributed" in sys.modules and _dist().is_initialized()):
+        _dist().destroy_process_group()
 
 
 def barrier() -> None:
     if active():
-        dist.barrier()
+        _dist().barrier()
 
 
 def comm_device() -> torch.device:
     """Where tensors must live for a collective: the rank's GPU under nccl, else the CPU."""
-    if active() and dist.get_backend() == "nccl":
+    import torch
+
+    if active() and _dist().get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
