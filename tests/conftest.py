@@ -57,6 +57,13 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_builder():
+    """``build_tiny_bert`` itself, for a test that needs a second backbone (a fixture, because
+    ``from conftest import`` picks whichever conftest module Python imported first)."""
+    return build_tiny_bert
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent / "tracking"))
 
-from conftest import build_tiny_bert
 from lira_testkit import build_lira_folder
 
 from lira import api
@@ -119,8 +118,8 @@ def _two_encoder_lira(folder: Path, lrl_dir: Path, en_dir: Path) -> Path:
     return folder
 
 
-def test_two_encoders_export_behind_a_router_keyed_by_language(tmp_path, tiny_bert_dir):
-    en_dir = build_tiny_bert(tmp_path / "en-bert", layers=1)  # another backbone: the encoders differ
+def test_two_encoders_export_behind_a_router_keyed_by_language(tmp_path, tiny_bert_dir, tiny_bert_builder):
+    en_dir = tiny_bert_builder(tmp_path / "en-bert", layers=1)  # another backbone: the encoders differ
     folder = _two_encoder_lira(tmp_path / "full", tiny_bert_dir, en_dir)
     none = tmp_path / "none.yaml"
     summary = export_sentence_transformers(str(folder), tmp_path / "st", params_path=none, encoder_only=True)
