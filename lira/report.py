@@ -41,8 +41,9 @@ def summary_table(metrics_dir: str | Path) -> str:
             lines.append(f"{name:<34}{cells}{ci}")
     fg = ev.get("forgetting", {})
     if fg.get("retrieval"):
-        lines += ["", f"Forgetting check: English -> English on the English references, x100 (LiRA's English path "
-                      f"within {fg.get('tolerance_points', 1.0):g} point of frozen: {'yes' if fg.get('within_tolerance') else 'NO'})"]
+        ok = "yes" if fg.get("within_tolerance") else "NO"
+        lines += ["", (f"Forgetting check: English -> English on the English references, x100 (LiRA's English path "
+                       f"within {fg.get('tolerance_points', 1.0):g} point of frozen: {ok})")]
         lines.append(f"{'system':<34}{'nDCG@10':>9}{'STS r':>9}{'STS rho':>9}")
         for name, r in fg["retrieval"].items():
             st = fg.get("sts", {}).get(name, {})

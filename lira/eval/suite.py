@@ -188,7 +188,33 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
         # safetensors, not torch.save: nothing lira writes is a pickle
         save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(out / "student.safetensors"))
         results["mse_distill"] = score_all(apply_student(student, lr_mean), ld, ks)
+    if "st_distill" in cfg.baselines:
+        z, info = st_distill_system(params, root, inputs, choice)
+        results["st_distill"] = score_all(z, ld, ks)
+        timings.update(info)
     return results, timings
+
+
+def st_distill_system(params: Params, root: Path, inputs: ArcaInputs, choice: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """The st_distill peer (:func:`lira.eval.st_distill.st_distill`) trained on the same train pairs
+    as LiRA - each train text with the Actor's chosen translation, both with the text's prefix - and
+    every text row embedded by the student. Returns (z [N, d], its train time and peak RSS)."""
+    from lira.encoders import EncoderSettings, cache_dir
+    from lira.encoders.base import resolve_spec
+    from lira.eval.st_distill import sentence_transformer, st_distill, st_embed
+    from lira.train.inputs import kind_of
+
+    cfg, enc = params.evaluate, EncoderSettings.of(params.encoder("lrl"))
+    texts = inputs.texts
+    prefix = [enc.prefix(kind_of(r)) for r in texts["role"]]
+    train = np.flatnonzero((texts["split"] == "train").to_numpy() & (choice >= 0))
+    pairs = [(prefix[i] + texts["text"].iloc[i], prefix[i] + inputs.ct.text[i, choice[i]]) for i in train]
+    folder = Path(resolve_spec(enc.spec, cache_dir(params, root) / "models"))
+    teacher = sentence_transformer(folder, enc.max_length)
+    res = st_distill(teacher, pairs, epochs=cfg.st_distill_epochs, batch_size=cfg.st_distill_batch_size,
+                     lr=cfg.st_distill_lr, seed=params.shared.seed, max_length=enc.max_length)
+    z = st_embed(res.student, [p + t for p, t in zip(prefix, texts["text"].tolist())]).numpy()
+    return z, {"st_distill_train_s": res.wall_s, "st_distill_peak_rss_mib": res.peak_rss_mib}
 
 
 def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:

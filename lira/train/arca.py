@@ -42,8 +42,8 @@ from torch import Tensor
 from lira.arca import Actor, AnchorAdaptors
 from lira.arca.config import ArcaConfig
 from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, variance_term
-from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
 from lira.losses.reinforce import RunningMeanBaseline
+from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 if TYPE_CHECKING:
