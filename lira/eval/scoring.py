@@ -17,16 +17,20 @@ from lira.train.lasr import LasrData
 
 def retrieval_scores(
     z: np.ndarray, ld: LasrData, ks: list[int], z_items: np.ndarray | None = None, item_ok: np.ndarray | None = None,
+    text_ok: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Test queries against the items of their language. In-language by default (both sides from
     ``z``, one row per text); ``z_items`` [I, d] replaces the items' embeddings (cross-lingual:
     the items' English references), ``item_ok`` [I] bool drops items from every corpus (those
-    without a reference), and queries left without a relevant item are not scored."""
+    without a reference), and queries left without a relevant item are not scored; ``text_ok``
+    [N] bool (per text row) drops the queries whose own row is False."""
     q = np.flatnonzero(ld.query_split == "test")
     zi = z[ld.item_text.numpy()] if z_items is None else z_items
     ok = np.ones(len(zi), dtype=bool) if item_ok is None else np.asarray(item_ok, dtype=bool)
     if item_ok is not None:  # in-language scoring keeps every test query (the gate pairs them by position)
         q = np.array([j for j in q if any(ok[i] and r > 0 for i, r in ld.qrels[j].items())], dtype=np.int64)
+    if text_ok is not None:  # queries whose own text row has nothing to embed (e.g. no reference)
+        q = q[np.asarray(text_ok, dtype=bool)[ld.query_text[q].numpy()]]
     zq = z[ld.query_text[q].numpy()]
     scores = zq @ zi.T
     mask = (ld.query_lang[q].numpy()[:, None] == ld.item_lang.numpy()[None, :]) & ok[None, :]
@@ -109,4 +113,35 @@ def compare(a: dict[str, Any], b: dict[str, Any], n: int, conf: float, seed: int
                                               n_resamples=n, confidence=conf, seed=seed).as_dict()
     if len(a["mc"]["correct"]):
         out["mc.accuracy"] = paired_bootstrap(np.mean, a["mc"]["correct"], b["mc"]["correct"], n_resamples=n, confidence=conf, seed=seed).as_dict()
+    return out
+
+
+# How far LiRA's English path may fall below the frozen English encoder (x100 points).
+FORGETTING_TOLERANCE = 1.0
+
+
+def forgetting_summary(res: dict[str, dict], langs: list[str], n: int, conf: float, seed: int) -> dict:
+    """English -> English retrieval and STS, LiRA's English path vs frozen, and whether each stays
+    within :data:`FORGETTING_TOLERANCE` points of frozen (the forgetting check)."""
+    out: dict = {"definition": "the sample's English references (en_ref), test split: query reference -> its "
+                               "language's item references (retrieval), STS test pairs' references (STS); LiRA's "
+                               "English path (anchor-language entry) vs the frozen English encoder",
+                 "tolerance_points": FORGETTING_TOLERANCE}
+    if not res:
+        return out
+    out["retrieval"] = {name: crosslingual_summary(r["retrieval"], langs) for name, r in res.items()}
+    out["sts"] = {name: sts_metrics(r["sts"]["pred"], r["sts"]["gold"]) if len(r["sts"]["pred"]) > 2 else {}
+                  for name, r in res.items()}
+    lq, fq = res["lira"]["retrieval"]["per_query"]["ndcg@10"], res["frozen"]["retrieval"]["per_query"]["ndcg@10"]
+    if len(lq):
+        out["lira_minus_frozen"] = {"retrieval.ndcg@10": paired_bootstrap(
+            np.mean, lq, fq, n_resamples=n, confidence=conf, seed=seed).as_dict()}
+    checks = {}
+    if len(lq):
+        checks["retrieval.ndcg@10"] = 100 * (out["retrieval"]["lira"]["ndcg@10"] - out["retrieval"]["frozen"]["ndcg@10"])
+    for k in ("pearson", "spearman"):
+        if out["sts"].get("lira") and out["sts"].get("frozen"):
+            checks[f"sts.{k}"] = 100 * (out["sts"]["lira"][k] - out["sts"]["frozen"][k])
+    out["lira_minus_frozen_points"] = checks
+    out["within_tolerance"] = bool(checks) and all(v >= -FORGETTING_TOLERANCE for v in checks.values())
     return out

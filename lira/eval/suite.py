@@ -109,6 +109,53 @@ def crosslingual_systems(params: Params, root: Path, inputs: ArcaInputs, trained
     return out
 
 
+def english_rows(params: Params, root: Path, inputs: ArcaInputs, net: LiraNet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every text row's English reference (``en_ref``) embedded by LiRA's English path (the head's
+    anchor-language entry, as ``lira embed --lang en`` does) and by the frozen English encoder,
+    with the row's own prefix kind. Returns (z_lira [N, d], z_frozen [N, H], has_ref [N] bool)."""
+    from lira.train.inputs import kind_of
+
+    texts = inputs.texts
+    refs = texts["en_ref"].tolist() if "en_ref" in texts.columns else [None] * len(texts)
+    ok = np.array([isinstance(t, str) and bool(t.strip()) for t in refs])
+    kinds = texts["role"].map(kind_of).to_numpy(dtype=object)
+    z_lira = np.zeros((len(texts), net.head.d_in), np.float32)
+    z_frozen: np.ndarray | None = None
+    for kind in dict.fromkeys(kinds[ok].tolist()):
+        rows = np.flatnonzero(ok & (kinds == kind))
+        f = features_for(params, [refs[i] for i in rows], "en", kind, root)
+        if z_frozen is None:
+            z_frozen = np.zeros((len(texts), f.mean.shape[1]), np.float32)
+        z_frozen[rows] = f.mean
+        with torch.no_grad():
+            net.eval()
+            z_lira[rows] = net.en_only(torch.from_numpy(f.slots)).numpy()
+    return z_lira, (z_frozen if z_frozen is not None else np.zeros((len(texts), 1), np.float32)), ok
+
+
+def forgetting_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
+    """English -> English on the sample's English references, LiRA's English path vs the frozen
+    English encoder: whether training the shared space made LiRA forget English. Retrieval: each
+    test query's reference against its language's items' references (items without one leave the
+    corpus); STS: the test pairs whose both sides have a reference. Returns system name ->
+    {"retrieval": :func:`lira.eval.scoring.retrieval_scores`, "sts": pred/gold/lang} ({} without references)."""
+    ld = trained.ld
+    z_lira, z_frozen, ok = english_rows(params, root, inputs, trained.net)
+    if not ok.any():
+        return {}
+    item_ok = ok[ld.item_text.numpy()]
+    t = np.flatnonzero(ld.sts_split == "test")
+    a, b = ld.sts_a[t].numpy(), ld.sts_b[t].numpy()
+    pair = ok[a] & ok[b]
+    out = {}
+    for name, z in (("lira", z_lira), ("frozen", z_frozen)):
+        u = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        out[name] = {"retrieval": retrieval_scores(z, ld, ks, z[ld.item_text.numpy()], item_ok, text_ok=ok),
+                     "sts": {"pred": (u[a[pair]] * u[b[pair]]).sum(1), "gold": ld.sts_score[t].numpy()[pair],
+                             "lang": ld.lang[ld.sts_a[t]].numpy()[pair]}}
+    return out
+
+
 def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> tuple[dict[str, dict], dict[str, float]]:
     """The ``evaluate.baselines`` systems, scored on LiRA's test rows; the distilled student is saved
     under ``paths.distill``. Returns (system name -> score_all, timings)."""
@@ -141,7 +188,33 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
         # safetensors, not torch.save: nothing lira writes is a pickle
         save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(out / "student.safetensors"))
         results["mse_distill"] = score_all(apply_student(student, lr_mean), ld, ks)
+    if "st_distill" in cfg.baselines:
+        z, info = st_distill_system(params, root, inputs, choice)
+        results["st_distill"] = score_all(z, ld, ks)
+        timings.update(info)
     return results, timings
+
+
+def st_distill_system(params: Params, root: Path, inputs: ArcaInputs, choice: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """The st_distill peer (:func:`lira.eval.st_distill.st_distill`) trained on the same train pairs
+    as LiRA - each train text with the Actor's chosen translation, both with the text's prefix - and
+    every text row embedded by the student. Returns (z [N, d], its train time and peak RSS)."""
+    from lira.encoders import EncoderSettings, cache_dir
+    from lira.encoders.base import resolve_spec
+    from lira.eval.st_distill import sentence_transformer, st_distill, st_embed
+    from lira.train.inputs import kind_of
+
+    cfg, enc = params.evaluate, EncoderSettings.of(params.encoder("lrl"))
+    texts = inputs.texts
+    prefix = [enc.prefix(kind_of(r)) for r in texts["role"]]
+    train = np.flatnonzero((texts["split"] == "train").to_numpy() & (choice >= 0))
+    pairs = [(prefix[i] + texts["text"].iloc[i], prefix[i] + inputs.ct.text[i, choice[i]]) for i in train]
+    folder = Path(resolve_spec(enc.spec, cache_dir(params, root) / "models"))
+    teacher = sentence_transformer(folder, enc.max_length)
+    res = st_distill(teacher, pairs, epochs=cfg.st_distill_epochs, batch_size=cfg.st_distill_batch_size,
+                     lr=cfg.st_distill_lr, seed=params.shared.seed, max_length=enc.max_length)
+    z = st_embed(res.student, [p + t for p, t in zip(prefix, texts["text"].tolist())]).numpy()
+    return z, {"st_distill_train_s": res.wall_s, "st_distill_peak_rss_mib": res.peak_rss_mib}
 
 
 def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:

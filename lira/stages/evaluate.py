@@ -22,12 +22,13 @@ from lira.eval.bound import lipschitz_diagnostics
 from lira.eval.external import evaluate_external, external_by_name
 from lira.eval.headline import headline
 from lira.eval.plots import write_plots
-from lira.eval.scoring import compare, crosslingual_summary, summarise
+from lira.eval.scoring import compare, crosslingual_summary, forgetting_summary, summarise
 from lira.eval.suite import (
     SYSTEM_LIRA,
     baseline_systems,
     crosslingual_systems,
     external_systems,
+    forgetting_systems,
     gate_record_for,
     trained_systems,
 )
@@ -70,6 +71,8 @@ def run(params: Params, root: Path) -> dict:
             n_resamples=cfg.bootstrap_resamples, confidence=cfg.confidence, seed=seed).as_dict()}
         for name, res in xl.items() if name != SYSTEM_LIRA and len(res["qids"])
     }
+    forgetting = forgetting_summary(forgetting_systems(params, root, inputs, trained, ks), langs, cfg.bootstrap_resamples,
+                                    cfg.confidence, seed)
     diagnostics = lipschitz_diagnostics(trained.net, trained.ld, inputs, params, root, trained.choice)
     systems_ext = external_systems(params, root, trained.net, trained.adapter)
     external = external_by_name(evaluate_external(src, root, systems_ext, cfg.bootstrap_resamples, cfg.confidence, seed)
@@ -80,6 +83,7 @@ def run(params: Params, root: Path) -> dict:
     summary = {"systems": systems, "lira_minus": comparisons,
                "crosslingual": {"definition": "test LRL queries -> the English references (en_ref) of their language's items",
                                 "systems": crosslingual, "lira_minus": xl_minus},
+               "forgetting": forgetting,
                "diagnostics": diagnostics, "external": external, "cost": cost,
                "n_test": {"queries": len(lira["retrieval"]["qids"]), "sts_pairs": len(lira["sts"]["pred"]),
                           "mc_items": len(lira["mc"]["correct"])}}

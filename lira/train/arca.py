@@ -2,12 +2,21 @@
 
     pi = softmax(Actor([s, e, p, sim, ...]_k))          a ~ pi            (per source text)
     E_lr = A(P(H_lr)),  E_en = A(P(H_en(c_a)))
-    L = L_RL + eta * L_anchor + lambda_var * L_var
+    L = L_RL + eta * L_anchor + lambda_rank * L_rank + lambda_var * L_var (+ lambda_nce * L_nce)
     L_RL = -log pi(a) * (R_a - b),  L_anchor = mean_slots(1 - cos(E_lr, sg(E_en)))
+    L_rank = translation_ranking(u_lr, sg(u_en); in-batch + queued English negatives, margin m)
 
 The encoders are frozen (their pooled features come from the cache) unless LoRA is on, in which
 case a :class:`~lira.train.live.LiveEncoderPath` recomputes the LRL path with gradients each step
-(and the dev rows each epoch); the English side stays the frozen anchor.
+(and the dev rows each epoch) for the first ``lora_epochs`` epochs; after them the LRL features
+are recomputed once through the tuned encoder and the adaptor and the Actor train on in the
+cheap, cached way. The English side stays the frozen anchor.
+
+``L_rank`` (:func:`lira.losses.translation_ranking_loss`, LaBSE's bidirectional additive-margin
+ranking) is what the cosine anchoring lacks: anchoring pulls a text onto its translation but never
+pushes it away from the others. Its negatives are the batch's other chosen translations (batches
+are free of duplicate source texts, and an identical translation text is masked, not a negative)
+plus a FIFO of the previous batches' English targets (``rank_queue``).
 
 Two terms are not in the paper, and both are params. ``L_var`` (a VICReg variance hinge on the
 batch's unit-normalised pooled E): without it a shared adaptor drives the anchoring loss to 0 by
@@ -35,6 +44,7 @@ from lira.arca.config import ArcaConfig
 from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
 from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
+from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 if TYPE_CHECKING:
@@ -51,6 +61,10 @@ class ArcaData:
     reward: Tensor  # [N, K] critic reward, NaN = unscored
     train_idx: Tensor  # long
     dev_idx: Tensor  # long
+    # Optional ids for L_rank (equal id = equal text): duplicate-free batches by source text, and an
+    # identical candidate translation is never a negative of its own row.
+    src_key: Tensor | None = None  # [N] long
+    cand_key: Tensor | None = None  # [N, K] long (-1 where missing)
 
 
 @dataclass
@@ -134,6 +148,23 @@ def stop_signal(row: dict[str, float], stop_on: str) -> float:
     return row["dev_bitext_acc"] + row["dev_bitext_margin"]
 
 
+def epoch_batches(data: ArcaData, batch_size: int, gen: torch.Generator) -> list[Tensor]:
+    """One epoch's batches of train rows, full ones only (the variance guard, the baselines and the
+    ranking's negatives are noisy on tiny batches). With ``src_key`` the batches hold no source
+    text twice (sentence-transformers' NO_DUPLICATES sampler; seeded from ``gen``, so a resumed
+    run draws the same batches)."""
+    n = len(data.train_idx)
+    if data.src_key is not None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+        keys = data.src_key[data.train_idx].tolist()
+        # A train split smaller than one batch still trains (one short batch), as below.
+        rows = duplicate_free_batches(keys, min(batch_size, max(n, 1)), seed=seed)
+        return [data.train_idx[torch.as_tensor(r, dtype=torch.long)] for r in rows]
+    perm = data.train_idx[torch.randperm(n, generator=gen)]
+    starts = range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size)
+    return [perm[i : i + batch_size] for i in starts]
+
+
 def train_arca(
     data: ArcaData,
     cfg: ArcaConfig,
@@ -173,8 +204,19 @@ def train_arca(
             state["lora"] = live.state_dict()
         return state
 
+    # After the LoRA epochs the encoder is fixed: its features of every row, computed once.
+    tuned_lr: Tensor | None = None
+
+    def lora_trains(epoch: int) -> bool:
+        return live is not None and epoch < cfg.lora_epochs
+
     def score_dev(epoch: int, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        dev_data = data if live is None else replace(data, lr=live.refreshed(data.lr, data.dev_idx))
+        if tuned_lr is not None:
+            dev_data = replace(data, lr=tuned_lr)
+        elif live is not None:
+            dev_data = replace(data, lr=live.refreshed(data.lr, data.dev_idx))
+        else:
+            dev_data = data
         with timer("dev_report"):
             dev = dev_report(adaptors, actor, dev_data, data.dev_idx, n_langs)
         row = {**row, **dev_row(dev)}
@@ -189,18 +231,24 @@ def train_arca(
     has_reward = bool(torch.isfinite(data.reward).any())
     epochs = range(start, cfg.epochs)
     for epoch in tqdm(epochs, desc="train_arca", unit="epoch", disable=not progress):
+        # L_rank's FIFO of past English targets (unit rows) and their candidate-text ids; emptied
+        # each epoch (as in bench/recipe.py), so a run resumed at an epoch boundary is exact.
+        queue_vec = torch.zeros(0, adaptor_width(data.lr.shape[-1], data.cand.shape[-1], cfg.d))
+        queue_grp = torch.zeros(0, dtype=torch.long)
         adaptors.train()
         actor.train()
-        if live is not None:
+        live_now = lora_trains(epoch)
+        if live is not None and not live_now and tuned_lr is None:
+            # The LoRA epochs are over (or were, before a resume): freeze the encoder's features.
+            live.train(False)
+            tuned_lr = live.refreshed(data.lr, torch.arange(len(data.lr)))
+        if live_now:
             live.train()
-        perm = data.train_idx[torch.randperm(len(data.train_idx), generator=gen)]
-        sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "var": 0.0, "nce": 0.0}
+        batches = epoch_batches(data, cfg.batch_size, gen)
+        sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "rank": 0.0, "var": 0.0, "nce": 0.0}
         n_batches = 0
-        # Drop the last short batch: the variance guard and the baselines are noisy on tiny batches.
-        starts = range(0, len(perm) - cfg.batch_size + 1 if len(perm) >= cfg.batch_size else 1, cfg.batch_size)
         # With a live encoder an epoch takes minutes on a CPU: show the batches too.
-        for i in tqdm(starts, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress or live is None):
-            b = perm[i : i + cfg.batch_size]
+        for b in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress or not live_now):
             b = b[data.mask[b].any(-1)]
             if len(b) < 2:
                 continue
@@ -220,7 +268,7 @@ def train_arca(
                 baseline.update(reward[rl].gather(1, a[rl][:, None]).squeeze(1))
             else:
                 l_rl = logp.new_zeros(())
-            p_lr = live.slots(b_loc) if live is not None else data.lr[b_loc]
+            p_lr = live.slots(b_loc) if live_now else (tuned_lr if tuned_lr is not None else data.lr)[b_loc]
             e_lr, e_en = map(all_gather_with_grad, adaptors(p_lr, data.cand[b_loc, local_rows(a)]))
             l_anchor = anchoring_loss(e_lr, e_en, stop_grad_en=cfg.stop_grad_en)
             u_lr = torch.nn.functional.normalize(e_lr.mean(1), dim=-1)
@@ -232,12 +280,28 @@ def train_arca(
             else:
                 l_var = l_anchor.new_zeros(())
             l_nce = info_nce(u_lr, u_en, cfg.nce_temperature) if cfg.lambda_nce > 0 else l_anchor.new_zeros(())
-            loss = l_rl + cfg.eta * l_anchor + cfg.lambda_var * l_var + cfg.lambda_nce * l_nce
+            if cfg.lambda_rank > 0:
+                target = u_en.detach() if cfg.stop_grad_en else u_en
+                group = data.cand_key[b, a] if data.cand_key is not None else None
+                has_q = len(queue_vec) > 0
+                l_rank = translation_ranking_loss(
+                    u_lr, target, scale=cfg.rank_scale, margin=cfg.rank_margin, symmetric=cfg.rank_symmetric,
+                    group=group, extra_en=queue_vec if has_q else None,
+                    extra_group=queue_grp if has_q and group is not None else None)
+            else:
+                l_rank = l_anchor.new_zeros(())
+            loss = l_rl + cfg.eta * l_anchor + cfg.lambda_rank * l_rank + cfg.lambda_var * l_var + cfg.lambda_nce * l_nce
             opt.zero_grad()
             loss.backward()
             sync_gradients(opt)
             opt.step()
-            for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("var", l_var), ("nce", l_nce)):
+            if cfg.lambda_rank > 0 and cfg.rank_queue > 0:
+                # Enqueued after the loss: a batch is never its own negative (-1: no id to mask by).
+                grp = group if group is not None else torch.full((len(b),), -1, dtype=torch.long)
+                queue_vec = torch.cat([u_en.detach(), queue_vec])[: cfg.rank_queue]
+                queue_grp = torch.cat([grp, queue_grp])[: cfg.rank_queue]
+            for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("rank", l_rank), ("var", l_var),
+                         ("nce", l_nce)):
                 sums[k] += float(v.detach())
             n_batches += 1
         row, stop = score_dev(epoch, {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}})

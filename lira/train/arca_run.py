@@ -56,7 +56,16 @@ def arca_data(inputs: ArcaInputs, cfg: ArcaConfig) -> ArcaData:
         reward=reward,
         train_idx=torch.from_numpy(np.flatnonzero(split == "train")),
         dev_idx=torch.from_numpy(np.flatnonzero(split == "dev")),
+        src_key=torch.as_tensor(text_ids(inputs.texts["text"].tolist()), dtype=torch.long),
+        cand_key=torch.as_tensor(text_ids(inputs.ct.text.ravel().tolist()), dtype=torch.long).reshape(inputs.ct.text.shape),
     )
+
+
+def text_ids(texts: list[str | None]) -> list[int]:
+    """Equal texts -> equal ids (first-seen order), None -> -1: what the ranking loss's duplicate
+    masking and duplicate-free batches compare."""
+    ids: dict[str, int] = {}
+    return [-1 if t is None else ids.setdefault(t, len(ids)) for t in texts]
 
 
 def fit(params: Params, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, progress: bool = True) -> tuple[ArcaResult, ArcaData]:

@@ -97,7 +97,8 @@ def embed_rows(net: LiraNet, data: LasrData, rows: Tensor, use_english: bool = T
     return torch.cat(out) if out else torch.zeros(0, net.head.d_in)
 
 
-def retrieval_eval(net: LiraNet, data: LasrData, split: str, use_english: bool = True, k: int = 10) -> dict[str, Any]:
+def retrieval_eval(net: LiraNet, data: LasrData, split: str, use_english: bool = True, k: int = 10,
+                   lrl_only_too: bool = False) -> dict[str, Any]:
     """Exact nDCG@k (gain 2^rel - 1) of the ``split`` queries against every item of their language.
 
     This is the in-training early-stopping signal, so it must be cheap: :func:`soft_ndcg` at a
@@ -106,6 +107,10 @@ def retrieval_eval(net: LiraNet, data: LasrData, split: str, use_english: bool =
     """
     from lira.losses import soft_ndcg
 
+    if lrl_only_too:  # ``ndcg_lrl_only``: the same queries on the LRL path alone (= ndcg without English)
+        out = retrieval_eval(net, data, split, use_english, k)
+        out["ndcg_lrl_only"] = retrieval_eval(net, data, split, False, k)["ndcg"] if use_english else out["ndcg"]
+        return out
     q = np.flatnonzero(data.query_split == split)
     if len(q) == 0:
         return {"ndcg": float("nan"), "per_query": np.zeros(0), "query_index": q}
@@ -315,6 +320,26 @@ def epoch_batches(data: LasrData, batch_size: int, gen: torch.Generator) -> tupl
     return r, s, m
 
 
+def stop_value(row: dict[str, float], start: dict[str, float] | None, stop_on: str) -> float:
+    """The early-stopping value of a history row (higher is better).
+
+    ``fused``: dev nDCG@10 of the fused path. ``both``: the mean of the fused and the LRL-only dev
+    nDCG@10, and a trained epoch in which either path is below the untrained start (``start``, the
+    epoch -1 row) on dev scores 1 lower, so it can never be kept over the start: each path the
+    model serves is never below where it started. No dev queries: the lower train loss decides
+    (the untrained start has none: it never wins then).
+    """
+    fused, lrl = row["dev_ndcg10"], row.get("dev_ndcg10_lrl_only", float("nan"))
+    if not np.isfinite(fused):
+        return -row.get("loss", float("inf"))
+    if stop_on == "fused" or not np.isfinite(lrl):
+        return fused
+    value = 0.5 * (fused + lrl)
+    if start is not None and row is not start and (fused < start["dev_ndcg10"] or lrl < start["dev_ndcg10_lrl_only"]):
+        value -= 1.0
+    return value
+
+
 def train_lasr(
     data: LasrData,
     net: LiraNet,
@@ -350,11 +375,11 @@ def train_lasr(
 
     def score_dev(epoch: int, row: dict[str, float]) -> tuple[dict[str, float], bool]:
         with timer("retrieval_eval"):
-            dev = retrieval_eval(net, data, "dev", use_english=cfg.use_english)
-        row = {**row, "dev_ndcg10": dev["ndcg"]}
+            # The LRL-only path (no translation at inference) is scored too: it is a product of its own.
+            dev = retrieval_eval(net, data, "dev", use_english=cfg.use_english, lrl_only_too=True)
+        row = {**row, "dev_ndcg10": dev["ndcg"], "dev_ndcg10_lrl_only": dev.get("ndcg_lrl_only", float("nan"))}
         history.append(row)
-        # No dev queries: the lower train loss decides (the untrained start has none: it never wins then).
-        value = row["dev_ndcg10"] if np.isfinite(row["dev_ndcg10"]) else -row.get("loss", float("inf"))
+        value = stop_value(row, next((r for r in history if r["epoch"] == -1), None), cfg.stop_on)
         return row, stopper.step(value, epoch, {"net": net.state_dict()})
 
     if start == 0:

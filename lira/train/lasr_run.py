@@ -124,7 +124,8 @@ def train_variant(
     save_lira_model(folder, res.net, model_meta(params, variant, inputs.ct.agents, adapter_sha), result.actor,
                     use_english=cfg.use_english)
     dev = retrieval_eval(res.net, ld, "dev", use_english=cfg.use_english)
-    return res, {"best_epoch": res.best_epoch, "epochs_run": sum(r["epoch"] >= 0 for r in res.history), "dev_ndcg10": dev["ndcg"]}
+    return res, {"best_epoch": res.best_epoch, "epochs_run": sum(r["epoch"] >= 0 for r in res.history), "dev_ndcg10": dev["ndcg"],
+                 "dev_ndcg10_lrl_only": retrieval_eval(res.net, ld, "dev", use_english=False)["ndcg"]}
 
 
 def _variant_job(params: Params, root: Path, variant: str, out: Path, threads: int) -> tuple[list, dict]:

@@ -34,7 +34,7 @@ def lora_project(tmp_path_factory, tiny_bert_dir):
     data["shared"]["encoders"]["lrl"]["lora"] = {**data["shared"]["encoders"]["lrl"]["lora"], "enabled": True, "r": 4,
                                                  "lr": 1e-2}
     data["build_dataset"]["max_per_language"] = 10
-    data["train_arca"].update(epochs=2, batch_size=16, d=None, stop_on="eps1")  # residual start: the encoder width; eps1 so the tiny run keeps a trained epoch
+    data["train_arca"].update(epochs=2, lora_epochs=2, batch_size=16, d=None, stop_on="eps1")  # LoRA both epochs; residual start: the encoder width; eps1 so the tiny run keeps a trained epoch
     data["train_lasr"].update(epochs=1, batch_size=8, d_model=16, ablations=["no_queue", "no_embedding_critic"],
                               corr_queue=16, doc_queue=32)
     data["evaluate"].update(bootstrap_resamples=100, distill_epochs=2)

@@ -47,7 +47,8 @@ def data_for(enc: Encoder, src: list[str], s: int = 2, k: int = 2) -> ArcaData:
                     train_idx=idx[: int(0.75 * n)], dev_idx=idx[int(0.75 * n):])
 
 
-CFG = dict(d=16, residual=False, epochs=4, batch_size=8, patience=4, lr=5e-3, dropout=0.0, lambda_nce=0.5)
+CFG = dict(d=16, residual=False, epochs=4, batch_size=8, patience=4, lr=5e-3, dropout=0.0, lambda_nce=0.5, lora_epochs=4,
+           lambda_rank=0.0)  # the LoRA mechanics; the ranking term and lora_epochs have their own tests
 SEED = 3
 
 
