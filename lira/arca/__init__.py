@@ -7,8 +7,9 @@ rerun, ``lira config``).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from lira.lazy import lazy_names
 
 if TYPE_CHECKING:
     from lira.arca.actor import Actor
@@ -21,9 +22,4 @@ _LAZY = {"Actor": "lira.arca.actor", "AnchorAdaptors": "lira.arca.adaptor", "Sha
 __all__ = ["Actor", "AnchorAdaptors", "SharedAdaptor", "TemporalPooling"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

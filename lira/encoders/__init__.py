@@ -10,12 +10,12 @@ every command that only reads params (``lira run``'s no-change rerun, ``lira con
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from lira.encoders.config import EncoderConfig, EncoderSettings, Kind
+from lira.lazy import lazy_names
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,12 +30,7 @@ _LAZY = {"Encoder": "lira.encoders.base", "resolve_spec": "lira.encoders.base",
          "text_key": "lira.encoders.features"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 Path_ = Literal["lrl", "en"]
 _LOADED: dict[tuple, Encoder] = {}

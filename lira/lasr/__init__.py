@@ -6,8 +6,9 @@ torch (see ``lira/arca/__init__.py``).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from lira.lazy import lazy_names
 
 if TYPE_CHECKING:
     from lira.lasr.head import LaSRHead, choice_logits
@@ -25,9 +26,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
