@@ -126,6 +126,11 @@ def parameter_help() -> dict[str, str]:
         "version": "the registered model version to promote (a number, e.g. 7); null: the newest",
         "pull": "dvc pull the data and cached outputs from the DVC remote before the run (skipped without a remote)",
         "push": "dvc push the run's outputs to the DVC remote after it",
+        "nproc": ("ranks per stage for the stages that scale out (critic_score, train_arca, train_lasr), each "
+                  "under torchrun; null: shared.distributed.nproc_per_node. "
+                  + _field_help(SharedParams, "distributed")),
+        "parallel_agents": ("before the translate stage, fill every agent's translation cache at once, one "
+                            "mapped task per agent (each writes its own cache shards); the stage then only assembles"),
     }
 
 
@@ -608,11 +613,7 @@ def lira_pipeline(
     nproc: int | None = None,
     parallel_agents: bool = False,
 ) -> dict[str, Any]:
-    """Reproduce the pipeline; ``overrides`` are dotted params keys (``{"train_arca.lr": 0.005}``).
-
-    ``nproc``: ranks per stage for the stages that scale out (each runs under torchrun; see
-    lira.distributed.launch). ``parallel_agents``: before the translate stage, fill every agent's
-    cache at once, one mapped task per agent (the stage then translates nothing new)."""
+    """Reproduce the pipeline; ``overrides`` are dotted params keys (``{"train_arca.lr": 0.005}``)."""
     logger = get_run_logger()
     project = project_root(root)
     flat, params = run_params(project, overrides, preset)  # fails here, before any stage, on a bad override

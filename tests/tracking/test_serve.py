@@ -89,7 +89,9 @@ def test_mlflow_models_serve_answers_with_lira_embed_vectors(tracked, lira_folde
     assert not list((local / "code").rglob("*.pyc"))
 
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LIRA_CACHE": str(tmp_path / "cache"),
+    # mlflow starts `uvicorn` by name: the venv's bin must be on PATH (make test does not activate it).
+    env = {**os.environ, "PATH": str(mlflow_bin.parent) + os.pathsep + os.environ.get("PATH", ""),
+           "MLFLOW_TRACKING_URI": uri, "LIRA_CACHE": str(tmp_path / "cache"),
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below, after the server stops
     proc = subprocess.Popen(
@@ -115,12 +117,15 @@ def test_mlflow_models_serve_answers_with_lira_embed_vectors(tracked, lira_folde
         out = _post(base + "/invocations",
                     {"dataframe_split": {"columns": ["text", "lang"], "data": [list(r) for r in zip(TEXTS, LANGS)]}})
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
         try:
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+        except ProcessLookupError:
+            pass  # the server is gone already; the error that matters is the one above, or its log
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+        print((tmp_path / "serve.log").read_text()[-3000:])
     served = np.asarray(out["predictions"], dtype=np.float32)
 
     # what `lira embed` prints for the same texts (one call per language, as a user would run it)
