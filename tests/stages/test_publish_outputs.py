@@ -8,7 +8,6 @@ old folder and report must be left exactly as they were, and no temp folder may 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ import yaml
 
 from lira.config import load_params
 from lira.io import publish_dir
-from lira.sample import SAMPLE_DIR
 from lira.stages import build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,18 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data["shared"]["languages"] = ["th", "vi"]
-    data["build_dataset"]["max_per_language"] = 8
-    data["tracking"]["enabled"] = False
-    (root / "params.yaml").write_text(yaml.safe_dump(data))
-    return root
 
 
 def _params(root: Path, **build):

@@ -9,14 +9,9 @@ caught: the flag is only honest if the stage really never imports torch.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import yaml
-
-from lira.sample import SAMPLE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,14 +26,8 @@ print(json.dumps({"torch": "torch" in sys.modules}))
 """
 
 
-def test_build_dataset_runs_without_importing_torch(tmp_path):
-    root = tmp_path / "proj"
-    shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data["shared"]["languages"] = ["th", "vi"]
-    data["build_dataset"]["max_per_language"] = 8
-    data["tracking"]["enabled"] = False
-    (root / "params.yaml").write_text(yaml.safe_dump(data))
+def test_build_dataset_runs_without_importing_torch(project):
+    root = project
     p = subprocess.run([sys.executable, "-c", RUN, str(root), "build_dataset"], cwd=ROOT, capture_output=True,
                        text=True, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
