@@ -44,7 +44,7 @@ def main() -> dict:
 
     root = C.ROOT
     params = load_params(root / "params.yaml")
-    inputs = arca_run.load_inputs(params, root, progress=False)
+    inputs = arca_run.load_inputs(params.shared, root, progress=False)
     net, ld, choice, meta = _variant(params, root, inputs, root / params.shared.paths.lasr, "full")
     # retrieval_scores scores the "test" queries: relabel so that it scores dev and nothing else
     split = np.where(ld.query_split == "dev", "test", "other").astype(object)
@@ -52,7 +52,7 @@ def main() -> dict:
     rows = torch.arange(len(inputs.texts))
     z = {"lira": embed_rows(net, dev, rows, use_english=True).numpy(),
          "lira_lrl_only": embed_rows(net, dev, rows, use_english=False).numpy()}
-    _, lr_mean = text_features(params, root, inputs.texts)
+    _, lr_mean = text_features(params.shared, root, inputs.texts)
     tuned = unit(ld.lr.mean(1).numpy())
     has = choice >= 0
     en = unit(ld.en.mean(1).numpy())

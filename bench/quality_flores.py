@@ -180,8 +180,8 @@ def verify_loaded(params: Any, root: Path, adaptors: Any, actor: Any, arca_summa
     from lira.train import arca_run
     from lira.train.arca import dev_report
 
-    inputs = arca_run.load_inputs(params, root, progress=False)
-    data = arca_run.arca_data(arca_run.with_lrl_adapter(params, root, inputs, adapter, progress=False), params.train_arca)
+    inputs = arca_run.load_inputs(params.shared, root, progress=False)
+    data = arca_run.arca_data(arca_run.with_lrl_adapter(params.shared, root, inputs, adapter, progress=False), params.train_arca)
     rep = dev_report(adaptors, actor, data, data.dev_idx, len(params.shared.languages))
     diffs = [abs(rep["bitext_acc"][li] - arca_summary["per_language"][lang]["dev_bitext_acc_trained"])
              for li, lang in enumerate(params.shared.languages) if li in rep["bitext_acc"]]
@@ -218,7 +218,7 @@ def train_st_distill(params: Any, root: Path, tr: Any, args: argparse.Namespace)
 
     enc = EncoderSettings.of(params.encoder("lrl"))
     prefix = enc.prefix("query")
-    teacher = sentence_transformer(resolve_spec(enc.spec, cache_dir(params, root) / "models"), enc.max_length)
+    teacher = sentence_transformer(resolve_spec(enc.spec, cache_dir(params.shared, root) / "models"), enc.max_length)
     pairs = [(prefix + a, prefix + e) for a, e in zip(tr["text"].tolist(), tr["translation"].tolist())]
     res = st_distill(teacher, pairs, epochs=args.st_epochs, batch_size=args.st_batch, lr=args.st_lr,
                      seed=params.shared.seed, max_length=enc.max_length)
@@ -341,8 +341,8 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     # English encoder's embedding of the Actor's chosen translation (as the evaluate stage does).
     t0 = time.perf_counter()
     tr = texts[(texts["split"] == "train") & texts["translation"].notna()].reset_index(drop=True)
-    x = features_for(params, tr["text"].tolist(), "lrl", "query", root).mean
-    y = features_for(params, tr["translation"].tolist(), "en", "query", root).mean
+    x = features_for(params.shared, tr["text"].tolist(), "lrl", "query", root).mean
+    y = features_for(params.shared, tr["translation"].tolist(), "en", "query", root).mean
     ev = params.evaluate
     student = train_distill(x, y, ev.distill_epochs, ev.distill_lr, params.train_arca.batch_size, params.shared.seed)
     distill_s = time.perf_counter() - t0
@@ -352,13 +352,13 @@ def run(args: argparse.Namespace, langs: list[str], max_train: int | None, code_
     per_lang: dict[str, Any] = {}
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
     for lang in langs:
-        d_lr = features_for(params, [p["text"] for p in dev[lang]], "lrl", "query", root)
-        d_en = features_for(params, [p["en"] for p in dev[lang]], "en", "query", root)
-        t_lr = features_for(params, [p["text"] for p in train[lang]], "lrl", "query", root)
-        t_en = features_for(params, [p["en"] for p in train[lang]], "en", "query", root)
+        d_lr = features_for(params.shared, [p["text"] for p in dev[lang]], "lrl", "query", root)
+        d_en = features_for(params.shared, [p["en"] for p in dev[lang]], "en", "query", root)
+        t_lr = features_for(params.shared, [p["text"] for p in train[lang]], "lrl", "query", root)
+        t_en = features_for(params.shared, [p["en"] for p in train[lang]], "en", "query", root)
         # LiRA reads the LRL path through its tuned adapter (the same features without LoRA)
-        d_la = features_for(params, [p["text"] for p in dev[lang]], "lrl", "query", root, adapter=adapter)
-        t_la = features_for(params, [p["text"] for p in train[lang]], "lrl", "query", root, adapter=adapter)
+        d_la = features_for(params.shared, [p["text"] for p in dev[lang]], "lrl", "query", root, adapter=adapter)
+        t_la = features_for(params.shared, [p["text"] for p in train[lang]], "lrl", "query", root, adapter=adapter)
         emb = {  # system -> (dev LRL, dev EN, train LRL, train EN)
             "frozen": (d_lr.mean, d_en.mean, t_lr.mean, t_en.mean),
             "mse_distill": (apply_student(student, d_lr.mean), d_en.mean, apply_student(student, t_lr.mean), t_en.mean),

@@ -91,6 +91,20 @@ class SharedParams(_Section):
             raise ValueError(f"anchor_language {self.anchor_language!r} is also in languages")
         return self
 
+    def encoder(self, path: Literal["lrl", "en"]) -> EncoderConfig:
+        """The encoder of one path, with the preset (if any) applied."""
+        enc: EncoderConfig = getattr(self.encoders, path)
+        if self.preset is not None:
+            enc = enc.model_copy(update={"spec": PRESETS[self.preset][path]})
+        return enc
+
+    def resolved_encoders(self) -> dict[str, Any]:
+        """The two encoders as plain data, presets applied (what a trained model records)."""
+        data = self.encoders.model_dump(mode="json")
+        for path in ("lrl", "en"):
+            data[path]["spec"] = self.encoder(path).spec  # type: ignore[arg-type]
+        return data
+
 
 # --------------------------------------------------------------------------------- build_dataset
 class SourceParams(_Section):
@@ -324,17 +338,13 @@ class Params(_Section):
     tracking: TrackingParams = Field(TrackingParams(), description='MLflow tracking, registry and the promotion gate')
 
     def encoder(self, path: Literal["lrl", "en"]) -> EncoderConfig:
-        """The encoder of one path, with the preset (if any) applied."""
-        enc: EncoderConfig = getattr(self.shared.encoders, path)
-        if self.shared.preset is not None:
-            enc = enc.model_copy(update={"spec": PRESETS[self.shared.preset][path]})
-        return enc
+        """The encoder of one path, with the preset (if any) applied (:meth:`SharedParams.encoder`)."""
+        return self.shared.encoder(path)
 
     def resolved(self) -> dict[str, Any]:
         """The config as plain data, presets applied (what `lira config show` prints and MLflow logs)."""
         data = self.model_dump(mode="json")
-        for path in ("lrl", "en"):
-            data["shared"]["encoders"][path]["spec"] = self.encoder(path).spec  # type: ignore[arg-type]
+        data["shared"]["encoders"] = self.shared.resolved_encoders()
         return data
 
 

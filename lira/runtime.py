@@ -11,17 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lira.config import Params
+from lira.config import PathsParams, SharedParams
 
 
-def configure_runtime(params: Params, torch: bool = True) -> None:
+def configure_runtime(shared: SharedParams, torch: bool = True) -> None:
     """Threads and seeds for a stage. ``torch=False`` (a stage that never touches torch, e.g.
     build_dataset) skips importing it: torch's import is most of such a stage's start-up."""
     if torch:
         import torch as _torch
 
-        _torch.set_num_threads(params.shared.threads)
-    seed_everything(params.shared.seed, torch=torch)
+        _torch.set_num_threads(shared.threads)
+    seed_everything(shared.seed, torch=torch)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 
 
 @contextmanager
-def stage_cost(name: str, root: Path, params: Params) -> Iterator[None]:
+def stage_cost(name: str, root: Path, paths: PathsParams) -> Iterator[None]:
     """Record wall time and peak RSS of a stage in <metrics>/cost/<name>.json (read by evaluate)."""
     t0 = time.perf_counter()
     yield
@@ -55,17 +55,18 @@ def stage_cost(name: str, root: Path, params: Params) -> Iterator[None]:
     cost = {"stage": name, "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
     if distributed.world_size() > 1:
         cost["ranks"] = distributed.world_size()
-    write_json(root / params.shared.paths.metrics / "cost" / f"{name}.json", cost)
+    write_json(root / paths.metrics / "cost" / f"{name}.json", cost)
 
 
-def device(params: Params) -> str:
+def device(shared: SharedParams) -> str:
+    """``shared.device`` resolved: "auto" becomes cuda when there is one."""
     import torch
 
-    if params.shared.device == "auto":
+    if shared.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if params.shared.device == "cuda" and not torch.cuda.is_available():
+    if shared.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("shared.device is 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")
-    return params.shared.device
+    return shared.device
 
 
 def dumps(obj: object) -> str:

@@ -114,7 +114,7 @@ def _two_encoder_lira(folder: Path, lrl_dir: Path, en_dir: Path) -> Path:
                            "train_arca": {"d": 32}, "train_lasr": {"n_layers": 1, "n_heads": 2, "dropout": 0.0}})
     torch.manual_seed(0)
     net = LiraNet(AnchorAdaptors(32, 32, 32), LaSRHead(32, 2, 1, n_layers=1, n_heads=2, dropout=0.0, anchor_lang=True)).eval()
-    save_lira_model(folder, net, model_meta(params, "full", ["sim"]))
+    save_lira_model(folder, net, model_meta(params.shared, "full", ["sim"]))
     return folder
 
 

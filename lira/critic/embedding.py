@@ -8,8 +8,12 @@ sides). Encoders, prefixes and the feature cache belong to :mod:`lira.encoders`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from lira.config import SharedParams
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -24,12 +28,12 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(cos, -1.0, 1.0)  # float error can push a cosine of equal vectors past 1
 
 
-def embedding_similarity(params, sources: list[str], candidates: list[str], root: Path | None = None) -> np.ndarray:
+def embedding_similarity(shared: SharedParams, sources: list[str], candidates: list[str], root: Path | None = None) -> np.ndarray:
     """[N] cosines of each source with its candidate, through ``lira.encoders.embed_texts``."""
     if not sources:
         return np.zeros(0)
     from lira import encoders
 
-    src = encoders.embed_texts(params, sources, "lrl", kind="query", root=root)
-    cand = encoders.embed_texts(params, candidates, "en", kind="query", root=root)
+    src = encoders.embed_texts(shared, sources, "lrl", kind="query", root=root)
+    cand = encoders.embed_texts(shared, candidates, "en", kind="query", root=root)
     return cosine_rows(src, cand)

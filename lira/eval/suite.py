@@ -7,6 +7,8 @@
   alone and the frozen encoder.
 
 Reads the model folders and the feature cache; returns scores (:func:`lira.eval.scoring.score_all`).
+Each function takes the ``shared`` section and the config sections it reads (``evaluate``, the
+methods' configs for the ablations' variants); never the whole params.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lira.config import Params
+from lira.arca.config import ArcaConfig
+from lira.config import EvaluateParams, SharedParams
 from lira.encoders import features_for
 from lira.eval.scoring import retrieval_scores, score_all
 from lira.eval.systems import apply_student, train_distill
+from lira.lasr.config import LasrConfig
 from lira.lasr.net import LiraNet
 from lira.model import load_net
 from lira.train import arca_run
@@ -48,26 +52,28 @@ class Trained:
     z: dict[str, np.ndarray] = field(default_factory=dict)  # "lira" / "lira_lrl_only" -> z per text row
 
 
-def model_inputs(params: Params, root: Path, inputs: ArcaInputs, folder: Path, meta: dict) -> ArcaInputs:
+def model_inputs(shared: SharedParams, root: Path, inputs: ArcaInputs, folder: Path, meta: dict) -> ArcaInputs:
     """The stage inputs as this model reads them: LRL features through its LoRA adapter, if it has one."""
     adapter = meta["encoders"]["lrl"].get("adapter")
-    return arca_run.with_lrl_adapter(params, root, inputs, folder / adapter if adapter else None, progress=False)
+    return arca_run.with_lrl_adapter(shared, root, inputs, folder / adapter if adapter else None, progress=False)
 
 
-def _variant(params: Params, root: Path, inputs: ArcaInputs, lasr_dir: Path, variant: str) -> tuple[LiraNet, LasrData, np.ndarray, dict]:
+def _variant(shared: SharedParams, arca: ArcaConfig, lasr: LasrConfig, root: Path, inputs: ArcaInputs, lasr_dir: Path,
+             variant: str) -> tuple[LiraNet, LasrData, np.ndarray, dict]:
     folder = lasr_dir / variant
     if variant != "full" and not (folder / "lira_model.json").exists():
         raise FileNotFoundError(f"{folder}: ablation {variant!r} is enabled but was not trained; rerun train_lasr")
     net, actor, meta = load_net(folder)
-    arca_cfg, _ = variant_configs(params.train_arca, params.train_lasr, variant)
+    arca_cfg, _ = variant_configs(arca, lasr, variant)
     choice = variant_choice(inputs, actor, arca_cfg)
-    return net, lasr_data(params, root, model_inputs(params, root, inputs, folder, meta), choice), choice, meta
+    return net, lasr_data(shared, root, model_inputs(shared, root, inputs, folder, meta), choice), choice, meta
 
 
-def trained_systems(params: Params, root: Path, inputs: ArcaInputs, ks: list[int]) -> Trained:
-    """LiRA, LiRA on its LRL path alone, and each ablation of ``train_lasr.ablations``."""
-    lasr_dir = root / params.shared.paths.lasr
-    net, ld, choice, meta = _variant(params, root, inputs, lasr_dir, "full")
+def trained_systems(shared: SharedParams, arca: ArcaConfig, lasr: LasrConfig, root: Path, inputs: ArcaInputs,
+                    ks: list[int]) -> Trained:
+    """LiRA, LiRA on its LRL path alone, and each ablation of ``lasr.ablations`` (``train_lasr``)."""
+    lasr_dir = root / shared.paths.lasr
+    net, ld, choice, meta = _variant(shared, arca, lasr, root, inputs, lasr_dir, "full")
     adapter = meta["encoders"]["lrl"].get("adapter")
     all_rows = torch.arange(len(inputs.texts))
     t0 = time.perf_counter()
@@ -76,15 +82,15 @@ def trained_systems(params: Params, root: Path, inputs: ArcaInputs, ks: list[int
     results = {SYSTEM_LIRA: score_all(z_lira, ld, ks)}
     z_lrl = embed_rows(net, ld, all_rows, use_english=False).numpy()
     results["lira_lrl_only"] = score_all(z_lrl, ld, ks)
-    for variant in params.train_lasr.ablations:
-        vnet, vld, _, vmeta = _variant(params, root, inputs, lasr_dir, variant)
+    for variant in lasr.ablations:
+        vnet, vld, _, vmeta = _variant(shared, arca, lasr, root, inputs, lasr_dir, variant)
         z = embed_rows(vnet, vld, all_rows, use_english=vmeta["lasr"]["use_english"]).numpy()
         results[f"ablation:{variant}"] = score_all(z, vld, ks)
     return Trained(results, net, ld, choice, lasr_dir / "full" / adapter if adapter else None, timings,
                    {SYSTEM_LIRA: z_lira, "lira_lrl_only": z_lrl})
 
 
-def crosslingual_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
+def crosslingual_systems(shared: SharedParams, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
     """LRL query -> English items: each test query against the English references (``en_ref``) of
     its language's items, embedded as anchor-language passages (LiRA: the English path alone, the
     head's anchor entry; frozen: the English encoder). Items without a reference leave the corpus.
@@ -96,20 +102,20 @@ def crosslingual_systems(params: Params, root: Path, inputs: ArcaInputs, trained
     ok = np.array([isinstance(t, str) and bool(t.strip()) for t in refs])
     if not ok.any():
         return {}
-    f = features_for(params, [refs[i] for i in np.flatnonzero(ok)], "en", "passage", root)
+    f = features_for(shared, [refs[i] for i in np.flatnonzero(ok)], "en", "passage", root)
     zi_frozen = np.zeros((len(refs), f.mean.shape[1]), np.float32)
     zi_frozen[ok] = f.mean
     zi_lira = np.zeros((len(refs), net.head.d_in), np.float32)
     with torch.no_grad():
         net.eval()
         zi_lira[ok] = net.en_only(torch.from_numpy(f.slots)).numpy()
-    _, lr_mean = text_features(params, root, texts)
+    _, lr_mean = text_features(shared, root, texts)
     out = {name: retrieval_scores(z, ld, ks, zi_lira, ok) for name, z in trained.z.items()}
     out["frozen"] = retrieval_scores(lr_mean, ld, ks, zi_frozen, ok)
     return out
 
 
-def english_rows(params: Params, root: Path, inputs: ArcaInputs, net: LiraNet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def english_rows(shared: SharedParams, root: Path, inputs: ArcaInputs, net: LiraNet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every text row's English reference (``en_ref``) embedded by LiRA's English path (the head's
     anchor-language entry, as ``lira embed --lang en`` does) and by the frozen English encoder,
     with the row's own prefix kind. Returns (z_lira [N, d], z_frozen [N, H], has_ref [N] bool)."""
@@ -123,7 +129,7 @@ def english_rows(params: Params, root: Path, inputs: ArcaInputs, net: LiraNet) -
     z_frozen: np.ndarray | None = None
     for kind in dict.fromkeys(kinds[ok].tolist()):
         rows = np.flatnonzero(ok & (kinds == kind))
-        f = features_for(params, [refs[i] for i in rows], "en", kind, root)
+        f = features_for(shared, [refs[i] for i in rows], "en", kind, root)
         if z_frozen is None:
             z_frozen = np.zeros((len(texts), f.mean.shape[1]), np.float32)
         z_frozen[rows] = f.mean
@@ -133,14 +139,14 @@ def english_rows(params: Params, root: Path, inputs: ArcaInputs, net: LiraNet) -
     return z_lira, (z_frozen if z_frozen is not None else np.zeros((len(texts), 1), np.float32)), ok
 
 
-def forgetting_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
+def forgetting_systems(shared: SharedParams, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> dict[str, dict]:
     """English -> English on the sample's English references, LiRA's English path vs the frozen
     English encoder: whether training the shared space made LiRA forget English. Retrieval: each
     test query's reference against its language's items' references (items without one leave the
     corpus); STS: the test pairs whose both sides have a reference. Returns system name ->
     {"retrieval": :func:`lira.eval.scoring.retrieval_scores`, "sts": pred/gold/lang} ({} without references)."""
     ld = trained.ld
-    z_lira, z_frozen, ok = english_rows(params, root, inputs, trained.net)
+    z_lira, z_frozen, ok = english_rows(shared, root, inputs, trained.net)
     if not ok.any():
         return {}
     item_ok = ok[ld.item_text.numpy()]
@@ -156,13 +162,15 @@ def forgetting_systems(params: Params, root: Path, inputs: ArcaInputs, trained: 
     return out
 
 
-def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int]) -> tuple[dict[str, dict], dict[str, float]]:
-    """The ``evaluate.baselines`` systems, scored on LiRA's test rows; the distilled student is saved
-    under ``paths.distill``. Returns (system name -> score_all, timings)."""
-    cfg, ld, choice = params.evaluate, trained.ld, trained.choice
+def baseline_systems(shared: SharedParams, cfg: EvaluateParams, root: Path, inputs: ArcaInputs, trained: Trained, ks: list[int],
+                     batch_size: int) -> tuple[dict[str, dict], dict[str, float]]:
+    """The ``cfg.baselines`` systems (params' ``evaluate``), scored on LiRA's test rows; the distilled
+    student trains in batches of ``batch_size`` (the stage passes ``train_arca.batch_size``) and is
+    saved under ``paths.distill``. Returns (system name -> score_all, timings)."""
+    ld, choice = trained.ld, trained.choice
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
-    _, lr_mean = text_features(params, root, inputs.texts)
+    _, lr_mean = text_features(shared, root, inputs.texts)
     if "frozen" in cfg.baselines:
         results["frozen"] = score_all(lr_mean, ld, ks)
     en_mean = None
@@ -171,7 +179,7 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
         trans = pd.DataFrame({"text": [inputs.ct.text[i, c] if c >= 0 else "" for i, c in enumerate(choice)], "role": inputs.texts["role"]})
         en_mean = np.zeros_like(lr_mean) if lr_mean.shape[1] == inputs.cand_slots.shape[-1] else np.zeros((len(trans), inputs.cand_slots.shape[-1]), np.float32)
         sub = trans[has].reset_index(drop=True)
-        en_mean[has] = text_features(params, root, sub, column="text", path="en")[1]
+        en_mean[has] = text_features(shared, root, sub, column="text", path="en")[1]
     if "translate_test" in cfg.baselines:
         # Without a translation the English path has nothing to read: fall back to the frozen LRL embedding.
         z_tt = np.where((choice >= 0)[:, None], en_mean, lr_mean) if en_mean.shape == lr_mean.shape else en_mean
@@ -179,9 +187,9 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
     if "mse_distill" in cfg.baselines:
         train = np.flatnonzero((inputs.texts["split"] == "train").to_numpy() & (choice >= 0))
         t0 = time.perf_counter()
-        student = train_distill(lr_mean[train], en_mean[train], cfg.distill_epochs, cfg.distill_lr, params.train_arca.batch_size, params.shared.seed)
+        student = train_distill(lr_mean[train], en_mean[train], cfg.distill_epochs, cfg.distill_lr, batch_size, shared.seed)
         timings["mse_distill_train_s"] = time.perf_counter() - t0
-        out = root / params.shared.paths.distill
+        out = root / shared.paths.distill
         out.mkdir(parents=True, exist_ok=True)
         from safetensors.torch import save_file
 
@@ -189,13 +197,14 @@ def baseline_systems(params: Params, root: Path, inputs: ArcaInputs, trained: Tr
         save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(out / "student.safetensors"))
         results["mse_distill"] = score_all(apply_student(student, lr_mean), ld, ks)
     if "st_distill" in cfg.baselines:
-        z, info = st_distill_system(params, root, inputs, choice)
+        z, info = st_distill_system(shared, cfg, root, inputs, choice)
         results["st_distill"] = score_all(z, ld, ks)
         timings.update(info)
     return results, timings
 
 
-def st_distill_system(params: Params, root: Path, inputs: ArcaInputs, choice: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+def st_distill_system(shared: SharedParams, cfg: EvaluateParams, root: Path, inputs: ArcaInputs,
+                      choice: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     """The st_distill peer (:func:`lira.eval.st_distill.st_distill`) trained on the same train pairs
     as LiRA - each train text with the Actor's chosen translation, both with the text's prefix - and
     every text row embedded by the student. Returns (z [N, d], its train time and peak RSS)."""
@@ -204,37 +213,37 @@ def st_distill_system(params: Params, root: Path, inputs: ArcaInputs, choice: np
     from lira.eval.st_distill import sentence_transformer, st_distill, st_embed
     from lira.train.inputs import kind_of
 
-    cfg, enc = params.evaluate, EncoderSettings.of(params.encoder("lrl"))
+    enc = EncoderSettings.of(shared.encoder("lrl"))
     texts = inputs.texts
     prefix = [enc.prefix(kind_of(r)) for r in texts["role"]]
     train = np.flatnonzero((texts["split"] == "train").to_numpy() & (choice >= 0))
     pairs = [(prefix[i] + texts["text"].iloc[i], prefix[i] + inputs.ct.text[i, choice[i]]) for i in train]
-    folder = Path(resolve_spec(enc.spec, cache_dir(params, root) / "models"))
+    folder = Path(resolve_spec(enc.spec, cache_dir(shared, root) / "models"))
     teacher = sentence_transformer(folder, enc.max_length)
     res = st_distill(teacher, pairs, epochs=cfg.st_distill_epochs, batch_size=cfg.st_distill_batch_size,
-                     lr=cfg.st_distill_lr, seed=params.shared.seed, max_length=enc.max_length)
+                     lr=cfg.st_distill_lr, seed=shared.seed, max_length=enc.max_length)
     z = st_embed(res.student, [p + t for p, t in zip(prefix, texts["text"].tolist())]).numpy()
     return z, {"st_distill_train_s": res.wall_s, "st_distill_peak_rss_mib": res.peak_rss_mib}
 
 
-def external_systems(params: Params, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:
+def external_systems(shared: SharedParams, root: Path, net: LiraNet, adapter: Path | None = None) -> dict[str, Any]:
     """Embedding functions for the external benchmarks: the trained LiRA model on its LRL path (an
     external benchmark brings no translations; through ``adapter`` when it has one) and the frozen
     encoder. The first is the reference the others are compared with."""
 
     def lira(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
-        if lang not in params.shared.languages:
-            raise ValueError(f"evaluate.external: language {lang!r} is not one of the model's {params.shared.languages}")
-        li = torch.full((len(texts),), params.shared.languages.index(lang), dtype=torch.long)
+        if lang not in shared.languages:
+            raise ValueError(f"evaluate.external: language {lang!r} is not one of the model's {shared.languages}")
+        li = torch.full((len(texts),), shared.languages.index(lang), dtype=torch.long)
         path = "en" if english else "lrl"
-        feats = torch.from_numpy(features_for(params, texts, path, kind, root, adapter=None if english else adapter).slots)
+        feats = torch.from_numpy(features_for(shared, texts, path, kind, root, adapter=None if english else adapter).slots)
         with torch.no_grad():
             # English text takes the head's anchor-language entry, as `lira embed --lang en` does
             en_lang = None if net.head.anchor_index is not None else li
             return (net.en_only(feats, en_lang) if english else net.lrl_only(feats, li)).numpy()
 
     def frozen(texts: list[str], lang: str, kind: str, english: bool) -> np.ndarray:
-        return features_for(params, texts, "en" if english else "lrl", kind, root).mean
+        return features_for(shared, texts, "en" if english else "lrl", kind, root).mean
 
     return {"lira_lrl_only": lira, "frozen": frozen}
 

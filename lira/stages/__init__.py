@@ -30,9 +30,9 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
         params = params.model_copy(update={"shared": params.shared.model_copy(
             update={"threads": threads_per_rank(params.shared.threads)})})
     # A stage module may declare USES_TORCH = False (and is tested to keep it true: no torch import).
-    configure_runtime(params, torch=getattr(module, "USES_TORCH", True))
+    configure_runtime(params.shared, torch=getattr(module, "USES_TORCH", True))
     t0 = time.perf_counter()
-    with stage_cost(name, Path(root), params):
+    with stage_cost(name, Path(root), params.shared.paths):
         summary = module.run(params, Path(root))
     summary = dict(summary or {})
     summary.setdefault("seconds", round(time.perf_counter() - t0, 2))

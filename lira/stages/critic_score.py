@@ -117,7 +117,7 @@ def similarity(params: Params, df: pd.DataFrame, root: Path) -> np.ndarray:
 
     idx = np.flatnonzero(df["candidate"].notna().to_numpy())
     if len(idx):
-        sim[idx] = embedding_similarity(params, df["text"].iloc[idx].astype(str).tolist(),
+        sim[idx] = embedding_similarity(params.shared, df["text"].iloc[idx].astype(str).tolist(),
                                         df["candidate"].iloc[idx].astype(str).tolist(), root=root)
     return sim
 

@@ -52,10 +52,11 @@ def write_headline(folder: Path, summary: dict) -> None:
 def run(params: Params, root: Path) -> dict:
     cfg, langs, seed = params.evaluate, params.shared.languages, params.shared.seed
     metrics_dir = root / params.shared.paths.metrics
-    inputs = load_inputs(params, root)
+    inputs = load_inputs(params.shared, root)
     ks = sorted(set(cfg.retrieval_k) | {10})
-    trained = trained_systems(params, root, inputs, ks)
-    baselines, baseline_timings = baseline_systems(params, root, inputs, trained, ks)
+    trained = trained_systems(params.shared, params.train_arca, params.train_lasr, root, inputs, ks)
+    baselines, baseline_timings = baseline_systems(params.shared, cfg, root, inputs, trained, ks,
+                                                    params.train_arca.batch_size)
     results = {**trained.results, **baselines}
 
     systems = {name: summarise(res, langs) for name, res in results.items()}
@@ -63,7 +64,7 @@ def run(params: Params, root: Path) -> dict:
         name: compare(results[SYSTEM_LIRA], res, cfg.bootstrap_resamples, cfg.confidence, seed)
         for name, res in results.items() if name != SYSTEM_LIRA
     }
-    xl = crosslingual_systems(params, root, inputs, trained, ks)
+    xl = crosslingual_systems(params.shared, root, inputs, trained, ks)
     crosslingual = {name: crosslingual_summary(res, langs) for name, res in xl.items()}
     xl_minus = {
         name: {"retrieval.ndcg@10": paired_bootstrap(
@@ -71,10 +72,11 @@ def run(params: Params, root: Path) -> dict:
             n_resamples=cfg.bootstrap_resamples, confidence=cfg.confidence, seed=seed).as_dict()}
         for name, res in xl.items() if name != SYSTEM_LIRA and len(res["qids"])
     }
-    forgetting = forgetting_summary(forgetting_systems(params, root, inputs, trained, ks), langs, cfg.bootstrap_resamples,
+    forgetting = forgetting_summary(forgetting_systems(params.shared, root, inputs, trained, ks), langs, cfg.bootstrap_resamples,
                                     cfg.confidence, seed)
-    diagnostics = lipschitz_diagnostics(trained.net, trained.ld, inputs, params, root, trained.choice)
-    systems_ext = external_systems(params, root, trained.net, trained.adapter)
+    diagnostics = lipschitz_diagnostics(trained.net, trained.ld, inputs, params.shared, root, trained.choice,
+                                        cfg.lipschitz_deltas)
+    systems_ext = external_systems(params.shared, root, trained.net, trained.adapter)
     external = external_by_name(evaluate_external(src, root, systems_ext, cfg.bootstrap_resamples, cfg.confidence, seed)
                                 for src in cfg.external)
     cost = {f.stem: json.loads(f.read_text()) for f in sorted((metrics_dir / "cost").glob("*.json"))}

@@ -26,17 +26,17 @@ PLOTS = ["arca_curve.csv"]
 
 def run(params: Params, root: Path) -> dict:
     cfg, langs = params.train_arca, params.shared.languages
-    inputs = arca_run.load_inputs(params, root)
+    inputs = arca_run.load_inputs(params.shared, root)
     data = arca_run.arca_data(inputs, cfg)
     untrained = dev_report(*build_modules(data, cfg, params.shared.seed), data, data.dev_idx, len(langs))
-    result, data = arca_run.fit(params, root, inputs, cfg)
+    result, data = arca_run.fit(params.shared, root, inputs, cfg)
     probs = arca_run.actor_probs(result, data)
     # models/arca is published whole (written beside it, then swapped in) or not at all; under
     # torchrun by rank 0 alone (every rank runs the block: re-encoding through the adapter is shared)
     with distributed.output_dir(root / params.shared.paths.arca) as out:
-        adapter = arca_run.save_arca(out, result, data, params, inputs)
+        adapter = arca_run.save_arca(out, result, data, params.shared, inputs)
         if adapter is not None:  # the trained report reads the LRL path through the tuned encoder
-            data = replace(data, lr=torch.from_numpy(arca_run.with_lrl_adapter(params, root, inputs, adapter).lr_slots))
+            data = replace(data, lr=torch.from_numpy(arca_run.with_lrl_adapter(params.shared, root, inputs, adapter).lr_slots))
         trained = dev_report(result.adaptors, result.actor, data, data.dev_idx, len(langs))
         sel = arca_run.selection_frame(inputs, probs)
         write_parquet(out / "selected.parquet", sel)

@@ -28,7 +28,7 @@ def run(params: Params, root: Path) -> dict:
     # models/lasr is published whole (every variant written beside it, then swapped in) or not at all;
     # under torchrun by rank 0, the other ranks writing theirs into a throwaway folder
     with distributed.output_dir(root / params.shared.paths.lasr) as out:
-        trained = train_variants(params, root, variants, out)
+        trained = train_variants(params.shared, params.train_arca, params.train_lasr, root, variants, out)
     if not distributed.is_main():
         return {"rank": distributed.rank()}
     summary: dict = {"variants": {v: info for v, (_, info) in trained.items()}}

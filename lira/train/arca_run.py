@@ -1,5 +1,8 @@
 """Arca on the pipeline's tables: its inputs, the resumable fit, the tuned LoRA adapter, the saved
-folder. What train_arca, train_lasr (which refits Arca per ablation) and evaluate share."""
+folder. What train_arca, train_lasr (which refits Arca per ablation) and evaluate share.
+
+Each function takes the ``shared`` section (paths, languages, seed, s_feat, the encoders) and, to
+train, Arca's own config; never the whole params."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pandas as pd
 import torch
 
 from lira.arca.config import ArcaConfig
-from lira.config import ConfigError, Params
+from lira.config import ConfigError, SharedParams
 from lira.io import write_json
 from lira.train.arca import ArcaData, ArcaResult, train_arca
 from lira.train.common import Checkpointer, run_key
@@ -35,13 +38,13 @@ class ArcaInputs:
                        np.nan_to_num(self.ct.sim).round(4).tolist(), self.texts["split"].tolist())
 
 
-def load_inputs(params: Params, root: Path, progress: bool = True) -> ArcaInputs:
+def load_inputs(shared: SharedParams, root: Path, progress: bool = True) -> ArcaInputs:
     """The texts, their candidates with critic scores, and the frozen-encoder features of both paths."""
-    texts = prepared(params, root, "texts")
-    ct = candidates_with_scores(params, root, texts)
-    lr_slots, _ = text_features(params, root, texts, progress="features lrl" if progress else None)
-    cand_slots = candidate_features(params, root, ct, texts, progress="features en" if progress else None)
-    return ArcaInputs(texts, ct, lr_slots, cand_slots, lang_index(params, texts))
+    texts = prepared(shared, root, "texts")
+    ct = candidates_with_scores(shared, root, texts)
+    lr_slots, _ = text_features(shared, root, texts, progress="features lrl" if progress else None)
+    cand_slots = candidate_features(shared, root, ct, texts, progress="features en" if progress else None)
+    return ArcaInputs(texts, ct, lr_slots, cand_slots, lang_index(shared, texts))
 
 
 def arca_data(inputs: ArcaInputs, cfg: ArcaConfig) -> ArcaData:
@@ -68,32 +71,32 @@ def text_ids(texts: list[str | None]) -> list[int]:
     return [-1 if t is None else ids.setdefault(t, len(ids)) for t in texts]
 
 
-def fit(params: Params, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, progress: bool = True) -> tuple[ArcaResult, ArcaData]:
-    """Train (or resume, or reload a finished) Arca under ``cfg`` (``params.train_arca`` or an
+def fit(shared: SharedParams, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, progress: bool = True) -> tuple[ArcaResult, ArcaData]:
+    """Train (or resume, or reload a finished) Arca under ``cfg`` (params' ``train_arca`` or an
     ablation's variant of it). The checkpoint key is what determines the run, so ablations that
     change nothing Arca sees (no_queue, drop_english) reuse the full run."""
     data = arca_data(inputs, cfg)
-    lora_lr = params.encoder("lrl").lora.lr
-    key = run_key("arca", cfg.model_dump(mode="json"), params.shared.seed, lora_lr, params.shared.s_feat,
-                  params.resolved()["shared"]["encoders"], inputs.fingerprint())
-    ck = Checkpointer(root / params.shared.paths.cache / "checkpoints" / "arca", key)
-    live = live_path(params, root, inputs)
-    result = train_arca(data, cfg, len(params.shared.languages), params.shared.seed, lora_lr=lora_lr, checkpointer=ck,
+    lora_lr = shared.encoder("lrl").lora.lr
+    key = run_key("arca", cfg.model_dump(mode="json"), shared.seed, lora_lr, shared.s_feat,
+                  shared.resolved_encoders(), inputs.fingerprint())
+    ck = Checkpointer(root / shared.paths.cache / "checkpoints" / "arca", key)
+    live = live_path(shared, root, inputs)
+    result = train_arca(data, cfg, len(shared.languages), shared.seed, lora_lr=lora_lr, checkpointer=ck,
                         live=live, progress=progress)
     return result, data
 
 
-def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
+def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
     """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
-    lora = params.encoder("lrl").lora
+    lora = shared.encoder("lrl").lora
     if not lora.enabled:
         return None
     from lira.encoders import Encoder, EncoderSettings, cache_dir
     from lira.runtime import device
 
     # Its own instance: the shared frozen encoder (lira.encoders.load_encoder) must stay untouched.
-    enc = Encoder(EncoderSettings.of(params.encoder("lrl")), cache_dir(params, root) / "models", device=device(params))
-    torch.manual_seed(params.shared.seed)  # LoRA's A matrices are drawn at random
+    enc = Encoder(EncoderSettings.of(shared.encoder("lrl")), cache_dir(shared, root) / "models", device=device(shared))
+    torch.manual_seed(shared.seed)  # LoRA's A matrices are drawn at random
     try:
         enc.add_lora(lora.r, lora.alpha, lora.dropout, lora.target_modules)
     except ValueError as e:
@@ -101,7 +104,7 @@ def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath
     if lora.gradient_checkpointing:
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     kinds = inputs.texts["role"].map(kind_of).tolist()
-    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, params.shared.s_feat)
+    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat)
 
 
 def save_lora(folder: Path, result: ArcaResult) -> Path | None:
@@ -113,11 +116,11 @@ def save_lora(folder: Path, result: ArcaResult) -> Path | None:
     return save_adapter(folder / LORA_DIR, result.lora_config, result.lora)
 
 
-def with_lrl_adapter(params: Params, root: Path, inputs: ArcaInputs, adapter: Path | None, progress: bool = True) -> ArcaInputs:
+def with_lrl_adapter(shared: SharedParams, root: Path, inputs: ArcaInputs, adapter: Path | None, progress: bool = True) -> ArcaInputs:
     """``inputs`` with the LRL features recomputed through a tuned adapter (cached by its hash)."""
     if adapter is None:
         return inputs
-    slots, _ = text_features(params, root, inputs.texts, progress="features lrl+lora" if progress else None, adapter=adapter)
+    slots, _ = text_features(shared, root, inputs.texts, progress="features lrl+lora" if progress else None, adapter=adapter)
     return replace(inputs, lr_slots=slots)
 
 
@@ -156,7 +159,7 @@ def clean_preference(ct: CandidateTable, probs: np.ndarray) -> dict[str, float]:
     return {"contested_texts": int(contested.sum()), "actor_picks_clean": rate, "random_picks_clean": chance}
 
 
-def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, inputs: ArcaInputs) -> Path | None:
+def save_arca(folder: Path, result: ArcaResult, data: ArcaData, shared: SharedParams, inputs: ArcaInputs) -> Path | None:
     """Write Arca's modules, each with its own config (and the LoRA adapter, whose path is returned if any)."""
     from safetensors.torch import save_file
 
@@ -171,8 +174,8 @@ def save_arca(folder: Path, result: ArcaResult, data: ArcaData, params: Params, 
     adaptors = result.adaptors.config()
     write_json(folder / "config.json", {
         **adaptors, "actor_features": result.actor.n_features, "actor_hidden": result.actor.hidden,
-        "s_feat": params.shared.s_feat, "languages": params.shared.languages, "agents": inputs.ct.agents,
-        "encoders": params.resolved()["shared"]["encoders"], "best_epoch": result.best_epoch,
+        "s_feat": shared.s_feat, "languages": shared.languages, "agents": inputs.ct.agents,
+        "encoders": shared.resolved_encoders(), "best_epoch": result.best_epoch,
         "lora_lrl": {"path": LORA_DIR, "sha256": adapter_sha256(adapter)} if adapter else None,
     })
     return adapter

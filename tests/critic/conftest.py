@@ -11,9 +11,9 @@ def fake_encoders(monkeypatch):
 
     calls = []
 
-    def fake(params, texts, path, kind=None, root=None):
+    def fake(shared, texts, path, kind=None, root=None):
         calls.append((path, kind, len(texts)))
-        return fake_embed_texts(params, texts, path, kind, root)
+        return fake_embed_texts(shared, texts, path, kind, root)
 
     monkeypatch.setattr(lira.encoders, "embed_texts", fake, raising=False)
     return calls

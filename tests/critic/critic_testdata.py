@@ -43,7 +43,7 @@ def make_params(agents: list[dict], critic: dict | None = None) -> Params:
                          "critic_score": critic or {}}, "<test>")
 
 
-def fake_embed_texts(params, texts, path, kind=None, root=None) -> np.ndarray:
+def fake_embed_texts(shared, texts, path, kind=None, root=None) -> np.ndarray:
     """Hashed bag of character trigrams, L2-normalised: similar strings get similar vectors."""
     out = np.zeros((len(texts), 64))
     for i, t in enumerate(texts):

@@ -50,14 +50,14 @@ def test_weights_changed_in_place_do_not_reuse_cached_features(bert, tmp_path, m
 
     monkeypatch.setattr(encoders, "_LOADED", {})
     params = _params(bert, tmp_path)
-    before = encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    before = encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     encoders.release_encoders()
     model = BertModel.from_pretrained(bert)
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(-1.5)
     model.save_pretrained(bert)  # same folder, same spec string, other weights
-    after = encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    after = encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     want = _fresh(params, tmp_path)
     assert not np.allclose(after.mean, before.mean, atol=1e-3)
     np.testing.assert_allclose(after.mean, want.mean, atol=1e-5)
@@ -78,7 +78,7 @@ def test_key_names_the_backbone_content_and_is_hashed_once(bert, monkeypatch):
 def test_a_bad_shard_is_moved_aside_and_recomputed(bert, tmp_path, monkeypatch, damage):
     monkeypatch.setattr(encoders, "_LOADED", {})
     params = _params(bert, tmp_path)
-    good = encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    good = encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     (shard,) = _shards(tmp_path)
     if damage == "forged":  # valid npz, right keys and shapes, wrong values
         with np.load(shard) as z:
@@ -93,7 +93,7 @@ def test_a_bad_shard_is_moved_aside_and_recomputed(bert, tmp_path, monkeypatch, 
         shard.write_bytes(shard.read_bytes()[:200])
     encoders.release_encoders()
     with pytest.warns(CorruptFileWarning, match=str(shard)):
-        again = encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+        again = encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     np.testing.assert_array_equal(again.mean, good.mean)
     np.testing.assert_array_equal(again.slots, good.slots)
     assert list(shard.parent.glob(shard.name + ".corrupt-*"))

@@ -38,31 +38,31 @@ def loads(monkeypatch):
 
 
 def test_encoder_is_loaded_only_on_a_cache_miss(params, tmp_path, loads):
-    first = encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    first = encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     assert loads == ["lrl"]
     encoders._LOADED.clear()  # a later stage process: nothing in memory, everything on disk
-    again = encoders.features_for(params, list(reversed(TEXTS)) + TEXTS[:1], "lrl", "query", tmp_path)
+    again = encoders.features_for(params.shared, list(reversed(TEXTS)) + TEXTS[:1], "lrl", "query", tmp_path)
     assert loads == ["lrl"]  # all cached: no load at all
     np.testing.assert_array_equal(again.slots, first.slots[[2, 1, 0, 0]])
     np.testing.assert_array_equal(again.mean, first.mean[[2, 1, 0, 0]])
     # Any miss (here: the same texts with another prefix) loads it, and only what is missing is encoded.
-    encoders.features_for(params, TEXTS, "lrl", "passage", tmp_path)
+    encoders.features_for(params.shared, TEXTS, "lrl", "passage", tmp_path)
     assert loads == ["lrl", "lrl"]
 
 
 def test_empty_request_loads_nothing(params, tmp_path, loads):
-    assert len(encoders.features_for(params, [], "en", "query", tmp_path)) == 0
+    assert len(encoders.features_for(params.shared, [], "en", "query", tmp_path)) == 0
     assert loads == []
 
 
 def test_release_encoders_frees_the_weights(params, tmp_path, loads):
     import weakref
 
-    encoders.features_for(params, TEXTS, "lrl", "query", tmp_path)
+    encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
     (enc,) = encoders._LOADED.values()
     gone = weakref.ref(enc.model)
     del enc
     encoders.release_encoders()
     assert encoders._LOADED == {} and gone() is None  # nothing else kept the model alive
-    encoders.features_for(params, ["one more text"], "lrl", "query", tmp_path)
+    encoders.features_for(params.shared, ["one more text"], "lrl", "query", tmp_path)
     assert loads == ["lrl", "lrl"]  # a later miss loads it again

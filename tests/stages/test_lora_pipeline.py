@@ -81,9 +81,9 @@ def test_model_folder_embeds_through_its_adapter_as_evaluate_scored_it(lora_proj
     model = LiraModel.load(folder, cache_dir=root / ".cache")
     assert model.lrl is not model.en  # the LRL encoder is the tuned one, English stays frozen
 
-    inputs = load_inputs(params, root, progress=False)
+    inputs = load_inputs(params.shared, root, progress=False)
     net, _, meta = load_net(folder)
-    tuned = model_inputs(params, root, inputs, folder, meta)
+    tuned = model_inputs(params.shared, root, inputs, folder, meta)
     rows = np.flatnonzero((inputs.texts["lang"] == "th").to_numpy() & (inputs.texts["role"] == "query").to_numpy())[:6]
     lang = torch.zeros(len(rows), dtype=torch.long)
     with torch.no_grad():

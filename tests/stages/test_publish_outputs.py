@@ -110,8 +110,8 @@ def test_train_lasr_failure_in_a_later_variant_leaves_the_old_model_folders(proj
     (old / "full" / "net.safetensors").write_bytes(b"old weights")
     before = _snapshot(old)
 
-    def fake_train_variants(params, root, variants, out=None):
-        out = out or root / params.shared.paths.lasr  # the old stage wrote in place
+    def fake_train_variants(shared, arca, lasr, root, variants, out=None):
+        out = out or root / shared.paths.lasr  # the old stage wrote in place
         (out / variants[0]).mkdir(parents=True, exist_ok=True)
         (out / variants[0] / "net.safetensors").write_bytes(b"new weights")
         raise RuntimeError("killed while training the second variant")

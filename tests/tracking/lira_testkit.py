@@ -70,5 +70,5 @@ def build_lira_folder(
         residual=residual, anchor_lang=anchor_lang,
     )
     net = LiraNet(adaptors, head).eval()
-    save_lira_model(folder, net, model_meta(params, "full", ["sim"]))
+    save_lira_model(folder, net, model_meta(params.shared, "full", ["sim"]))
     return folder
