@@ -45,7 +45,8 @@ def main() -> dict:
     root = C.ROOT
     params = load_params(root / "params.yaml")
     inputs = arca_run.load_inputs(params.shared, root, progress=False)
-    net, ld, choice, meta = _variant(params, root, inputs, root / params.shared.paths.lasr, "full")
+    net, ld, choice, meta = _variant(params.shared, params.train_arca, params.train_lasr, root, inputs,
+                                     root / params.shared.paths.lasr, "full")
     # retrieval_scores scores the "test" queries: relabel so that it scores dev and nothing else
     split = np.where(ld.query_split == "dev", "test", "other").astype(object)
     dev = replace(ld, query_split=split)

@@ -471,7 +471,7 @@ def close_parent_run(root: str, params: Params, env: dict[str, str], ok: bool) -
     token = env.get(PIPELINE_ENV)
     if not token:
         return None
-    run_id = finish_pipeline(params, Path(root), token, ok)
+    run_id = finish_pipeline(params.tracking, Path(root), token, ok, paths=params.shared.paths)
     if run_id:
         get_run_logger().info("MLflow parent run %s", run_id)
     return run_id

@@ -1,6 +1,6 @@
 """The ``lira-promote`` flow: move the champion alias in the MLflow registry.
 
-``lira.tracking.registry.promote(params, root, version=None, force=False)`` owns the decision (the
+``lira.tracking.registry.promote(tracking, root, version=None, force=False, ...)`` owns the decision (the
 paired-bootstrap gate on ``tracking.gate_metric``); this flow runs it for the project root (the
 default store is ``sqlite:///<root>/mlruns.db``) and publishes the decision as an artifact.
 ``force=True`` is the operator override (the alias moves even if the gate refuses), exactly like
@@ -46,7 +46,8 @@ def promote_model(
     if "root" in inspect.signature(registry_promote).parameters:
         kwargs["root"] = project
     with contextlib.chdir(project):
-        decision = registry_promote(params, **kwargs)
+        decision = registry_promote(params.tracking, **kwargs, resamples=params.evaluate.bootstrap_resamples,
+                                    confidence=params.evaluate.confidence, seed=params.shared.seed)
     result = {
         "promoted": bool(decision.promoted),
         "message": str(decision.message),

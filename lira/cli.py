@@ -168,7 +168,7 @@ def run(
             # its store is the rest of the old 6-8 s).
             if not force and _up_to_date(root, stage_name):
                 typer.echo("every stage is up to date (dvc status): nothing to reproduce")
-                _print_summary(params)
+                _print_summary(Path(params.shared.paths.metrics))
                 return
             with _dvc_lock(root):
                 if params.tracking.enabled and "LIRA_MLFLOW_PARENT_RUN_ID" not in env:
@@ -187,16 +187,15 @@ def run(
             if token is not None:
                 from lira.tracking.runs import finish_pipeline
 
-                finish_pipeline(params, root, token, ok=rc == 0)
+                finish_pipeline(params.tracking, root, token, ok=rc == 0, paths=params.shared.paths)
     except LockHeld as e:
         _fail(str(e))
     if rc != 0:
         _fail(f"dvc failed (exit {rc})", rc)
-    _print_summary(params)
+    _print_summary(Path(params.shared.paths.metrics))
 
 
-def _print_summary(params) -> None:
-    metrics = Path(params.shared.paths.metrics)
+def _print_summary(metrics: Path) -> None:
     if (metrics / "evaluate.json").exists():
         from lira.report import summary_table
 
@@ -239,7 +238,7 @@ def config_explain(
     except ConfigError as e:
         _fail(str(e), 2)
     show = params_file.is_file()
-    typer.echo(info.text(current_value(_params(params_file), info.key) if show else None, show_current=show))
+    typer.echo(info.text(current_value(_params(params_file).resolved(), info.key) if show else None, show_current=show))
 
 
 @sample_app.command("sync")
@@ -386,7 +385,7 @@ def eval_benchmark(
                            name=(beir or parallel).name)
         m = load(model, params_file, trust_remote_code=trust_remote_code)
         ev = params.evaluate if params is not None else None
-        res = evaluate_external(src, Path("."), model_systems(m, _cache_base(params, root)),
+        res = evaluate_external(src, Path("."), model_systems(m, _cache_base(params.shared.paths if params is not None else None, root)),
                                 **({"n_resamples": ev.bootstrap_resamples, "confidence": ev.confidence,
                                     "seed": params.shared.seed} if ev else {}))
     except (ValueError, FileNotFoundError, DataError, ConfigError) as e:
@@ -416,7 +415,8 @@ def promote(
     params = _params(params_file)
     from lira.tracking.registry import promote as do_promote
 
-    decision = do_promote(params, version=version, force=force)
+    decision = do_promote(params.tracking, version=version, force=force, resamples=params.evaluate.bootstrap_resamples,
+                          confidence=params.evaluate.confidence, seed=params.shared.seed)
     _exit_for(decision)
 
 

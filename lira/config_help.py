@@ -111,9 +111,9 @@ def explain(key: str) -> Explained:
                      keys, owner)
 
 
-def current_value(params: Params, key: str) -> Any:
-    """The key's value in resolved params (None when a list entry does not exist)."""
-    cur: Any = params.resolved()
+def current_value(resolved: dict[str, Any], key: str) -> Any:
+    """The key's value in ``resolved`` (``Params.resolved()``; None when a list entry does not exist)."""
+    cur: Any = resolved
     for part in key.split("."):
         if isinstance(cur, list) and part.isdigit():
             cur = cur[int(part)] if int(part) < len(cur) else None

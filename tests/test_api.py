@@ -148,10 +148,10 @@ def _register(tmp_path: Path, folder: Path, store: str) -> tuple[Path, str]:
         )
     )
     params, root = load_params(params_path), params_path.parent
-    run_id = runs.log_stage(params, root, "evaluate", {})
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {}, config=params.resolved(), paths=params.shared.paths)
     qids = [f"q{i}" for i in range(10)]
     version = log_lira_model(
-        params,
+        params.tracking,
         root,
         folder,
         run_id,
@@ -170,7 +170,9 @@ def _promote(params_path: Path) -> None:
     from lira.config import load_params
     from lira.tracking import registry
 
-    assert registry.promote(load_params(params_path), params_path.parent).promoted
+    p = load_params(params_path)
+    assert registry.promote(p.tracking, params_path.parent, resamples=p.evaluate.bootstrap_resamples,
+                            confidence=p.evaluate.confidence, seed=p.shared.seed).promoted
 
 
 TEXTS = ["Điện thoại này có pin rất tốt.", "sạc dự phòng"]

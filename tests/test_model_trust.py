@@ -182,9 +182,9 @@ def test_the_registry_tag_closes_the_same_folder_loophole(tmp_path, bert, folder
         "tracking": {"tracking_uri": fresh_store(tmp_path / "store"), "registered_model": "lira-trust"},
     }))
     params, root = load_params(params_path), params_path.parent
-    run_id = runs.log_stage(params, root, "evaluate", {})
-    version = log_lira_model(params, root, folder, run_id, GATE)
-    tag = runs.client(params, root).get_model_version("lira-trust", version).tags[TAG_MANIFEST]
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {}, config=params.resolved(), paths=params.shared.paths)
+    version = log_lira_model(params.tracking, root, folder, run_id, GATE)
+    tag = runs.client(params.tracking, root).get_model_version("lira-trust", version).tags[TAG_MANIFEST]
     assert len(tag) == 64
     uri = f"models:/lira-trust/{version}"
     want = LiraModel.load(folder).embed(["Điện thoại"], "vi")

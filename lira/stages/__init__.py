@@ -39,7 +39,8 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
     if params.tracking.enabled and distributed.is_main() and not getattr(module, "LOGS_ITSELF", False):
         from lira.tracking.runs import log_stage
 
-        log_stage(params, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)))
+        log_stage(params.tracking, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)),
+                  config=params.resolved(), paths=params.shared.paths)
     return summary
 
 

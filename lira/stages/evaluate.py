@@ -99,7 +99,9 @@ def run(params: Params, root: Path) -> dict:
         from lira.tracking.publish import track_and_register
 
         summary_for_log = {k: v for k, v in summary.items() if k != "cost"}
-        registry = track_and_register(params, root, summary_for_log, gate, stage_artifacts("evaluate", params, root))
+        registry = track_and_register(params.tracking, root, summary_for_log, gate, stage_artifacts("evaluate", params, root),
+                                      config=params.resolved(), paths=params.shared.paths,
+                                      resamples=cfg.bootstrap_resamples, confidence=cfg.confidence, seed=seed)
     else:
         registry = {"tracking": "disabled"}
         write_json(metrics_dir / "mlflow_run.json", registry)

@@ -29,7 +29,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from lira.config import Params
+from lira.config import TrackingParams
 from lira.integrity import bytes_sha256
 from lira.tracking import runs
 
@@ -230,7 +230,7 @@ def model_signature(model_dir: Path, example: pd.DataFrame):
     return infer_signature(example, np.zeros((len(example), d), np.float32))
 
 
-def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_id: str, gate: dict) -> str:
+def log_lira_model(tracking: TrackingParams, root: str | Path, model_dir: str | Path, run_id: str, gate: dict) -> str:
     """Log ``model_dir`` as the pyfunc "model" under ``run_id`` with ``gate.json``; register it.
 
     Returns the new version of ``tracking.registered_model`` (a string, as MLflow numbers them).
@@ -241,7 +241,7 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
     if not (model_dir / "lira_model.json").exists():
         raise FileNotFoundError(f"{model_dir}: not a lira model folder (no lira_model.json)")
     gate = validate_gate(gate)
-    metric = params.tracking.gate_metric
+    metric = tracking.gate_metric
     if metric not in gate["metrics"] or metric not in gate["baselines"].get("frozen", {metric: None}):
         raise ValueError(
             f"gate record has no per-query {metric!r} (tracking.gate_metric); it has {sorted(gate['metrics'])}"
@@ -250,7 +250,7 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
 
     verify_manifest(model_dir)  # never register a folder that does not match its own manifest
     manifest = manifest_sha256(model_dir)
-    c = runs.client(params, root)
+    c = runs.client(tracking, root)
     example = input_example(model_dir)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp:
         gate_path = Path(tmp) / GATE_FILE
@@ -263,12 +263,12 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
         # run it would land in experiment 0, whose sqlite default is the CWD's ./mlruns), so the
         # run is resumed for the call; nested keeps a caller's own active run untouched.
         with (
-            runs.using_tracking_uri(runs.tracking_uri(params, root)),
+            runs.using_tracking_uri(runs.tracking_uri(tracking, root)),
             mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
         ):
             info = mlflow.pyfunc.log_model(
                 name=MODEL_NAME,
-                registered_model_name=params.tracking.registered_model,
+                registered_model_name=tracking.registered_model,
                 python_model=LiraPyfunc(manifest),
                 artifacts={"lira_model": str(model_dir), "gate": str(gate_path)},
                 pip_requirements=pip_requirements(model_dir),
@@ -279,8 +279,8 @@ def log_lira_model(params: Params, root: str | Path, model_dir: str | Path, run_
             )
     version = str(info.registered_model_version)
     # what loading from the registry checks the downloaded folder against (lira.api)
-    c.set_model_version_tag(params.tracking.registered_model, version, TAG_MANIFEST, manifest)
-    name = params.tracking.registered_model
+    c.set_model_version_tag(tracking.registered_model, version, TAG_MANIFEST, manifest)
+    name = tracking.registered_model
     for k, v in {TAG_GATE: bytes_sha256(raw), "lira.test_set_sha256": gate["test_set_sha256"], "gate.metric": metric,
                  "gate.mean": f"{np.mean(gate['metrics'][metric]):.6f}"}.items():
         c.set_model_version_tag(name, version, k, v)

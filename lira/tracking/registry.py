@@ -24,6 +24,10 @@ and ``gate.history.count``; a later decision adds a record and never rewrites an
 The gate is only as strong as the registry's access control: MLflow lets any client that can write
 to the registry set an alias directly (``set_registered_model_alias``) or rewrite tags, bypassing
 lira. A team locks that down on the server (see README, "Promotion gate").
+
+The functions take the ``tracking`` section and the project root; the gate's paired bootstrap takes
+its settings explicitly (``resamples``, ``confidence``, ``seed``: params' ``evaluate.bootstrap_resamples``,
+``evaluate.confidence`` and ``shared.seed``, as the evaluate stage's CIs).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lira.config import Params
+from lira.config import TrackingParams
 from lira.tracking import runs
 
 GATE_FILE = "gate.json"
@@ -77,7 +81,7 @@ class GateError(ValueError):
     """The gate cannot compare (unverifiable record, other test set, missing metric): a refusal."""
 
 
-def read_gate(params: Params, root: str | Path, version: str) -> dict:
+def read_gate(tracking: TrackingParams, root: str | Path, version: str) -> dict:
     """The ``gate.json`` of one registered version, verified against the hash its run recorded."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
@@ -85,8 +89,8 @@ def read_gate(params: Params, root: str | Path, version: str) -> dict:
     from lira.integrity import bytes_sha256
     from lira.tracking.model import validate_gate
 
-    name = params.tracking.registered_model
-    c = runs.client(params, root)
+    name = tracking.registered_model
+    c = runs.client(tracking, root)
     try:
         mv = c.get_model_version(name, version)
         want = c.get_run(mv.run_id).data.tags.get(TAG_GATE) if mv.run_id else None
@@ -94,7 +98,7 @@ def read_gate(params: Params, root: str | Path, version: str) -> dict:
         raise GateError(f"version {version}: cannot read its run ({e.message})") from None
     if not want:
         raise GateError(f"version {version}: its run records no {TAG_GATE}, so its {GATE_FILE} cannot be verified")
-    uri = runs.tracking_uri(params, root)
+    uri = runs.tracking_uri(tracking, root)
     with tempfile.TemporaryDirectory(prefix="lira-gate-") as tmp, runs.using_tracking_uri(uri):
         try:
             path = mlflow.artifacts.download_artifacts(
@@ -115,13 +119,13 @@ def read_gate(params: Params, root: str | Path, version: str) -> dict:
         raise GateError(f"version {version}: {GATE_FILE}: {e}") from None
 
 
-def _compare(params: Params, against: str, metric: str, a: np.ndarray, b: np.ndarray) -> Comparison:
+def _compare(against: str, metric: str, a: np.ndarray, b: np.ndarray, *, resamples: int, confidence: float,
+             seed: int) -> Comparison:
     from lira.eval.bootstrap import paired_bootstrap
 
     if len(a) < 2:
         raise GateError(f"only {len(a)} query(ies) to compare with {against}; need >= 2")
-    res = paired_bootstrap(np.mean, a, b, n_resamples=params.evaluate.bootstrap_resamples,
-                           confidence=params.evaluate.confidence, seed=params.shared.seed)
+    res = paired_bootstrap(np.mean, a, b, n_resamples=resamples, confidence=confidence, seed=seed)
     return Comparison(against, metric, len(a), float(a.mean()), float(b.mean()), float(res.diff), float(res.low),
                       float(res.high), float(res.p_value), bool(res.diff > 0 and res.low > 0))
 
@@ -132,12 +136,12 @@ def _values(rec: dict, metric: str, who: str) -> list[float]:
     return rec["metrics"][metric]
 
 
-def _describe(params: Params, c: Comparison, cand_v: str) -> str:
-    floor = 2.0 / params.evaluate.bootstrap_resamples  # p = 0 only means "below the bootstrap's resolution"
+def _describe(c: Comparison, cand_v: str, *, resamples: int, confidence: float) -> str:
+    floor = 2.0 / resamples  # p = 0 only means "below the bootstrap's resolution"
     p_text = f"p<{floor:.2g}" if c.p_value < floor else f"p={c.p_value:.3g}"
     other = "the frozen-encoder baseline" if c.against == "frozen" else c.against
     numbers = (f"{c.metric} {c.candidate_mean:.4f} vs {c.other_mean:.4f} ({other}) on {c.n} shared queries: "
-               f"diff {c.diff:+.4f}, {params.evaluate.confidence:.0%} CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}], {p_text}")
+               f"diff {c.diff:+.4f}, {confidence:.0%} CI [{c.ci_low:+.4f}, {c.ci_high:+.4f}], {p_text}")
     if c.passed:
         return numbers
     if c.diff <= 0:
@@ -145,19 +149,21 @@ def _describe(params: Params, c: Comparison, cand_v: str) -> str:
     return f"the gain of version {cand_v} over {other} is not significant (CI low <= 0): {numbers}"
 
 
-def gate_comparisons(params: Params, root: str | Path, cand_v: str, champ_v: str | None) -> list[Comparison]:
+def gate_comparisons(tracking: TrackingParams, root: str | Path, cand_v: str, champ_v: str | None, *, resamples: int,
+                     confidence: float, seed: int) -> list[Comparison]:
     """The candidate against the frozen baseline and (if any) the champion, from verified records."""
-    metric = params.tracking.gate_metric
-    cand = read_gate(params, root, cand_v)
+    metric = tracking.gate_metric
+    bootstrap = {"resamples": resamples, "confidence": confidence, "seed": seed}
+    cand = read_gate(tracking, root, cand_v)
     frozen = (cand.get("baselines") or {}).get("frozen")
     if frozen is None:
         raise GateError(f"version {cand_v}'s {GATE_FILE} has no frozen baseline to beat")
     if metric not in frozen:
         raise GateError(f"version {cand_v}'s frozen baseline has no per-query {metric!r} (tracking.gate_metric)")
     a = np.asarray(_values(cand, metric, f"version {cand_v}"), np.float64)
-    out = [_compare(params, "frozen", metric, a, np.asarray(frozen[metric], np.float64))]
+    out = [_compare("frozen", metric, a, np.asarray(frozen[metric], np.float64), **bootstrap)]
     if champ_v is not None:
-        champ = read_gate(params, root, champ_v)
+        champ = read_gate(tracking, root, champ_v)
         if champ["test_set_sha256"] != cand["test_set_sha256"]:
             raise GateError(
                 f"version {cand_v} and champion v{champ_v} were evaluated on different test sets "
@@ -168,7 +174,7 @@ def gate_comparisons(params: Params, root: str | Path, cand_v: str, champ_v: str
         if set(other) != set(cand["query_ids"]):
             raise GateError(f"version {cand_v} and champion v{champ_v} have the same test set hash but other query ids")
         b = np.array([other[q] for q in cand["query_ids"]], np.float64)
-        out.append(_compare(params, f"champion v{champ_v}", metric, a, b))
+        out.append(_compare(f"champion v{champ_v}", metric, a, b, **bootstrap))
     return out
 
 
@@ -208,24 +214,26 @@ def _append_history(client, name: str, version: str, record: dict) -> int:
     return n
 
 
-def gate_history(params: Params, root: str | Path, version: str) -> list[dict]:
+def gate_history(tracking: TrackingParams, root: str | Path, version: str) -> list[dict]:
     """Every gate decision taken on ``version``, oldest first."""
-    c = runs.client(params, root)
-    tags = c.get_model_version(params.tracking.registered_model, str(version)).tags or {}
+    c = runs.client(tracking, root)
+    tags = c.get_model_version(tracking.registered_model, str(version)).tags or {}
     keys = sorted((k for k in tags if k.startswith(HISTORY_PREFIX) and k[len(HISTORY_PREFIX):].isdigit()),
                   key=lambda k: int(k[len(HISTORY_PREFIX):]))
     return [json.loads(tags[k]) for k in keys]
 
 
 def promote(
-    params: Params, root: str | Path = ".", version: str | None = None, force: bool = False
+    tracking: TrackingParams, root: str | Path = ".", version: str | None = None, force: bool = False, *,
+    resamples: int, confidence: float, seed: int,
 ) -> Decision:
-    """Move ``tracking.champion_alias`` to ``version`` (default: the newest) if it passes the gate."""
+    """Move ``tracking.champion_alias`` to ``version`` (default: the newest) if it passes the gate
+    (a paired bootstrap of ``resamples`` draws at ``confidence``, seeded with ``seed``)."""
     from mlflow.exceptions import MlflowException
 
-    t = params.tracking
+    t = tracking
     name, alias = t.registered_model, t.champion_alias
-    c = runs.client(params, root)
+    c = runs.client(tracking, root)
     try:
         versions = _versions(c, name)
     except MlflowException as e:
@@ -233,7 +241,7 @@ def promote(
     if not versions:
         return Decision(
             False,
-            f"registered model {name!r} has no versions yet (tracking URI {runs.tracking_uri(params, root)})",
+            f"registered model {name!r} has no versions yet (tracking URI {runs.tracking_uri(tracking, root)})",
             None, decision="none",
         )
     cand_v = str(version) if version is not None else versions[-1]
@@ -249,10 +257,11 @@ def promote(
     # -- the gate ---------------------------------------------------------------------------
     comparisons: list[Comparison] = []
     try:
-        comparisons = gate_comparisons(params, root, cand_v, champ_v)
+        comparisons = gate_comparisons(tracking, root, cand_v, champ_v, resamples=resamples, confidence=confidence,
+                                       seed=seed)
         passed = all(x.passed for x in comparisons)
-        parts = [_describe(params, x, cand_v) for x in comparisons]
-        failed = [_describe(params, x, cand_v) for x in comparisons if not x.passed]
+        parts = [_describe(x, cand_v, resamples=resamples, confidence=confidence) for x in comparisons]
+        failed = [_describe(x, cand_v, resamples=resamples, confidence=confidence) for x in comparisons if not x.passed]
         numbers = "; ".join(parts)
         reason = None if passed else "refused: " + "; ".join(failed)
     except GateError as e:

@@ -26,6 +26,11 @@ the old location: :func:`client` refuses such a store with a message saying what
 
 Only :class:`mlflow.MlflowClient` is used, never the fluent ``mlflow.start_run`` stack: stages may
 run in threads (Prefect) and a process-global "active run" would mix them up.
+
+Every function takes the ``tracking`` section and the project root; those that log or hash the run's
+parameters take them as ``config`` (the resolved params as plain data, ``Params.resolved()``), and
+those that find files take the ``paths`` section (the parent-run record under ``paths.cache``, the
+curves under ``paths.plots``, the datasets under ``paths.prepared``).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lira.config import STAGES, Params
+from lira.config import STAGES, PathsParams, TrackingParams
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -79,9 +84,9 @@ _BAD_NAME_CHARS = re.compile(r"[^\w.\- :/]")
 
 
 # ------------------------------------------------------------------------------------ locations
-def tracking_uri(params: Params, root: str | Path = ".") -> str:
+def tracking_uri(tracking: TrackingParams, root: str | Path = ".") -> str:
     """``$MLFLOW_TRACKING_URI``, else ``tracking.tracking_uri``, else ``sqlite:///<root>/mlruns.db``."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.tracking_uri
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri
     if uri:
         return uri
     return f"sqlite:///{(Path(root) / 'mlruns.db').resolve()}"
@@ -102,13 +107,13 @@ class StoreMoved(RuntimeError):
     """A local store whose experiment keeps its artifacts somewhere other than beside the store."""
 
 
-def client(params: Params, root: str | Path = ".") -> MlflowClient:
+def client(tracking: TrackingParams, root: str | Path = ".") -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
 
-    uri = tracking_uri(params, root)
+    uri = tracking_uri(tracking, root)
     c = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    check_store_location(c, uri, params.tracking.experiment)
+    check_store_location(c, uri, tracking.experiment)
     return c
 
 
@@ -166,19 +171,19 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def experiment_id(params: Params, root: str | Path = ".", mlflow_client: MlflowClient | None = None) -> str:
+def experiment_id(tracking: TrackingParams, root: str | Path = ".", mlflow_client: MlflowClient | None = None) -> str:
     """The id of ``tracking.experiment``, created (with its artifact location) on first use."""
     from mlflow.exceptions import MlflowException
 
-    c = mlflow_client or client(params, root)
-    name = params.tracking.experiment
+    c = mlflow_client or client(tracking, root)
+    name = tracking.experiment
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         if TAG_EXPERIMENT_KIND not in exp.tags:  # a store made before lira set it
             c.set_experiment_tag(exp.experiment_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         return exp.experiment_id
     try:
-        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri(params, root)),
+        return c.create_experiment(name, artifact_location=artifact_location(tracking_uri(tracking, root)),
                                    tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
     except MlflowException:
         # another stage process created it between our get and create
@@ -199,8 +204,9 @@ def git_commit(root: str | Path = ".") -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def params_hash(params: Params) -> str:
-    blob = json.dumps(params.resolved(), sort_keys=True, ensure_ascii=False)
+def params_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of the resolved params ``config`` (``Params.resolved()``)."""
+    blob = json.dumps(config, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -226,9 +232,9 @@ def data_version(root: str | Path = ".") -> str | None:
     return None
 
 
-def provenance_tags(params: Params, root: str | Path = ".") -> dict[str, str]:
+def provenance_tags(config: Mapping[str, Any], root: str | Path = ".") -> dict[str, str]:
     commit = git_commit(root)
-    tags = {TAG_COMMIT: commit, "mlflow.source.git.commit": commit, TAG_PARAMS_HASH: params_hash(params)}
+    tags = {TAG_COMMIT: commit, "mlflow.source.git.commit": commit, TAG_PARAMS_HASH: params_hash(config)}
     lock = Path(root) / "dvc.lock"
     if lock.exists():
         tags[TAG_DVC_LOCK] = _sha256(lock)
@@ -321,9 +327,9 @@ def log_metrics(c: MlflowClient, run_id: str, metrics: Mapping[str, float], step
         c.log_batch(run_id, metrics=list(chunk), synchronous=True)
 
 
-def stage_params(params: Params, stage: str) -> dict[str, Any]:
-    """What a stage's run logs: its own params section (if it has one) plus ``shared``."""
-    data = params.resolved()
+def stage_params(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """What a stage's run logs: its own section of the resolved params ``config`` (if it has one) plus ``shared``."""
+    data = config
     out = {"shared": data["shared"]}
     if stage in data and stage != "shared":
         out[stage] = data[stage]
@@ -331,8 +337,8 @@ def stage_params(params: Params, stage: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- parent runs
-def _parent_file(params: Params, root: str | Path) -> Path:
-    return Path(root) / params.shared.paths.cache / PARENT_FILE
+def _parent_file(paths: PathsParams, root: str | Path) -> Path:
+    return Path(root) / paths.cache / PARENT_FILE
 
 
 def _run_alive(c: MlflowClient, run_id: str) -> bool:
@@ -362,7 +368,8 @@ def run_name(tags: Mapping[str, str]) -> str:
     return f"pipeline {commit[:8]} params {tags.get(TAG_PARAMS_HASH, '?')[:8]}"
 
 
-def start_pipeline(params: Params, root: str | Path = ".", token: str | None = None) -> str:
+def start_pipeline(tracking: TrackingParams, root: str | Path = ".", token: str | None = None, *,
+                   config: Mapping[str, Any], paths: PathsParams) -> str:
     """Create a parent run (all resolved params + provenance tags), record it, return its id.
 
     The run stays RUNNING: each stage that logs under it moves its end time
@@ -370,21 +377,21 @@ def start_pipeline(params: Params, root: str | Path = ".", token: str | None = N
     """
     from lira.io import write_json
 
-    c = client(params, root)
-    exp = experiment_id(params, root, c)
-    tags = {**provenance_tags(params, root), TAG_STAGE: "pipeline"}
+    c = client(tracking, root)
+    exp = experiment_id(tracking, root, c)
+    tags = {**provenance_tags(config, root), TAG_STAGE: "pipeline"}
     start = None
     if token:
         tags[TAG_PIPELINE], start = token, _parse_token(token)[1]
     run = c.create_run(exp, start_time=start, run_name=run_name(tags), tags=tags)
-    log_params(c, run.info.run_id, params.resolved())
+    log_params(c, run.info.run_id, config)
     write_json(
-        _parent_file(params, root),
+        _parent_file(paths, root),
         {
             "run_id": run.info.run_id,
             "git_commit": tags[TAG_COMMIT],
             "params_hash": tags[TAG_PARAMS_HASH],
-            "tracking_uri": tracking_uri(params, root),
+            "tracking_uri": tracking_uri(tracking, root),
             "experiment_id": exp,
             "token": token,
         },
@@ -392,8 +399,8 @@ def start_pipeline(params: Params, root: str | Path = ".", token: str | None = N
     return run.info.run_id
 
 
-def _recorded(params: Params, root: str | Path) -> dict:
-    f = _parent_file(params, root)
+def _recorded(paths: PathsParams, root: str | Path) -> dict:
+    f = _parent_file(paths, root)
     try:
         rec = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -401,44 +408,46 @@ def _recorded(params: Params, root: str | Path) -> dict:
     return rec if isinstance(rec, dict) else {}
 
 
-def parent_run_id(params: Params, root: str | Path = ".") -> str:
+def parent_run_id(tracking: TrackingParams, root: str | Path = ".", *, config: Mapping[str, Any],
+                  paths: PathsParams) -> str:
     """The pipeline parent run: the explicit one, else that of this pipeline token, else the
     recorded one if still current, else a new one."""
     env = os.environ.get(PARENT_ENV)
     if env:
         return env
-    rec = _recorded(params, root)
+    rec = _recorded(paths, root)
     token = os.environ.get(PIPELINE_ENV)
     if token:
-        if rec.get("token") == token and rec.get("tracking_uri") == tracking_uri(params, root) and rec.get("run_id"):
+        if rec.get("token") == token and rec.get("tracking_uri") == tracking_uri(tracking, root) and rec.get("run_id"):
             return rec["run_id"]
-        return start_pipeline(params, root, token)
+        return start_pipeline(tracking, root, token, config=config, paths=paths)
     current = (
         rec.get("git_commit") == git_commit(root)
-        and rec.get("params_hash") == params_hash(params)
-        and rec.get("tracking_uri") == tracking_uri(params, root)
+        and rec.get("params_hash") == params_hash(config)
+        and rec.get("tracking_uri") == tracking_uri(tracking, root)
     )
-    if current and rec.get("run_id") and _run_alive(client(params, root), rec["run_id"]):
+    if current and rec.get("run_id") and _run_alive(client(tracking, root), rec["run_id"]):
         return rec["run_id"]
-    return start_pipeline(params, root)
+    return start_pipeline(tracking, root, config=config, paths=paths)
 
 
-def finish_pipeline(params: Params, root: str | Path, token: str, ok: bool) -> str | None:
+def finish_pipeline(tracking: TrackingParams, root: str | Path, token: str, ok: bool, *, paths: PathsParams) -> str | None:
     """Close the parent run of ``token`` (FINISHED, or FAILED when the pipeline failed).
 
     Returns its id, or None when no stage logged under the token (nothing reran: no run exists).
     """
-    if not params.tracking.enabled:
+    if not tracking.enabled:
         return None
-    rec = _recorded(params, root)
+    rec = _recorded(paths, root)
     if rec.get("token") != token or not rec.get("run_id"):
         return None
-    c = client(params, root)
+    c = client(tracking, root)
     c.set_terminated(rec["run_id"], "FINISHED" if ok else "FAILED", end_time=int(time.time() * 1000))
     return rec["run_id"]
 
 
-def log_headline(params: Params, root: str | Path, summary: Mapping[str, Any]) -> None:
+def log_headline(tracking: TrackingParams, root: str | Path, summary: Mapping[str, Any], *, config: Mapping[str, Any],
+                 paths: PathsParams) -> None:
     """The headline numbers (:func:`lira.eval.headline.headline`) on the parent run:
     ``<system>.<column>`` and ``by_language.<lang>.<column>``."""
     from lira.eval.headline import LANGUAGE_DIR, SYSTEM_DIR, headline
@@ -448,8 +457,8 @@ def log_headline(params: Params, root: str | Path, summary: Mapping[str, Any]) -
         folder, stem = rel.rsplit("/", 1)
         prefix = stem.removesuffix(".json") if folder == SYSTEM_DIR else f"{LANGUAGE_DIR}.{stem.removesuffix('.json')}"
         metrics.update({metric_key(f"{prefix}.{k}"): v for k, v in row.items()})
-    c = client(params, root)
-    log_metrics(c, parent_run_id(params, root), metrics)
+    c = client(tracking, root)
+    log_metrics(c, parent_run_id(tracking, root, config=config, paths=paths), metrics)
 
 
 def log_curve(c: MlflowClient, run_id: str, path: Path) -> int:
@@ -504,11 +513,14 @@ def log_datasets(c: MlflowClient, run_id: str, folder: Path, context: str) -> li
 
 # ----------------------------------------------------------------------------------- stage runs
 def log_stage(
-    params: Params,
+    tracking: TrackingParams,
     root: str | Path,
     stage: str,
     summary: Mapping[str, Any],
     artifacts: Sequence[str | Path] = (),
+    *,
+    config: Mapping[str, Any],
+    paths: PathsParams,
 ) -> str | None:
     """Log one stage as a nested run under the pipeline parent; returns its run id (None if disabled).
 
@@ -516,24 +528,24 @@ def log_stage(
     tag naming them). Metrics: the summary's finite numeric leaves (dotted keys; ``@`` -> ``_at_``).
     Tags: git commit, params hash, ``dvc.lock`` sha256, data version, stage. Artifacts: ``artifacts``.
     """
-    if not params.tracking.enabled:
+    if not tracking.enabled:
         return None
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    parent = parent_run_id(params, root)
-    c = client(params, root)
+    parent = parent_run_id(tracking, root, config=config, paths=paths)
+    c = client(tracking, root)
     exp = c.get_run(parent).info.experiment_id
-    tags = {**provenance_tags(params, root), TAG_STAGE: stage, MLFLOW_PARENT_RUN_ID: parent}
+    tags = {**provenance_tags(config, root), TAG_STAGE: stage, MLFLOW_PARENT_RUN_ID: parent}
     run = c.create_run(exp, run_name=stage, tags=tags)
     run_id = run.info.run_id
     try:
-        log_params(c, run_id, stage_params(params, stage))
+        log_params(c, run_id, stage_params(config, stage))
         log_metrics(c, run_id, numeric_leaves(summary))
-        plots = Path(root) / params.shared.paths.plots
+        plots = Path(root) / paths.plots
         if stage in CURVES and (plots / CURVES[stage]).exists():
             log_curve(c, run_id, plots / CURVES[stage])
         if stage in DATASET_CONTEXT:
-            log_datasets(c, run_id, Path(root) / params.shared.paths.prepared, DATASET_CONTEXT[stage])
+            log_datasets(c, run_id, Path(root) / paths.prepared, DATASET_CONTEXT[stage])
         for a in artifacts:
             a = Path(a)
             if not a.exists():

@@ -39,8 +39,8 @@ def tiny(tmp_path, dvc_project) -> Path:
 def registry_calls(monkeypatch) -> list[dict]:
     calls: list[dict] = []
 
-    def fake_promote(params, root=".", version=None, force=False):
-        calls.append({"root": Path(root), "version": version, "force": force, "seed": params.shared.seed})
+    def fake_promote(tracking, root=".", version=None, force=False, *, resamples, confidence, seed):
+        calls.append({"root": Path(root), "version": version, "force": force, "seed": seed})
         return registry.Decision(promoted=force, message="forced" if force else "refused: not better", version="3")
 
     monkeypatch.setattr(registry, "promote", fake_promote)

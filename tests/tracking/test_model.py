@@ -27,22 +27,22 @@ def test_registered_pyfunc_predicts_the_in_process_embeddings(tracked, lira_fold
     import mlflow
 
     params, root = tracked
-    run_id = runs.log_stage(params, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}})
-    version = log_lira_model(params, root, lira_folder, run_id, GATE)
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}}, config=params.resolved(), paths=params.shared.paths)
+    version = log_lira_model(params.tracking, root, lira_folder, run_id, GATE)
     assert version == "1"
-    c = runs.client(params, root)
+    c = runs.client(params.tracking, root)
     mv = c.get_model_version("lira-test", version)
     assert mv.run_id == run_id and mv.tags["gate.metric"] == "retrieval.ndcg@10"
     assert mv.tags["lira.test_set_sha256"] == TEST_SET and len(mv.tags["lira.manifest_sha256"]) == 64
     assert c.get_run(run_id).data.tags["lira.gate_sha256"] == mv.tags["lira.gate_sha256"]
     assert [a.path for a in c.list_artifacts(run_id)] == ["gate.json"]
-    assert registry.read_gate(params, root, version)["metrics"] == GATE["metrics"]
+    assert registry.read_gate(params.tracking, root, version)["metrics"] == GATE["metrics"]
 
     texts = ["Điện thoại này có pin rất tốt.", "โทรศัพท์เครื่องนี้แบตเตอรี่ดีมาก", "ốp lưng iphone", "sạc dự phòng", "a phone case"]
     langs = ["vi", "th", "vi", "vi", "en"]  # English text too: the same space (issue 13)
     kinds = ["query", "query", "passage", "query", "query"]
     trans = [None, None, None, "a power bank", None]
-    with runs.using_tracking_uri(runs.tracking_uri(params, root)):
+    with runs.using_tracking_uri(runs.tracking_uri(params.tracking, root)):
         loaded = mlflow.pyfunc.load_model(f"models:/lira-test/{version}")
     sig = loaded.metadata.signature
     assert {c.name: c.required for c in sig.inputs.inputs} == {
@@ -91,11 +91,11 @@ def test_logging_loads_the_model_once_and_pickles_no_weights(tracked, lira_folde
 
     monkeypatch.setattr(lira.model.LiraModel, "load", classmethod(counting))
     params, root = tracked
-    run_id = runs.log_stage(params, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}})
-    version = log_lira_model(params, root, lira_folder, run_id, GATE)
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}}, config=params.resolved(), paths=params.shared.paths)
+    version = log_lira_model(params.tracking, root, lira_folder, run_id, GATE)
     assert len(loads) <= 1  # at most MLflow's validation of the serving input example
 
-    with runs.using_tracking_uri(runs.tracking_uri(params, root)):
+    with runs.using_tracking_uri(runs.tracking_uri(params.tracking, root)):
         local = Path(mlflow.artifacts.download_artifacts(f"models:/lira-test/{version}"))
         logged = mlflow.models.get_model_info(f"models:/lira-test/{version}").signature
     assert (local / "python_model.pkl").stat().st_size < 100_000
@@ -120,7 +120,7 @@ def test_log_lira_model_rejects_a_bad_gate_or_folder(tracked, lira_folder, tmp_p
     with pytest.raises(ValueError, match="test_set_sha256"):
         validate_gate({**GATE, "test_set_sha256": "short"})
     with pytest.raises(FileNotFoundError, match="lira_model.json"):
-        log_lira_model(params, root, tmp_path, "no-run", GATE)
+        log_lira_model(params.tracking, root, tmp_path, "no-run", GATE)
     with pytest.raises(ValueError, match="tracking.gate_metric"):
-        log_lira_model(params, root, lira_folder, "no-run", {**GATE, "metrics": {"retrieval.mrr@10": [0.1, 0.2, 0.3]}})
+        log_lira_model(params.tracking, root, lira_folder, "no-run", {**GATE, "metrics": {"retrieval.mrr@10": [0.1, 0.2, 0.3]}})
     assert json.loads(json.dumps(validate_gate(GATE))) == validate_gate(GATE)

@@ -73,8 +73,8 @@ def test_a_refused_run_touches_no_tracking(project, held):
 
 
 # A stand-in for `lira stage build_dataset` that logs to MLflow exactly as a stage does, at no cost.
-FAKE_STAGE = ("python -c \"from lira.config import load_params; from lira.tracking.runs import log_stage; "
-              "log_stage(load_params(), '.', 'build_dataset', {'rows': 1})\" && echo done > out.txt")
+FAKE_STAGE = ("python -c \"from lira.config import load_params; from lira.tracking.runs import log_stage; p = load_params(); "
+              "log_stage(p.tracking, '.', 'build_dataset', {'rows': 1}, config=p.resolved(), paths=p.shared.paths)\" && echo done > out.txt")
 
 
 def test_an_unlocked_run_tracks_once_and_a_no_change_run_creates_no_run(project, monkeypatch):

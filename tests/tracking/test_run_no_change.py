@@ -45,8 +45,8 @@ def project(tmp_path, monkeypatch) -> Path:
     return root
 
 
-LOGGING_COPY = ("python -c \"from lira.config import load_params; from lira.tracking.runs import log_stage; "
-                "log_stage(load_params(), '.', 'build_dataset', {'rows': 1})\" && cp in.txt out.txt")
+LOGGING_COPY = ("python -c \"from lira.config import load_params; from lira.tracking.runs import log_stage; p = load_params(); "
+                "log_stage(p.tracking, '.', 'build_dataset', {'rows': 1}, config=p.resolved(), paths=p.shared.paths)\" && cp in.txt out.txt")
 
 
 def parent_runs(root: Path) -> int:

@@ -12,7 +12,7 @@ from lira.tracking import runs
 
 
 def _client(params, root):
-    return runs.client(params, root)
+    return runs.client(params.tracking, root)
 
 
 def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tracked, tmp_path, monkeypatch):
@@ -26,9 +26,9 @@ def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tra
     report.parent.mkdir()
     report.write_text('{"loss": 0.25}')
 
-    r1 = runs.log_stage(params, root, "build_dataset", {"rows": 120, "note": "ok"})
+    r1 = runs.log_stage(params.tracking, root, "build_dataset", {"rows": 120, "note": "ok"}, config=params.resolved(), paths=params.shared.paths)
     r2 = runs.log_stage(
-        params,
+        params.tracking,
         root,
         "train_arca",
         {
@@ -39,6 +39,8 @@ def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tra
             "xs": [1, 2],
         },
         artifacts=[report],
+        config=params.resolved(),
+        paths=params.shared.paths,
     )
     c = _client(params, root)
     run1, run2 = c.get_run(r1), c.get_run(r2)
@@ -72,7 +74,7 @@ def test_two_stages_nest_under_one_parent_with_params_metrics_tags_artifacts(tra
 
 def test_parent_run_logs_more_than_100_params_in_chunks(tracked):
     params, root = tracked
-    parent = runs.start_pipeline(params, root)
+    parent = runs.start_pipeline(params.tracking, root, config=params.resolved(), paths=params.shared.paths)
     logged = _client(params, root).get_run(parent).data.params
     expected, _ = runs.param_entries(params.resolved())
     assert len(expected) > 100  # more than one log_batch can carry
@@ -82,7 +84,7 @@ def test_parent_run_logs_more_than_100_params_in_chunks(tracked):
 def test_long_values_are_truncated_with_a_tag(tracked):
     params, root = tracked
     c = _client(params, root)
-    run = c.create_run(runs.experiment_id(params, root, c))
+    run = c.create_run(runs.experiment_id(params.tracking, root, c))
     tree = {"a": {f"k{i}": i for i in range(230)}, "long": "x" * 7000}
     runs.log_params(c, run.info.run_id, tree)
     got = c.get_run(run.info.run_id).data
@@ -93,14 +95,14 @@ def test_long_values_are_truncated_with_a_tag(tracked):
 
 def test_parent_is_reused_until_params_change_and_env_wins(tracked, monkeypatch):
     params, root = tracked
-    first = runs.parent_run_id(params, root)
-    assert runs.parent_run_id(params, root) == first  # recorded in <cache>/mlflow_parent.json
+    first = runs.parent_run_id(params.tracking, root, config=params.resolved(), paths=params.shared.paths)
+    assert runs.parent_run_id(params.tracking, root, config=params.resolved(), paths=params.shared.paths) == first  # recorded in <cache>/mlflow_parent.json
     assert json.loads((root / params.shared.paths.cache / runs.PARENT_FILE).read_text())["run_id"] == first
     changed = parse_params({**params.model_dump(mode="json"), "train_arca": {"lr": 0.01}})
-    second = runs.parent_run_id(changed, root)
+    second = runs.parent_run_id(changed.tracking, root, config=changed.resolved(), paths=changed.shared.paths)
     assert second != first  # a new params hash starts a new pipeline run
     monkeypatch.setenv(runs.PARENT_ENV, first)
-    child = runs.log_stage(changed, root, "evaluate", {"x": 1.0})
+    child = runs.log_stage(changed.tracking, root, "evaluate", {"x": 1.0}, config=changed.resolved(), paths=changed.shared.paths)
     assert _client(params, root).get_run(child).data.tags["mlflow.parentRunId"] == first
 
 
@@ -109,7 +111,7 @@ def test_disabled_tracking_logs_nothing(tracked):
     off = parse_params(
         {**params.model_dump(mode="json"), "tracking": {**params.tracking.model_dump(), "enabled": False}}
     )
-    assert runs.log_stage(off, root, "evaluate", {"x": 1.0}) is None
+    assert runs.log_stage(off.tracking, root, "evaluate", {"x": 1.0}, config=off.resolved(), paths=off.shared.paths) is None
     assert _client(params, root).get_experiment_by_name(params.tracking.experiment) is None
     assert not (root / params.shared.paths.cache / runs.PARENT_FILE).exists()
 
@@ -117,16 +119,16 @@ def test_disabled_tracking_logs_nothing(tracked):
 def test_tracking_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = parse_params({})
-    uri = runs.tracking_uri(params, tmp_path)
+    uri = runs.tracking_uri(params.tracking, tmp_path)
     assert uri == f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"
     assert runs.artifact_location(uri) == (tmp_path / "mlartifacts").resolve().as_uri()
     assert (
-        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}), tmp_path)
+        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}).tracking, tmp_path)
         == "http://x:5000"
     )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
     assert (
-        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}), tmp_path)
+        runs.tracking_uri(parse_params({"tracking": {"tracking_uri": "http://x:5000"}}).tracking, tmp_path)
         == "sqlite:////elsewhere.db"
     )
 

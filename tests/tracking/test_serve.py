@@ -74,10 +74,10 @@ def test_mlflow_models_serve_answers_with_lira_embed_vectors(tracked, lira_folde
     except OSError as e:
         pytest.skip(f"cannot bind a port on 127.0.0.1 ({e})")
     params, root = tracked
-    run_id = runs.log_stage(params, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}})
-    version = log_lira_model(params, root, lira_folder, run_id, GATE)
-    runs.client(params, root).set_registered_model_alias("lira-test", "champion", version)
-    uri = runs.tracking_uri(params, root)
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}}, config=params.resolved(), paths=params.shared.paths)
+    version = log_lira_model(params.tracking, root, lira_folder, run_id, GATE)
+    runs.client(params.tracking, root).set_registered_model_alias("lira-test", "champion", version)
+    uri = runs.tracking_uri(params.tracking, root)
 
     with runs.using_tracking_uri(uri):
         import mlflow

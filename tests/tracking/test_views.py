@@ -27,8 +27,8 @@ def _project(root: Path) -> None:
 def test_experiment_kind_names_curves_and_datasets(tracked):
     params, root = tracked
     _project(root)
-    run_id = runs.log_stage(params, root, "train_arca", {"best_epoch": 2})
-    c = runs.client(params, root)
+    run_id = runs.log_stage(params.tracking, root, "train_arca", {"best_epoch": 2}, config=params.resolved(), paths=params.shared.paths)
+    c = runs.client(params.tracking, root)
     run = c.get_run(run_id)
     exp = c.get_experiment(run.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
@@ -51,21 +51,21 @@ def test_lazy_parent_per_token_and_headline_on_it(tracked, monkeypatch):
     params, root = tracked
     token = runs.pipeline_token()
     monkeypatch.setenv(runs.PIPELINE_ENV, token)
-    assert runs.finish_pipeline(params, root, token, ok=True) is None  # nothing logged: no run
-    a = runs.log_stage(params, root, "build_dataset", {"rows": 1})
-    b = runs.log_stage(params, root, "translate", {"rows": 2})
-    c = runs.client(params, root)
+    assert runs.finish_pipeline(params.tracking, root, token, ok=True, paths=params.shared.paths) is None  # nothing logged: no run
+    a = runs.log_stage(params.tracking, root, "build_dataset", {"rows": 1}, config=params.resolved(), paths=params.shared.paths)
+    b = runs.log_stage(params.tracking, root, "translate", {"rows": 2}, config=params.resolved(), paths=params.shared.paths)
+    c = runs.client(params.tracking, root)
     parent = c.get_run(a).data.tags["mlflow.parentRunId"]
     assert c.get_run(b).data.tags["mlflow.parentRunId"] == parent
     assert c.get_run(parent).info.status == "RUNNING"
     summary = json.loads((ROOT / "metrics" / "evaluate.json").read_text())
-    runs.log_headline(params, root, summary)
+    runs.log_headline(params.tracking, root, summary, config=params.resolved(), paths=params.shared.paths)
     m = c.get_run(parent).data.metrics
     assert m["lira.ndcg_at_10"] == pytest.approx(summary["systems"]["lira"]["retrieval"]["ndcg@10"], abs=1e-4)
     assert m["frozen.lira_minus.ndcg_at_10"] == pytest.approx(
         summary["lira_minus"]["frozen"]["retrieval.ndcg@10"]["diff"], abs=1e-4)
     assert "lira_by_language.vi.ndcg_at_10" in m
-    assert runs.finish_pipeline(params, root, token, ok=False) == parent
+    assert runs.finish_pipeline(params.tracking, root, token, ok=False, paths=params.shared.paths) == parent
     assert c.get_run(parent).info.status == "FAILED"
     assert c.get_run(parent).info.start_time == int(token.split(":")[1])
 
@@ -80,12 +80,12 @@ def test_a_copied_store_is_refused_with_a_clear_message(tmp_path, monkeypatch):
     first.mkdir()
     params = parse_params({"shared": {"languages": ["vi", "th"]}})
     monkeypatch.chdir(first)
-    runs.log_stage(params, first, "build_dataset", {"rows": 1})  # default store: <root>/mlruns.db
+    runs.log_stage(params.tracking, first, "build_dataset", {"rows": 1}, config=params.resolved(), paths=params.shared.paths)  # default store: <root>/mlruns.db
     shutil.copytree(first, second)
     monkeypatch.chdir(second)
     with pytest.raises(runs.StoreMoved, match="moved or copied") as e:
-        runs.log_stage(params, second, "build_dataset", {"rows": 1})
+        runs.log_stage(params.tracking, second, "build_dataset", {"rows": 1}, config=params.resolved(), paths=params.shared.paths)
     assert str(first / "mlartifacts") in str(e.value) and str(second / "mlartifacts") in str(e.value)
     # nothing was written into the original store by the refused call
-    c = runs.client(params, first)
-    assert len(c.search_runs([runs.experiment_id(params, first, c)])) == 2  # its parent + its stage
+    c = runs.client(params.tracking, first)
+    assert len(c.search_runs([runs.experiment_id(params.tracking, first, c)])) == 2  # its parent + its stage
