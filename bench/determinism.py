@@ -43,6 +43,7 @@ VARIANTS = {  # name -> (shared.threads, extra env)
     "threads_1": (1, {"PYTHONHASHSEED": "1"}),
     "threads_4": (4, {"PYTHONHASHSEED": "1"}),
     "isa_avx2": (2, {"PYTHONHASHSEED": "1", **AVX2}),
+    "isa_default": (2, {"PYTHONHASHSEED": "1", **NO_VEC}),
 }
 FULL_VARIANTS = {  # threads None: params.yaml's shared.threads
     "base": (None, {"PYTHONHASHSEED": "1"}),
@@ -104,15 +105,15 @@ np.save(sys.argv[5], e)
 """
 
 
-def feature_drift(tmp: Path, encoder: Path, n: int) -> dict:
+def feature_drift(tmp: Path, encoder: Path, n: int, isa: dict[str, str] = AVX2) -> dict:
     import numpy as np
 
     out = {}
-    for name, extra in (("base", {}), ("isa_avx2", AVX2)):
+    for name, extra in (("base", {}), ("isa_other", isa)):
         subprocess.run([sys.executable, "-c", FEATURES, str(C.ROOT), str(encoder), str(tmp / "cache"), str(n),
                         str(tmp / f"{name}.npy")], env=_env(extra), check=True, capture_output=True)
         out[name] = np.load(tmp / f"{name}.npy")
-    a, b = out["base"], out["isa_avx2"]
+    a, b = out["base"], out["isa_other"]
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return {"n_texts": len(a), "bit_identical": bool(np.array_equal(a, b)), "max_abs_diff": float(np.abs(a - b).max()),
             "min_cosine": float(cos.min())}
@@ -150,6 +151,8 @@ def main() -> None:
     from conftest import build_tiny_bert
 
     name_out = "determinism_full" if a.full else "determinism"
+    if a.variants:  # a subset never replaces the full set's results
+        name_out += "_" + "_".join(n for n in variants if n != "base")
     with tempfile.TemporaryDirectory(prefix="lira-determinism-") as d:
         tmp = Path(d)
         bert = None if a.full else build_tiny_bert(tmp / "bert")
@@ -162,7 +165,9 @@ def main() -> None:
                 C.write_result(name_out, result)
             shutil.rmtree(tmp / name, ignore_errors=True)
         if a.encoder is not None:
-            result["encoder_feature_drift_avx2"] = feature_drift(tmp, a.encoder, a.n_texts)
+            for name, isa in (("avx2", AVX2), ("default", NO_VEC)):
+                if f"isa_{name}" in variants:
+                    result[f"encoder_feature_drift_{name}"] = feature_drift(tmp, a.encoder, a.n_texts, isa)
     print(json.dumps(result["vs_base"], indent=1))
     print(C.write_result(name_out, result))
 

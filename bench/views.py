@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+ML_VIEW = "workflowType=machine_learning"  # the query parameter of MLflow 3's "Model training" view
 MIN_INK = 0.01  # share of non-white pixels under which a screenshot counts as blank
 
 
@@ -199,10 +200,12 @@ def mlflow_pages(browser: str, store: Path, out: Path, startup_s: float = 240) -
         run_id, run_name = parent["info"]["run_id"], parent["info"]["run_name"]
         metric_keys = sorted({m["key"] for r in runs for m in r["data"].get("metrics", [])})
         kind = next((t["value"] for t in exp.get("tags", []) if t["key"] == "mlflow.experimentKind"), None)
-        pages = {
-            "experiment": f"{base}/#/experiments/{exp['experiment_id']}",
-            "run": f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}",
-            "run_model_metrics": f"{base}/#/experiments/{exp['experiment_id']}/runs/{run_id}/model-metrics",
+        e = exp["experiment_id"]
+        pages = {  # MLflow 3's UI opens in its GenAI mode unless the link names the workflow (see README)
+            "experiment_default": f"{base}/#/experiments/{e}",
+            "experiment": f"{base}/#/experiments/{e}/runs?{ML_VIEW}",
+            "run": f"{base}/#/experiments/{e}/runs/{run_id}?{ML_VIEW}",
+            "run_model_metrics": f"{base}/#/experiments/{e}/runs/{run_id}/model-metrics?{ML_VIEW}",
         }
         res: dict = {"experiment": exp["name"], "experiment_kind_tag": kind, "runs": len(runs),
                      "parent_run": run_name, "metric_keys": len(metric_keys), "pages": {}}
@@ -215,11 +218,16 @@ def mlflow_pages(browser: str, store: Path, out: Path, startup_s: float = 240) -
                                   "text_head": text[:400]}
         res["readable"] = (all(p["ink"] >= MIN_INK for p in res["pages"].values())
                            and res["pages"]["experiment"]["shows_run_name"]
-                           and not res["pages"]["experiment"]["genai_overview"])
+                           and not res["pages"]["experiment"]["genai_overview"]
+                           and res["pages"]["run"]["shows_run_name"])
         return res
     finally:
         os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # uvicorn's workers can take long to stop on a loaded machine
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=60)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 
