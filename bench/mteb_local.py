@@ -190,7 +190,7 @@ def evaluate_model(model: str, data: dict, params_path: Path, expect: dict | Non
         out["max_abs_diff_vs_evaluate_stage"] = max(
             max(abs(v["mteb_ndcg_at_10"] - v["evaluate_stage_ndcg@10"]),
                 abs(v["mteb_cosine_spearman"] - v["evaluate_stage_sts_spearman"])) for v in per.values())
-    return {"model": model, "mteb_model_name": rec.mteb_model_meta.name, "seconds": seconds, **out,
+    return {"model": C._no_machine_path(model), "mteb_model_name": rec.mteb_model_meta.name, "seconds": seconds, **out,
             "mean": {"mteb_ndcg_at_10": float(np.mean([v["mteb_ndcg_at_10"] for v in per.values()])),
                      "mteb_cosine_spearman": float(np.mean([v["mteb_cosine_spearman"] for v in per.values()]))},
             "max_abs_diff_mteb_vs_lira_metrics": diff, "per_language": per}
@@ -230,7 +230,7 @@ def main() -> None:
     result = {"mteb": mteb.__version__, "languages": list(data),
               "n_test_queries": {k: len(v["queries"]) for k, v in data.items()},
               "n_test_sts_pairs": {k: len(v["sts"]["score"]) for k, v in data.items()},
-              "data": str(a.prepared) if a.prepared else "build_dataset on the shipped sample (test split)", "runs": runs}
+              "data": C._no_machine_path(str(a.prepared.resolve())) if a.prepared else "build_dataset on the shipped sample (test split)", "runs": runs}
     for r in runs:
         print(f"{r['model']}: mteb nDCG@10 {r['mean']['mteb_ndcg_at_10']:.4f}, STS Spearman "
               f"{r['mean']['mteb_cosine_spearman']:.4f} ({len(data)} languages, {r['seconds']} s); "

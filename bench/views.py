@@ -232,6 +232,15 @@ def mlflow_pages(browser: str, store: Path, out: Path, startup_s: float = 240) -
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _relative(x, out: Path):
+    """The result with this machine's screenshot folder left out of every path and URL (kept: the names)."""
+    if isinstance(x, dict):
+        return {k: ("OUT" if k == "screenshots" else _relative(v, out)) for k, v in x.items()}
+    if isinstance(x, str):
+        return x.replace(out.as_uri() + "/", "").replace(str(out) + "/", "")
+    return x
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=None, help="where the screenshots go (default: a new temp folder)")
@@ -264,7 +273,7 @@ def main() -> None:
             raise SystemExit(f"--mlflow-store {a.mlflow_store}: no such file")
         result["mlflow_ui"] = mlflow_pages(browser, a.mlflow_store, out)
     print(json.dumps(result, indent=1, ensure_ascii=False))
-    print(C.write_result("views", result))
+    print(C.write_result("views", _relative(result, out)))
     bad = [k for k, v in result.items() if isinstance(v, dict) and not v.get("readable")]
     if bad:
         raise SystemExit(f"not readable: {', '.join(bad)} (screenshots in {out})")
