@@ -171,7 +171,7 @@ def evaluate_model(model: str, data: dict, params_path: Path, expect: dict | Non
     from lira.export import MTEBEncoder
 
     rec = Recording(MTEBEncoder(model, params_path=params_path))
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), C.loadavg()
     result = mteb.evaluate(rec, make_tasks(data), cache=None, overwrite_strategy="always", show_progress_bar=False)
     seconds = round(time.perf_counter() - t0, 1)
     got, ref = mteb_scores(result), lira_scores(rec, data)
@@ -190,7 +190,8 @@ def evaluate_model(model: str, data: dict, params_path: Path, expect: dict | Non
         out["max_abs_diff_vs_evaluate_stage"] = max(
             max(abs(v["mteb_ndcg_at_10"] - v["evaluate_stage_ndcg@10"]),
                 abs(v["mteb_cosine_spearman"] - v["evaluate_stage_sts_spearman"])) for v in per.values())
-    return {"model": C._no_machine_path(model), "mteb_model_name": rec.mteb_model_meta.name, "seconds": seconds, **out,
+    return {"model": C._no_machine_path(model), "mteb_model_name": rec.mteb_model_meta.name, "seconds": seconds,
+            "load_start": load0, "load_end": C.loadavg(), **out,
             "mean": {"mteb_ndcg_at_10": float(np.mean([v["mteb_ndcg_at_10"] for v in per.values()])),
                      "mteb_cosine_spearman": float(np.mean([v["mteb_cosine_spearman"] for v in per.values()]))},
             "max_abs_diff_mteb_vs_lira_metrics": diff, "per_language": per}
