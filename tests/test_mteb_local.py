@@ -30,7 +30,26 @@ def data(tmp_path_factory):
     return M.local_data(prepared, ["vi", "th"])
 
 
-def test_mteb_scores_a_plain_encoder_as_lira_does(tmp_path, tiny_bert_dir, data):
+def _distinct_texts_data() -> dict:
+    """Local task data the tiny test BERT embeds without ties (it knows only conftest's sentences;
+    the sample's Thai would be all [UNK], and tied scores rank by each tool's own tie rule)."""
+    from conftest import SENTENCES
+
+    docs = [f"{a} {b}" for a in SENTENCES for b in SENTENCES if a != b]
+    out = {}
+    for lang, start in (("vi", 0), ("th", 45)):
+        corpus = [{"id": f"{lang}-d{i}", "text": t} for i, t in enumerate(docs[start:start + 45])]
+        queries = [{"id": f"{lang}-q{i}", "text": SENTENCES[i]} for i in range(len(SENTENCES))]
+        qrels = {q["id"]: {d["id"]: 1 for d in corpus if d["text"].startswith(q["text"])} for q in queries}
+        qrels = {k: v for k, v in qrels.items() if v}
+        queries = [q for q in queries if q["id"] in qrels]
+        sts = {"sentence1": SENTENCES[:8], "sentence2": SENTENCES[1:9], "score": [float(i % 6) for i in range(8)]}
+        out[lang] = {"corpus": corpus, "queries": queries, "qrels": qrels, "sts": sts}
+    return out
+
+
+def test_mteb_scores_a_plain_encoder_as_lira_does(tmp_path, tiny_bert_dir):
+    data = _distinct_texts_data()
     r = M.evaluate_model(f"hf:{tiny_bert_dir}", data, tmp_path / "none.yaml")
     assert set(r["per_language"]) == {"vi", "th"}
     assert r["max_abs_diff_mteb_vs_lira_metrics"] <= M.TOL
