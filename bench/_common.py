@@ -95,7 +95,23 @@ def command() -> str:
             args[i + 1] = "DIR"
         elif a.split("=", 1)[0] in REDACTED_OPTIONS:
             args[i] = a.split("=", 1)[0] + "=DIR"
+        else:
+            args[i] = _no_machine_path(args[i])
     return " ".join(shlex.quote(x) for x in [exe_s, script_s, *args])
+
+
+def _no_machine_path(arg: str) -> str:
+    """An absolute path outside the checkout (alone, or on either side of ``=``) becomes DIR; one inside, relative."""
+    def rel(path: str) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(ROOT))
+        except ValueError:
+            return "DIR"
+
+    if "=" in arg:
+        head, _, tail = arg.rpartition("=")
+        return rel(head) + "=" + tail if head.startswith("/") else head + "=" + rel(tail) if tail.startswith("/") else arg
+    return rel(arg) if arg.startswith("/") else arg
 
 
 def loadavg() -> float:

@@ -551,7 +551,10 @@ def mlflow_run_url(info: dict[str, Any], ui_base: str | None = None) -> str | No
         base = uri
     if not base or not info.get("run_id"):
         return None
-    return f"{base.rstrip('/')}/#/experiments/{info.get('experiment_id', '0')}/runs/{info['run_id']}"
+    # MLflow 3's UI shows every experiment in its GenAI mode unless the link names the workflow
+    # (the experiment's kind tag does not change that; seen in a headless browser, bench/views.py)
+    return (f"{base.rstrip('/')}/#/experiments/{info.get('experiment_id', '0')}/runs/{info['run_id']}"
+            "?workflowType=machine_learning")
 
 
 def _read_json(path: Path) -> Any:

@@ -23,6 +23,7 @@ What can be exported exactly, and what cannot:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -102,11 +103,20 @@ def export_sentence_transformers(
 
 
 class MTEBEncoder:
-    """A lira model as the encoder ``mteb`` evaluates: ``encode(sentences, **kwargs) -> ndarray``.
+    """A lira model as the encoder ``mteb`` evaluates (mteb 2's ``EncoderProtocol``; lira does not import mteb).
 
-    ``lang``: the sentences' language (a LiRA model needs it; one wrapper per language). mteb's
-    ``prompt_type`` (query / passage / document, a string or its enum) picks the E5 prefix;
-    without one (STS, classification) texts are embedded as queries, like ``lira embed``.
+    ``encode(inputs, *, task_metadata, hf_split, hf_subset, prompt_type, **kwargs) -> ndarray``:
+    ``inputs`` is what mteb 2 passes, a ``DataLoader`` of batches (``{"text": [...], ...}``; mteb has
+    already joined a document's title and text), or, as mteb 1 and plain callers pass, a list of
+    strings or of ``{"title", "text"}`` documents. ``prompt_type`` (query / passage / document, a
+    string or mteb's enum) picks the E5 prefix; without one (STS, classification) texts are embedded
+    as queries, like ``lira embed``.
+
+    The language: ``lang`` if given; else, for a LiRA model, the task's ``hf_subset`` when it is one of
+    the model's languages (a multilingual task whose subsets are lira's language codes needs one
+    wrapper); else a LiRA model refuses (its embedding depends on the language). A plain encoder
+    reads no language. ``similarity``/``similarity_pairwise`` are cosine, the space lira's
+    embeddings are normalised in; ``mteb_model_meta`` names the model for mteb's result cache.
     """
 
     def __init__(self, model: str, lang: str | None = None, params_path: str | Path = "params.yaml",
@@ -125,21 +135,73 @@ class MTEBEncoder:
             return "passage"
         raise ValueError(f"prompt_type {prompt_type!r}: expected query, passage or document")
 
-    def encode(self, sentences, *, prompt_type: Any = None, batch_size: int = 32, **kwargs):
+    def language_for(self, hf_subset: str | None) -> str | None:
+        languages = getattr(self._model, "languages", None)
+        if self.lang or languages is None:
+            return self.lang
+        return hf_subset if hf_subset in languages else None
+
+    def encode(self, inputs, *, task_metadata: Any = None, hf_split: str | None = None,
+               hf_subset: str | None = None, prompt_type: Any = None, **kwargs):
         import numpy as np
 
         from lira import api
 
-        texts = [s if isinstance(s, str) else _join_doc(s) for s in sentences]
-        out = api._embed_with(self._model, texts, self.lang, self.kind_of(prompt_type))
+        texts = _texts(inputs)
+        out = api._embed_with(self._model, texts, self.language_for(hf_subset), self.kind_of(prompt_type))
         return np.asarray(out, dtype=np.float32)
+
+    @staticmethod
+    def similarity(a, b):
+        """Cosine similarity matrix ``[len(a), len(b)]`` (a torch tensor, as mteb's evaluators expect)."""
+        import torch
+
+        a, b = (torch.nn.functional.normalize(torch.atleast_2d(torch.as_tensor(x, dtype=torch.float32)), dim=-1)
+                for x in (a, b))
+        return a @ b.T
+
+    @staticmethod
+    def similarity_pairwise(a, b):
+        """Cosine similarity of each pair ``(a[i], b[i])``."""
+        import torch
+
+        a, b = (torch.nn.functional.normalize(torch.atleast_2d(torch.as_tensor(x, dtype=torch.float32)), dim=-1)
+                for x in (a, b))
+        return (a * b).sum(-1)
+
+    @property
+    def mteb_model_meta(self):
+        """An mteb ``ModelMeta`` naming this model (``lira/<model>``), or None when mteb is not installed."""
+        try:
+            from mteb.models.model_meta import ModelMeta
+        except ImportError:
+            return None
+        name = "lira/" + re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_name).strip("-")
+        return ModelMeta.create_empty(overwrites={"name": name, "revision": "local", "similarity_fn_name": "cosine",
+                                                  "framework": ["PyTorch"], "open_weights": True})
+
+
+def _texts(inputs: Any) -> list[str]:
+    """The strings to embed, from mteb 2's batches, a list of strings or of ``{"title", "text"}`` documents."""
+    if isinstance(inputs, str):
+        raise TypeError("encode() takes a list of texts (or mteb's DataLoader), not one string")
+    out: list[str] = []
+    for x in inputs:
+        if isinstance(x, str):
+            out.append(x)
+        elif isinstance(x, dict) and isinstance(x.get("text"), (list, tuple)):  # an mteb 2 batch
+            out.extend(str(t) for t in x["text"])
+        elif isinstance(x, dict):
+            out.append(_join_doc(x))
+        else:
+            raise TypeError(f"encode(): cannot read a {type(x).__name__} as text (expected str, a document dict or "
+                            "an mteb batch)")
+    return out
 
 
 def _join_doc(doc: Any) -> str:
-    """mteb hands retrieval corpora as ``{"title": ..., "text": ...}``: title and text, as BEIR readers join them."""
-    if isinstance(doc, dict):
-        return " ".join(str(doc[k]).strip() for k in ("title", "text") if doc.get(k))
-    return str(doc)
+    """A ``{"title": ..., "text": ...}`` document: title and text, as BEIR readers join them."""
+    return " ".join(str(doc[k]).strip() for k in ("title", "text") if doc.get(k))
 
 
 __all__ = ["FORMATS", "MTEBEncoder", "export_sentence_transformers"]

@@ -153,3 +153,30 @@ def test_mteb_wrapper_encodes_with_the_prompt_type(tmp_path, tiny_bert_dir):
                                atol=1e-5)
     with pytest.raises(ValueError, match="needs the texts' language"):
         MTEBEncoder(str(folder), params_path=none).encode(TEXTS)
+
+
+def test_mteb_wrapper_reads_mteb2_batches_and_scores_cosine(tmp_path, tiny_bert_dir):
+    """mteb 2 passes a DataLoader of batches ({"text": [...]}), not a list of strings (the wrapper
+    used to embed each batch's repr as one text); the language can come from mteb's hf_subset."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    spec, none = f"hf:{tiny_bert_dir}", tmp_path / "none.yaml"
+    enc = MTEBEncoder(spec, params_path=none)
+    rows = [{"id": str(i), "text": t} for i, t in enumerate(TEXTS)]
+    loader = DataLoader(rows, batch_size=2, collate_fn=lambda b: {"id": [r["id"] for r in b], "text": [r["text"] for r in b]})
+    got = enc.encode(loader, task_metadata=None, hf_split="test", hf_subset="default", prompt_type=PromptType.document)
+    assert got.shape == (3, 32)
+    np.testing.assert_allclose(got, api.embed(TEXTS, spec, kind="passage", params_path=none), atol=1e-6)
+    sim = enc.similarity(got, got[:2])
+    assert isinstance(sim, torch.Tensor) and sim.shape == (3, 2)
+    np.testing.assert_allclose(sim.numpy(), got @ got[:2].T, atol=1e-5)
+    np.testing.assert_allclose(enc.similarity_pairwise(got, got).numpy(), np.ones(3), atol=1e-5)
+    with pytest.raises(TypeError, match="not one string"):
+        enc.encode("one text")
+    folder = build_lira_folder(tmp_path / "full", tiny_bert_dir, languages=("vi", "th"))
+    lira_enc = MTEBEncoder(str(folder), params_path=none)
+    np.testing.assert_allclose(lira_enc.encode(TEXTS, hf_subset="th"),
+                               LiraModel.load(folder, tmp_path / "cache").embed(TEXTS, "th"), atol=1e-5)
+    with pytest.raises(ValueError, match="needs the texts' language"):
+        lira_enc.encode(TEXTS, hf_subset="default")  # a subset that is no language of the model

