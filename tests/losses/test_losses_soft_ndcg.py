@@ -13,11 +13,11 @@ def _ranx_ndcg(scores, relevance, mask, k, metric):
     for q in range(scores.shape[0]):
         qid = f"q{q:05d}"  # ranx orders queries by id string
         qrels[qid] = {
-            f"d{i}": int(relevance[q, i])
+            f"d{i:03d}": int(relevance[q, i])  # 4-character ids: see tests/eval/test_metrics.py RUN
             for i in range(scores.shape[1])
             if mask[q, i] and relevance[q, i] > 0
         }
-        run[qid] = {f"d{i}": float(scores[q, i]) for i in range(scores.shape[1]) if mask[q, i]}
+        run[qid] = {f"d{i:03d}": float(scores[q, i]) for i in range(scores.shape[1]) if mask[q, i]}
     out = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), [f"{metric}@{k}"], return_mean=False)
     return torch.as_tensor(out, dtype=torch.float64)
 
