@@ -66,7 +66,8 @@ class ArcaConfig(ConfigSection):
     lambda_self: float = Field(
         1.0, ge=0, description="weight of the English self-anchoring guard L_self = 1 - cos(A(P_en), sg(frozen English "
         "embedding)) on the chosen translations: keeps the English path at the frozen encoder (not in the paper; 0 = off; "
-        "applies when the adaptor's width equals the English encoder's - a bottleneck has nothing to compare to)")
+        "applies to the residual form, which starts at the frozen encoder; the bottleneck and non-residual forms have no "
+        "frozen start to keep)")
     # With LoRA on, an epoch is a live encoder pass (minutes on a CPU) and one was what the recipe
     # needed; the later epochs train the adaptor and the Actor on features recomputed once through
     # the tuned encoder, which is cheap.

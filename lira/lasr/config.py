@@ -44,7 +44,7 @@ class LasrConfig(ConfigSection):
     lambda_self: float = Field(
         1.0, ge=0, description="weight of the English self-anchoring guard 1 - cos(z of English text via the anchor "
         "entry, sg(frozen English embedding)) on the batch's translations: LiRA's English path stays at the frozen "
-        "encoder (0 = off; applies when z has the English encoder's width)")
+        "encoder (0 = off; applies to the residual, full-width form, which starts at the frozen encoder)")
     lr: float = Field(1e-3, gt=0, le=1, description="AdamW learning rate")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     epochs: int = Field(10, ge=1, le=10000, description="maximum epochs (one pass over the retrieval queries each)")

@@ -24,7 +24,7 @@ Three terms are not in the paper, and all are params. ``L_self``
 terms move the English path too (it is the anchor only through the stop-gradient); the guard keeps
 English text where the frozen English encoder puts it, so LiRA does not forget English and the LRL
 path is pulled onto the frozen English space (the ``make_multilingual.py`` recipe). It is 0 at the
-residual start, and defined only when the adaptor keeps the English encoder's width. The other two: ``L_var`` (a VICReg variance hinge on the
+residual start, and applies only to the residual form (full width), which starts at the frozen encoder. The other two: ``L_var`` (a VICReg variance hinge on the
 batch's unit-normalised pooled E): without it a shared adaptor drives the anchoring loss to 0 by
 adding one large common offset to every output (every cosine -> 1), which we observed on the
 sample (dev bitext accuracy fell from 0.4 to 0.16 while eps1 -> 0). ``L_nce`` (in-batch InfoNCE
@@ -287,7 +287,7 @@ def train_arca(
                 l_var = l_anchor.new_zeros(())
             l_nce = info_nce(u_lr, u_en, cfg.nce_temperature) if cfg.lambda_nce > 0 else l_anchor.new_zeros(())
             l_self = l_anchor.new_zeros(())
-            if cfg.lambda_self > 0 and u_en.shape[-1] == data.cand.shape[-1]:
+            if cfg.lambda_self > 0 and cfg.residual and u_en.shape[-1] == data.cand.shape[-1]:
                 # The frozen English embedding of the chosen translations (the global batch, as u_en).
                 l_self = self_anchoring_loss(u_en, torch.nn.functional.normalize(data.cand[b, a].mean(1), dim=-1))
             if cfg.lambda_rank > 0:

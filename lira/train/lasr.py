@@ -206,7 +206,9 @@ class LasrStep:
         """L_self on the rows' translations: the English path alone vs the frozen English embedding."""
         d = self.data
         rows = rows[d.has_en[rows]]
-        if self.cfg.lambda_self == 0 or not self.cfg.use_english or len(rows) == 0 or self.net.head.d_in != d.en.shape[-1]:
+        residual = self.net.head.residual and self.net.adaptors.config()["residual"]  # the forms that start at frozen
+        if (self.cfg.lambda_self == 0 or not self.cfg.use_english or len(rows) == 0 or not residual
+                or self.net.head.d_in != d.en.shape[-1]):
             return d.lr.new_zeros(())
         return self_anchoring_loss(self.en_only(rows), F.normalize(d.en[rows].mean(1), dim=-1))
 
