@@ -59,6 +59,15 @@ class ArcaConfig(ConfigSection):
     rank_symmetric: bool = Field(True, description="L_rank in both directions (LRL -> EN and EN -> LRL) or LRL -> EN only")
     rank_queue: int = Field(256, ge=0, le=1_000_000,
                             description="FIFO of past batches' English targets used as extra L_rank negatives (0 = off)")
+    # Not in the paper. The shared adaptor carries the English path too, so anchoring the LRL path
+    # moved English text away from the frozen encoder (cos 0.31 to it after Arca on the sample) and
+    # LiRA's English STS fell 1.05 points below frozen (issue 13's forgetting check). The guard of
+    # sentence-transformers' make_multilingual.py: the English path distilled onto the teacher.
+    lambda_self: float = Field(
+        1.0, ge=0, description="weight of the English self-anchoring guard L_self = 1 - cos(A(P_en), sg(frozen English "
+        "embedding)) on the chosen translations: keeps the English path at the frozen encoder (not in the paper; 0 = off; "
+        "applies to the residual form, which starts at the frozen encoder; the bottleneck and non-residual forms have no "
+        "frozen start to keep)")
     # With LoRA on, an epoch is a live encoder pass (minutes on a CPU) and one was what the recipe
     # needed; the later epochs train the adaptor and the Actor on features recomputed once through
     # the tuned encoder, which is cheap.

@@ -39,6 +39,12 @@ class LasrConfig(ConfigSection):
     var_target: float = Field(0.5, gt=0, le=1, description="target per-dim std of z inside L_rank, x 1/sqrt(d)")
     lambda_cons: float = Field(0.2, ge=0, description="weight of the LRL-vs-English consistency terms")
     lambda_anchor: float = Field(0.5, ge=0, description="weight of L_anchor (keeps the tuned adaptor anchored)")
+    # LaSR trains the shared adaptor and the anchor-language entry, which together are LiRA's English
+    # path: the same guard as train_arca.lambda_self, on the head's output (lira.losses.self_anchoring).
+    lambda_self: float = Field(
+        1.0, ge=0, description="weight of the English self-anchoring guard 1 - cos(z of English text via the anchor "
+        "entry, sg(frozen English embedding)) on the batch's translations: LiRA's English path stays at the frozen "
+        "encoder (0 = off; applies to the residual, full-width form, which starts at the frozen encoder)")
     lr: float = Field(1e-3, gt=0, le=1, description="AdamW learning rate")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     epochs: int = Field(10, ge=1, le=10000, description="maximum epochs (one pass over the retrieval queries each)")

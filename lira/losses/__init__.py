@@ -10,6 +10,7 @@ from lira.losses.info_nce import info_nce
 from lira.losses.listwise import listwise_softmax_ce
 from lira.losses.ranks import soft_rank
 from lira.losses.reinforce import RunningMeanBaseline, critic_reward, reinforce_loss
+from lira.losses.self_anchoring import self_anchoring_loss
 from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
 from lira.losses.translation_ranking import (
     TranslationRankingLoss,
@@ -36,6 +37,7 @@ __all__ = [
     "pearson",
     "reinforce_loss",
     "score_mse",
+    "self_anchoring_loss",
     "soft_ndcg",
     "soft_rank",
     "soft_spearman",

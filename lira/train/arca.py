@@ -2,9 +2,10 @@
 
     pi = softmax(Actor([s, e, p, sim, ...]_k))          a ~ pi            (per source text)
     E_lr = A(P(H_lr)),  E_en = A(P(H_en(c_a)))
-    L = L_RL + eta * L_anchor + lambda_rank * L_rank + lambda_var * L_var (+ lambda_nce * L_nce)
+    L = L_RL + eta * L_anchor + lambda_rank * L_rank + lambda_var * L_var + lambda_self * L_self (+ lambda_nce * L_nce)
     L_RL = -log pi(a) * (R_a - b),  L_anchor = mean_slots(1 - cos(E_lr, sg(E_en)))
     L_rank = translation_ranking(u_lr, sg(u_en); in-batch + queued English negatives, margin m)
+    L_self = 1 - cos(u_en, sg(unit(mean_slots P_en)))      (the English path stays the frozen encoder)
 
 The encoders are frozen (their pooled features come from the cache) unless LoRA is on, in which
 case a :class:`~lira.train.live.LiveEncoderPath` recomputes the LRL path with gradients each step
@@ -18,7 +19,12 @@ pushes it away from the others. Its negatives are the batch's other chosen trans
 are free of duplicate source texts, and an identical translation text is masked, not a negative)
 plus a FIFO of the previous batches' English targets (``rank_queue``).
 
-Two terms are not in the paper, and both are params. ``L_var`` (a VICReg variance hinge on the
+Three terms are not in the paper, and all are params. ``L_self``
+(:func:`lira.losses.self_anchoring_loss`, ``lambda_self``): the adaptor is shared, so the anchoring
+terms move the English path too (it is the anchor only through the stop-gradient); the guard keeps
+English text where the frozen English encoder puts it, so LiRA does not forget English and the LRL
+path is pulled onto the frozen English space (the ``make_multilingual.py`` recipe). It is 0 at the
+residual start, and applies only to the residual form (full width), which starts at the frozen encoder. The other two: ``L_var`` (a VICReg variance hinge on the
 batch's unit-normalised pooled E): without it a shared adaptor drives the anchoring loss to 0 by
 adding one large common offset to every output (every cosine -> 1), which we observed on the
 sample (dev bitext accuracy fell from 0.4 to 0.16 while eps1 -> 0). ``L_nce`` (in-batch InfoNCE
@@ -42,7 +48,7 @@ from torch import Tensor
 from lira.arca import Actor, AnchorAdaptors
 from lira.arca.config import ArcaConfig
 from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
-from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, variance_term
+from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, self_anchoring_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
@@ -245,7 +251,7 @@ def train_arca(
         if live_now:
             live.train()
         batches = epoch_batches(data, cfg.batch_size, gen)
-        sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "rank": 0.0, "var": 0.0, "nce": 0.0}
+        sums = {"loss": 0.0, "rl": 0.0, "anchor": 0.0, "rank": 0.0, "var": 0.0, "nce": 0.0, "self": 0.0}
         n_batches = 0
         # With a live encoder an epoch takes minutes on a CPU: show the batches too.
         for b in tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not progress or not live_now):
@@ -280,6 +286,10 @@ def train_arca(
             else:
                 l_var = l_anchor.new_zeros(())
             l_nce = info_nce(u_lr, u_en, cfg.nce_temperature) if cfg.lambda_nce > 0 else l_anchor.new_zeros(())
+            l_self = l_anchor.new_zeros(())
+            if cfg.lambda_self > 0 and cfg.residual and u_en.shape[-1] == data.cand.shape[-1]:
+                # The frozen English embedding of the chosen translations (the global batch, as u_en).
+                l_self = self_anchoring_loss(u_en, torch.nn.functional.normalize(data.cand[b, a].mean(1), dim=-1))
             if cfg.lambda_rank > 0:
                 target = u_en.detach() if cfg.stop_grad_en else u_en
                 group = data.cand_key[b, a] if data.cand_key is not None else None
@@ -290,7 +300,8 @@ def train_arca(
                     extra_group=queue_grp if has_q and group is not None else None)
             else:
                 l_rank = l_anchor.new_zeros(())
-            loss = l_rl + cfg.eta * l_anchor + cfg.lambda_rank * l_rank + cfg.lambda_var * l_var + cfg.lambda_nce * l_nce
+            loss = (l_rl + cfg.eta * l_anchor + cfg.lambda_rank * l_rank + cfg.lambda_var * l_var + cfg.lambda_nce * l_nce
+                    + cfg.lambda_self * l_self)
             opt.zero_grad()
             loss.backward()
             sync_gradients(opt)
@@ -301,7 +312,7 @@ def train_arca(
                 queue_vec = torch.cat([u_en.detach(), queue_vec])[: cfg.rank_queue]
                 queue_grp = torch.cat([grp, queue_grp])[: cfg.rank_queue]
             for k, v in (("loss", loss), ("rl", l_rl), ("anchor", l_anchor), ("rank", l_rank), ("var", l_var),
-                         ("nce", l_nce)):
+                         ("nce", l_nce), ("self", l_self)):
                 sums[k] += float(v.detach())
             n_batches += 1
         row, stop = score_dev(epoch, {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()}})

@@ -9,9 +9,12 @@ Per step, one batch of each task present in the train split:
 * STS: ``L_task`` = MSE(cos(z_a, z_b), score/5), ``L_corr`` over batch ++ CorrQueue;
 * multiple choice: cross-entropy over cos(z_q, z_c)/T;
 * consistency: LRL-only vs English-only predictions (score MSE; symmetric KL for choices);
-* anchoring: ``1 - cos(E_lr, sg(E_en))`` keeps the fine-tuned adaptor anchored.
+* anchoring: ``1 - cos(E_lr, sg(E_en))`` keeps the fine-tuned adaptor anchored;
+* English self-anchoring (retrieval and STS batches): ``1 - cos(z_en(x), sg(f_en(x)))`` on the
+  batch's translations, z_en = the English path through the head's anchor entry, f_en = the frozen
+  English embedding, so LiRA does not forget English (:func:`lira.losses.self_anchoring_loss`).
 
-``L = L_task + λ_corr L_corr + λ_rank L_rank + λ_cons L_cons + λ_anchor L_anchor``.
+``L = L_task + λ_corr L_corr + λ_rank L_rank + λ_cons L_cons + λ_anchor L_anchor + λ_self L_self``.
 
 Each task is one named step (:func:`retrieval_step`, :func:`sts_step`, :func:`mc_step`); the
 hyper-parameters are :class:`lira.lasr.config.LasrConfig` (params.yaml's ``train_lasr``).
@@ -41,6 +44,7 @@ from lira.losses import (
     correlation_loss,
     listwise_softmax_ce,
     score_mse,
+    self_anchoring_loss,
     symmetric_kl,
 )
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
@@ -198,6 +202,16 @@ class LasrStep:
         m = self.data.has_en[rows]
         return anchoring_loss(e_lr[m], e_en[m]) if m.any() else e_lr.new_zeros(())
 
+    def self_anchor_term(self, rows: Tensor) -> Tensor:
+        """L_self on the rows' translations: the English path alone vs the frozen English embedding."""
+        d = self.data
+        rows = rows[d.has_en[rows]]
+        residual = self.net.head.residual and self.net.adaptors.config()["residual"]  # the forms that start at frozen
+        if (self.cfg.lambda_self == 0 or not self.cfg.use_english or len(rows) == 0 or not residual
+                or self.net.head.d_in != d.en.shape[-1]):
+            return d.lr.new_zeros(())
+        return self_anchoring_loss(self.en_only(rows), F.normalize(d.en[rows].mean(1), dim=-1))
+
     def consistency(self, rows_a: Tensor, rows_b: Tensor) -> Tensor:
         """Scores from the LRL path alone vs the English path alone should agree."""
         d = self.data
@@ -253,6 +267,7 @@ def retrieval_step(st: LasrStep, qb: Tensor) -> tuple[dict[str, Tensor], Pending
     losses["rank"] = cfg.lambda_rank * l_rank
     losses["anchor_r"] = cfg.lambda_anchor * st.anchor_term(torch.cat([rows_q, rows_i]), torch.cat([eq_lr, ei_lr]), torch.cat([eq_en, ei_en]))
     losses["cons_r"] = cfg.lambda_cons * st.consistency(rows_q, d.item_text[torch.as_tensor(pos)])
+    losses["self_r"] = cfg.lambda_self * st.self_anchor_term(torch.cat([rows_q, rows_i]))
     pending = (zi.detach(), d.item_lang[items], items)
 
     def enqueue() -> None:
@@ -279,6 +294,7 @@ def sts_step(st: LasrStep, sb: Tensor) -> tuple[dict[str, Tensor], Pending]:
                                   queue_rank_sums=st.corrq.rank_sums(cfg.corr_tau))
     losses["corr"] = cfg.lambda_corr * l_corr
     losses["cons_s"] = cfg.lambda_cons * st.consistency(d.sts_a[sb], d.sts_b[sb])
+    losses["self_s"] = cfg.lambda_self * st.self_anchor_term(torch.cat([d.sts_a[sb], d.sts_b[sb]]))
     pending = (pred.detach(), label)
 
     def enqueue() -> None:
