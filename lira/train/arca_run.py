@@ -85,7 +85,10 @@ def fit(params: Params, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, progres
 
 def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
     """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
+    from lira.distributed.fsdp import check_strategy, shard_encoder
+
     lora = params.encoder("lrl").lora
+    check_strategy(params.shared.distributed.strategy, lora.enabled)
     if not lora.enabled:
         return None
     from lira.encoders import Encoder, EncoderSettings, cache_dir
@@ -100,6 +103,7 @@ def live_path(params: Params, root: Path, inputs: ArcaInputs) -> LiveEncoderPath
         raise ConfigError(f"shared.encoders.lrl.lora.target_modules: {e}") from None
     if lora.gradient_checkpointing:
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    shard_encoder(enc.model, params.shared.distributed.strategy)  # strategy fsdp, under torchrun
     kinds = inputs.texts["role"].map(kind_of).tolist()
     return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, params.shared.s_feat)
 
