@@ -98,13 +98,16 @@ def main() -> None:
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--no-dropout", action="store_true")
     ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a params override for both runs (recorded), e.g. a shorter run on a loaded machine")
     ap.add_argument("--strategy", choices=("grads", "fsdp"), default="grads",
                     help="shared.distributed.strategy of the N-rank run (the 1-process run is the plain path either way)")
     ap.add_argument("--full-only", action="store_true", help="train_lasr trains the full variant only (no ablations): "
                     "each variant seeds itself, so 'full' is the same run either way, at a fifth of the cost")
     args = ap.parse_args()
-    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else [])
-    tag = ("nodrop" if args.no_dropout else "default") + ("" if args.strategy == "grads" else f"_{args.strategy}")
+    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else []) + args.sets
+    tag = (("nodrop" if args.no_dropout else "default") + ("" if args.strategy == "grads" else f"_{args.strategy}")
+           + ("_custom" if args.sets else ""))
     runs = {}
     for n in (1, args.nproc):
         ws = args.workspace / f"{tag}-{n}proc"

@@ -93,3 +93,32 @@ def test_rank0_checkpoint_resumes_in_one_process(fsdp_run, tiny_bert_dir, tmp_pa
     assert again["epoch"] == full["epoch"] == ARCA_LIVE.epochs
     for part in ("adaptors", "actor", "lora"):
         _close(again[part], full[part], part)
+
+
+def test_one_process_is_the_plain_path(tiny_bert_dir):
+    """Asked on one process, fsdp shards nothing and every helper is the plain path."""
+    from lira.distributed.fsdp import full_state
+
+    live = live_path(str(tiny_bert_dir), "fsdp")
+    assert not live.sharded
+    opt = torch.optim.AdamW(live.parameters())
+    assert full_state(opt) is opt
+    live.train()
+    idx = torch.tensor([0, 5, 3, 10])
+    torch.manual_seed(0)
+    a = live.local_slots(idx)
+    torch.manual_seed(0)
+    assert torch.equal(a, live.slots(idx))
+
+
+def test_strategy_is_typed_and_fsdp_without_lora_is_refused():
+    from lira.config import ConfigError, Params
+    from lira.distributed.fsdp import check_strategy
+
+    assert Params().shared.distributed.strategy == "grads"
+    with pytest.raises(ValueError, match="strategy"):
+        Params.model_validate({"shared": {"distributed": {"strategy": "ddp"}}})
+    with pytest.raises(ConfigError, match="nothing to shard"):
+        check_strategy("fsdp", lora_enabled=False)
+    check_strategy("fsdp", lora_enabled=True)
+    check_strategy("grads", lora_enabled=False)
