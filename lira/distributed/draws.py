@@ -78,7 +78,7 @@ class GlobalBatchDraws(TorchDispatchMode):
     def _chunk_shaped(self, shape: torch.Size | tuple | list) -> bool:
         return len(shape) >= 1 and int(shape[0]) == self.stop - self.start
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # torch's dispatch protocol
         kwargs = kwargs or {}
         if func in _INPLACE and self._chunk_shaped(args[0].shape) and _dense(args[0]):
             self.matched += 1
@@ -91,7 +91,7 @@ class GlobalBatchDraws(TorchDispatchMode):
             self.matched += 1
             full = func([self.n, *args[0][1:]], *args[1:], **kwargs)
             return full[self.start : self.stop].clone()
-        if func is aten.native_dropout.default and args[2] and self._chunk_shaped(args[0].shape):
+        if func is aten.native_dropout.default and len(args) > 2 and args[2] and self._chunk_shaped(args[0].shape):
             # CUDA's fused dropout: the mask of a ones tensor of the global shape, as the kernel
             # draws it for an input of that shape; the output as the kernel forms it.
             self.matched += 1
