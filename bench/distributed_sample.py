@@ -6,12 +6,15 @@ train from scratch; tracking is off and the LaSR variants train one after anothe
 (``train_lasr.workers=1``: the ranks already share each variant). Then their metrics files are
 compared field by field.
 
-What to expect: the ranks draw their dropout masks from their own RNG streams, so with the
-params' dropout (Arca 0.1, LaSR 0.1 and path dropout 0.5) the two runs are two equally valid
-draws, not the same numbers; ``--no-dropout`` sets every dropout to 0, where the runs agree to the
-rounding the 2-rank equivalence tests bound (tests/distributed).
+What to expect: each rank draws the dropout masks one process draws for the global batch and
+keeps its rows (lira.distributed.draws: the adaptor's, the LaSR head's and its path dropout, and
+the LRL backbone's own during the LoRA epochs), so with the params' dropout (Arca 0.1, LaSR 0.1
+and path dropout 0.5) the runs agree to the rounding the 2-rank equivalence tests bound
+(tests/distributed), as they do with ``--no-dropout`` (every dropout 0). ``--strategy fsdp``
+shards train_arca's LoRA encoder with FSDP2 in the N-rank run (shared.distributed.strategy).
 
-Usage: ``.venv/bin/python bench/distributed_sample.py --workspace DIR [--nproc 2] [--no-dropout] [--full-only]``
+Usage: ``.venv/bin/python bench/distributed_sample.py --workspace DIR [--nproc 2] [--no-dropout] [--full-only]
+[--strategy grads|fsdp]``
 where DIR holds ``params.yaml``, ``data/{prepared,translations,critic}`` and optionally a warm
 ``.cache/lira`` (copied into DIR/1proc and DIR/<N>proc) -> bench/results/distributed_sample.json
 """
@@ -32,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, command, git_state, loadavg, machine_info, write_result
 
 STAGES = ("train_arca", "train_lasr")
+# Stated tolerance of the comparison: every number of arca.json and lasr.json (epoch counts included).
+TOLERANCE = 1e-4
 NO_DROPOUT = ["train_arca.dropout=0.0", "train_lasr.dropout=0.0", "train_lasr.path_dropout=0.0"]
 
 
@@ -93,21 +98,30 @@ def main() -> None:
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--no-dropout", action="store_true")
     ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a params override for both runs (recorded), e.g. a shorter run on a loaded machine")
+    ap.add_argument("--strategy", choices=("grads", "fsdp"), default="grads",
+                    help="shared.distributed.strategy of the N-rank run (the 1-process run is the plain path either way)")
     ap.add_argument("--full-only", action="store_true", help="train_lasr trains the full variant only (no ablations): "
                     "each variant seeds itself, so 'full' is the same run either way, at a fifth of the cost")
     args = ap.parse_args()
-    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else [])
-    tag = "nodrop" if args.no_dropout else "default"
+    overrides = (NO_DROPOUT if args.no_dropout else []) + (["train_lasr.ablations=[]"] if args.full_only else []) + args.sets
+    tag = (("nodrop" if args.no_dropout else "default") + ("" if args.strategy == "grads" else f"_{args.strategy}")
+           + ("_custom" if args.sets else ""))
     runs = {}
     for n in (1, args.nproc):
         ws = args.workspace / f"{tag}-{n}proc"
         prepare(args.workspace, ws)
-        runs[f"{n}proc"] = run_stages(ws, n, overrides, args.timeout)
+        extra = [f"shared.distributed.strategy={args.strategy}"] if n > 1 and args.strategy != "grads" else []
+        runs[f"{n}proc"] = run_stages(ws, n, overrides + extra, args.timeout)
     one, many = runs["1proc"], runs[f"{args.nproc}proc"]
     payload = {
         "bench": "distributed_sample", "command": command(), "machine": machine_info(), "git": git_state(),
-        "overrides": overrides, "nproc": args.nproc, "runs": runs,
-        "compare": {name: compare(one[name], many[name]) for name in ("arca.json", "lasr.json")},
+        "overrides": overrides, "nproc": args.nproc, "strategy": args.strategy, "runs": runs,
+        "compare": (cmp := {name: compare(one[name], many[name]) for name in ("arca.json", "lasr.json")}),
+        "tolerance_abs": TOLERANCE,
+        "within_tolerance": all(not c.get("missing") and c["max_abs_diff"] <= TOLERANCE and not c["only_in_one"]
+                                for c in cmp.values()),
         "headline": {
             "lasr_dev_ndcg10": {"1proc": (one["lasr.json"] or {}).get("dev_ndcg10"),
                                 f"{args.nproc}proc": (many["lasr.json"] or {}).get("dev_ndcg10")},
@@ -115,7 +129,8 @@ def main() -> None:
                                       f"{args.nproc}proc": (many["arca.json"] or {}).get("dev_eps1_trained")},
         },
     }
-    print(json.dumps(payload["headline"], indent=1), json.dumps(payload["compare"], indent=1))
+    print(json.dumps(payload["headline"], indent=1), json.dumps(payload["compare"], indent=1),
+          "within tolerance:", payload["within_tolerance"])
     write_result(f"distributed_sample_{tag}", payload)
 
 

@@ -4,6 +4,8 @@
 * :mod:`~lira.distributed.shard`: which rows of a batch or list are this rank's;
 * :mod:`~lira.distributed.gather`: all-gather with the gradient through the local shard;
 * :mod:`~lira.distributed.grads`: the data-parallel gradient all-reduce;
+* :mod:`~lira.distributed.fsdp`: FSDP2 sharding of the live LoRA encoder (``strategy: fsdp``);
+* :mod:`~lira.distributed.draws`: dropout masks drawn for the global batch (rank-invariant);
 * :mod:`~lira.distributed.outputs`: rank-0-only atomic outputs;
 * :mod:`~lira.distributed.launch`: ``lira stage`` relaunching itself under torchrun.
 
@@ -21,6 +23,7 @@ _HOME = {
                      "world_size"], "env"),
     **dict.fromkeys(["all_gather_no_grad", "all_gather_rows", "all_gather_with_grad"], "gather"),
     **dict.fromkeys(["broadcast_parameters", "sync_gradients"], "grads"),
+    "global_batch_draws": "draws",
     **dict.fromkeys(["on_main", "output_dir"], "outputs"),
     **dict.fromkeys(["chunk_bounds", "local_items", "local_rows"], "shard"),
 }
@@ -41,6 +44,7 @@ __all__ = [
     "barrier",
     "broadcast_parameters",
     "chunk_bounds",
+    "global_batch_draws",
     "init_from_env",
     "is_main",
     "launched",

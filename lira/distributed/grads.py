@@ -4,7 +4,8 @@ DDP hooks the wrapped module's ``forward``; Arca and LaSR call other methods of 
 (``actor.log_probs``, ``net.anchored``, ``net.head``, ``net.lrl_only``), which DDP would not see,
 and their losses are over the all-gathered global batch (see :mod:`lira.distributed.gather`), so the
 right reduction is the sum of the ranks' gradients, not DDP's mean. :func:`sync_gradients` is that
-all-reduce, bucketed into one flat tensor per dtype as DDP's buckets are.
+all-reduce, bucketed into one flat tensor per dtype as DDP's buckets are. Parameters that FSDP
+shards (``shared.distributed.strategy: fsdp``, :mod:`lira.distributed.fsdp`) are left to FSDP.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+from torch.distributed.tensor import DTensor
 
 from lira.distributed.env import active, comm_device
 
@@ -43,6 +45,8 @@ def sync_gradients(params: torch.optim.Optimizer | Iterable[torch.Tensor]) -> No
     if not active():
         return
     ps = trainable(params) if isinstance(params, torch.optim.Optimizer) else [p for p in params if p.requires_grad]
+    # FSDP's sharded parameters (DTensors; lira.distributed.fsdp) were reduce-scattered in backward.
+    ps = [p for p in ps if not isinstance(p, DTensor)]
     dev = comm_device()
     has = torch.tensor([p.grad is not None for p in ps], dtype=torch.uint8, device=dev)
     dist.all_reduce(has, op=dist.ReduceOp.MAX)

@@ -47,7 +47,8 @@ from torch import Tensor
 
 from lira.arca import Actor, AnchorAdaptors
 from lira.arca.config import ArcaConfig
-from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
+from lira.distributed import all_gather_with_grad, global_batch_draws, local_rows, sync_gradients
+from lira.distributed.fsdp import full_state
 from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, self_anchoring_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
@@ -199,7 +200,7 @@ def train_arca(
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(cfg.patience, mode="max")
-    stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": opt}
+    stateful = {"adaptors": adaptors, "actor": actor, "baseline": baseline, "opt": full_state(opt)}
     if live is not None:
         stateful["lora"] = live
     history, start, resumed = restore(checkpointer, stateful, stopper, gen, cfg.epochs)
@@ -274,8 +275,9 @@ def train_arca(
                 baseline.update(reward[rl].gather(1, a[rl][:, None]).squeeze(1))
             else:
                 l_rl = logp.new_zeros(())
-            p_lr = live.slots(b_loc) if live_now else (tuned_lr if tuned_lr is not None else data.lr)[b_loc]
-            e_lr, e_en = map(all_gather_with_grad, adaptors(p_lr, data.cand[b_loc, local_rows(a)]))
+            p_lr = live.local_slots(b) if live_now else (tuned_lr if tuned_lr is not None else data.lr)[b_loc]
+            with global_batch_draws(len(b)):  # the dropout masks one process draws (lira.distributed.draws)
+                e_lr, e_en = map(all_gather_with_grad, adaptors(p_lr, data.cand[b_loc, local_rows(a)]))
             l_anchor = anchoring_loss(e_lr, e_en, stop_grad_en=cfg.stop_grad_en)
             u_lr = torch.nn.functional.normalize(e_lr.mean(1), dim=-1)
             u_en = torch.nn.functional.normalize(e_en.mean(1), dim=-1)

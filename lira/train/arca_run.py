@@ -88,7 +88,10 @@ def fit(shared: SharedParams, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, p
 
 def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
     """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
+    from lira.distributed.fsdp import check_strategy, shard_encoder
+
     lora = shared.encoder("lrl").lora
+    check_strategy(shared.distributed.strategy, lora.enabled)
     if not lora.enabled:
         return None
     from lira.encoders import Encoder, EncoderSettings, cache_dir
@@ -103,6 +106,7 @@ def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncod
         raise ConfigError(f"shared.encoders.lrl.lora.target_modules: {e}") from None
     if lora.gradient_checkpointing:
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    shard_encoder(enc.model, shared.distributed.strategy)  # strategy fsdp, under torchrun
     kinds = inputs.texts["role"].map(kind_of).tolist()
     return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat)
 

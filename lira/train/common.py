@@ -261,9 +261,11 @@ def save_checkpoint(
 
     # Every rank holds the same state (lira.distributed): rank 0 writes it, the others wait for it,
     # so a rank that dies later finds the checkpoint complete, for any world size to resume from.
+    # Every rank builds it: a sharded module's full tensors are gathered from all (lira.distributed.fsdp).
+    state = {"epoch": epoch, **{k: v.state_dict() for k, v in stateful.items()}, "stopper": stopper.state_dict(),
+             "rng": rng_state(gen), "history": history, "stopped": stopped}
     if is_main():
-        checkpointer.save({"epoch": epoch, **{k: v.state_dict() for k, v in stateful.items()}, "stopper": stopper.state_dict(),
-                           "rng": rng_state(gen), "history": history, "stopped": stopped})
+        checkpointer.save(state)
     barrier()
 
 

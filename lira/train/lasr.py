@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lira.distributed import all_gather_with_grad, local_rows, sync_gradients
+from lira.distributed import all_gather_with_grad, global_batch_draws, local_rows, sync_gradients
 from lira.lasr import CorrQueue, DocQueue, hard_negatives
 from lira.lasr.config import LasrConfig
 from lira.lasr.head import choice_logits
@@ -184,19 +184,25 @@ class LasrStep:
     def z_of(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         # Under torchrun each rank runs its chunk of ``rows``; every loss sees the gathered rows
         # (lira.distributed.gather), and the queues are filled with them, identically on every rank.
-        d, rows = self.data, local_rows(rows)
-        e_lr, e_en = self.net.anchored(d.lr[rows], d.en[rows])
-        en_mask = d.has_en[rows] if self.cfg.use_english else torch.zeros(len(rows), dtype=torch.bool)
-        z = self.net.head(e_lr, e_en, d.lang[rows], en_mask=en_mask)
+        # The chunk's dropout masks are those one process draws for ``rows`` (lira.distributed.draws).
+        with global_batch_draws(len(rows)):
+            d, rows = self.data, local_rows(rows)
+            e_lr, e_en = self.net.anchored(d.lr[rows], d.en[rows])
+            en_mask = d.has_en[rows] if self.cfg.use_english else torch.zeros(len(rows), dtype=torch.bool)
+            z = self.net.head(e_lr, e_en, d.lang[rows], en_mask=en_mask)
         return all_gather_with_grad(z), all_gather_with_grad(e_lr), all_gather_with_grad(e_en)
 
     def lrl_only(self, rows: Tensor) -> Tensor:
-        rows = local_rows(rows)
-        return all_gather_with_grad(self.net.lrl_only(self.data.lr[rows], self.data.lang[rows]))
+        with global_batch_draws(len(rows)):
+            rows = local_rows(rows)
+            z = self.net.lrl_only(self.data.lr[rows], self.data.lang[rows])
+        return all_gather_with_grad(z)
 
     def en_only(self, rows: Tensor) -> Tensor:
-        rows = local_rows(rows)
-        return all_gather_with_grad(en_only(self.net, self.data.en[rows], self.data.lang[rows]))
+        with global_batch_draws(len(rows)):
+            rows = local_rows(rows)
+            z = en_only(self.net, self.data.en[rows], self.data.lang[rows])
+        return all_gather_with_grad(z)
 
     def anchor_term(self, rows: Tensor, e_lr: Tensor, e_en: Tensor) -> Tensor:
         m = self.data.has_en[rows]

@@ -7,6 +7,13 @@ must be recomputed every step so that the anchoring loss reaches the adapters:
 
 Only the adapters are trainable (peft freezes the backbone), and only their weights are state:
 checkpoints and early-stopping snapshots hold the LoRA tensors, not a copy of the backbone.
+
+Under torchrun a rank computes its chunk of a batch (:meth:`LiveEncoderPath.local_slots`) as one
+process computes those rows: the same per-prefix forwards, padded to the global batch's length,
+with the global batch's dropout masks (:mod:`lira.distributed.draws`). Every rank runs the same
+forwards (one with no rows of a prefix runs a stand-in row), as FSDP's collectives need when the
+encoder is sharded (``shared.distributed.strategy: fsdp``, :mod:`lira.distributed.fsdp`); the
+LoRA state is then gathered to full tensors, so checkpoints look as they do on one process.
 """
 
 from __future__ import annotations
@@ -45,6 +52,35 @@ class LiveEncoderPath:
     def train(self, mode: bool = True) -> None:
         self.encoder.model.train(mode)
 
+    @property
+    def sharded(self) -> bool:
+        from lira.distributed.fsdp import is_sharded
+
+        return is_sharded(self.encoder.model)
+
+    def local_slots(self, idx: Tensor) -> Tensor:
+        """This rank's chunk of ``slots(idx)`` (with gradients), computed as one process computes it."""
+        from lira.distributed import chunk_bounds, global_batch_draws, world_size
+
+        if world_size() == 1:
+            return self.slots(idx)
+        idx_np = idx.cpu().numpy()
+        start, stop = chunk_bounds(len(idx_np))
+        parts, order = [], []
+        for kind in dict.fromkeys(self.kinds[idx_np].tolist()):
+            pos = np.flatnonzero(self.kinds[idx_np] == kind)
+            batch = self.encoder.tokenize([self.texts[i] for i in idx_np[pos]], kind)  # padded as one process pads
+            mine = np.flatnonzero((pos >= start) & (pos < stop))  # contiguous: the chunk is
+            lo, hi = (int(mine[0]), int(mine[-1]) + 1) if len(mine) else (0, 1)  # no rows: a stand-in row
+            with global_batch_draws(len(pos), chunk=(lo, hi)):
+                hidden = self.encoder.model(**{k: v[lo:hi] for k, v in batch.items()}).last_hidden_state
+            pooled = self.pool(hidden.float(), batch["attention_mask"][lo:hi])
+            parts.append(pooled if len(mine) else pooled[:0])  # the stand-in's zero gradient keeps FSDP in step
+            order.append(pos[mine])
+        out = torch.cat(parts)
+        inverse = torch.as_tensor(np.argsort(np.concatenate(order)))
+        return out[inverse]
+
     def slots(self, idx: Tensor) -> Tensor:
         """Pooled slots of rows ``idx``, with gradients (one forward per prefix kind in the batch)."""
         idx_np = idx.cpu().numpy()
@@ -71,8 +107,31 @@ class LiveEncoderPath:
         self.train(was)
         return out
 
+    def _lora_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """peft's state-dict key -> the (sharded) parameter, for the adapters only."""
+        from peft import get_peft_model_state_dict
+
+        named = {n: p for n, p in self.encoder.model.named_parameters() if "lora_" in n}
+        return get_peft_model_state_dict(self.encoder.model, state_dict=named)
+
     def state_dict(self) -> dict[str, Tensor]:
-        return lora_state_dict(self.encoder.model)
+        if not self.sharded:
+            return lora_state_dict(self.encoder.model)
+        from lira.distributed.fsdp import full_tensor
+
+        # Full tensors (a collective per adapter, in the same order on every rank): what one process holds.
+        return {k: full_tensor(p.detach()).clone() for k, p in self._lora_parameters().items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        load_lora_state_dict(self.encoder.model, state)
+        if not self.sharded:
+            load_lora_state_dict(self.encoder.model, state)
+            return
+        from lira.distributed.fsdp import shard_like
+
+        params = self._lora_parameters()
+        if state.keys() != params.keys():
+            bad = sorted(set(state) ^ set(params))
+            raise ValueError(f"LoRA state does not fit this model: keys {bad[:3]}... differ")
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(shard_like(state[k], p))

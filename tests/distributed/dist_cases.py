@@ -25,12 +25,20 @@ from lira.train.common import Checkpointer
 from lira.train.lasr import LasrData, train_lasr
 
 SEED = 5
-# Dropout off: its masks come from each rank's own RNG, so only the dropout-free runs can agree
-# to the last bits with one process (with dropout the runs agree in distribution only).
-ARCA = ArcaConfig(d=8, residual=False, epochs=3, batch_size=16, patience=10, lr=5e-3, dropout=0.0,
+# Dropout on (the params' defaults): each rank draws the masks one process draws for the global
+# batch and keeps its rows (lira.distributed.draws), so the runs agree to rounding with it.
+ARCA = ArcaConfig(d=8, residual=False, epochs=3, batch_size=16, patience=10, lr=5e-3, dropout=0.1,
                   lambda_nce=0.5, lambda_var=1.0, baseline="leave_one_out")
-LASR = LasrConfig(epochs=3, batch_size=6, patience=10, corr_queue=12, doc_queue=12, top_m=3, lr=3e-3, dropout=0.0,
-                  path_dropout=0.0)
+LASR = LasrConfig(epochs=3, batch_size=6, patience=10, corr_queue=12, doc_queue=12, top_m=3, lr=3e-3, dropout=0.1,
+                  path_dropout=0.5)
+# The live LoRA path (train_arca tunes the LRL encoder's adapters) on a tiny BERT (width 32, its
+# own hidden and attention dropout 0.1) with LoRA dropout 0.1: under torchrun sharded by FSDP2.
+ARCA_LIVE = ArcaConfig(d=8, residual=False, epochs=3, lora_epochs=2, batch_size=8, patience=10, lr=5e-3, dropout=0.1,
+                       lambda_nce=0.5, lambda_var=1.0, baseline="leave_one_out")
+LIVE_LORA_LR = 5e-3
+LIVE_TEXTS = [f"the river {w} flows past mill {i}" for i, w in enumerate(
+    ["slowly", "fast", "north", "under the old bridge", "at night", "in spring", "quietly", "loud", "west", "again",
+     "twice", "south", "by the town", "east", "far", "near", "down", "up", "home", "away", "over", "out", "in", "on"])]
 
 
 def arca_case(n: int = 48, k: int = 3, h: int = 8) -> ArcaData:
@@ -108,6 +116,49 @@ def run_training(out: Path, tag: str) -> None:
     save_file(tensors, str(out / f"{tag}.safetensors"))
     hist = {"arca": arca.history, "lasr": lasr.history}
     (out / f"{tag}.json").write_text(json.dumps(hist, default=float))
+
+
+def live_case(n: int = 24, k: int = 3) -> ArcaData:
+    g = torch.Generator().manual_seed(7)
+    cand = torch.randn(n, k, 1, 8, generator=g)
+    quality = torch.tensor([0.9, 0.5, 0.1])
+    feats = torch.stack([quality.expand(n, k) + 0.05 * torch.randn(n, k, generator=g), torch.zeros(n, k)], -1)
+    idx = torch.arange(n)
+    # lr: a placeholder the live path replaces (its width is the encoder's).
+    return ArcaData(lang=idx % 2, lr=torch.zeros(n, 1, 32), cand=cand, feats=feats, mask=torch.ones(n, k, dtype=torch.bool),
+                    reward=quality.expand(n, k) + 0.05 * torch.randn(n, k, generator=g), train_idx=idx[:18], dev_idx=idx[18:])
+
+
+def live_path(model_dir: str, strategy: str):
+    """The tiny BERT with fresh LoRA adapters (seeded), sharded when ``strategy`` is fsdp under torchrun."""
+    from lira.distributed.fsdp import shard_encoder
+    from lira.encoders import Encoder, EncoderSettings
+    from lira.train.live import LiveEncoderPath
+
+    enc = Encoder(EncoderSettings(spec=f"hf:{model_dir}", max_length=32, batch_size=4))
+    torch.manual_seed(SEED)
+    enc.add_lora(4, 8.0, 0.1, ["query", "value"])
+    shard_encoder(enc.model, strategy)
+    # Mostly queries: some chunks hold no passage, and their rank runs a stand-in row.
+    kinds = ["passage" if i % 5 == 0 else "query" for i in range(len(LIVE_TEXTS))]
+    return LiveEncoderPath(enc, LIVE_TEXTS, kinds, s_feat=1)
+
+
+def run_live(out: Path, tag: str, model_dir: str, strategy: str, epochs: int | None = None) -> None:
+    """train_arca with the live LoRA path; its checkpoint (rank 0's) in ``out/live-<tag>``, and what
+    each rank held of the adapters."""
+    from lira.distributed import rank
+    from lira.distributed.fsdp import is_sharded_tensor
+
+    live = live_path(model_dir, strategy)
+    cfg = ARCA_LIVE if epochs is None else ARCA_LIVE.model_copy(update={"epochs": epochs})
+    train_arca(live_case(), cfg, n_langs=2, seed=SEED, lora_lr=LIVE_LORA_LR, checkpointer=Checkpointer(out / f"live-{tag}", "arca"),
+               live=live)
+    lora = [p for n, p in live.encoder.model.named_parameters() if "lora_" in n]
+    held = {"sharded": live.sharded, "dtensors": sum(is_sharded_tensor(p) for p in lora),
+            "local_numel": sum((p.to_local() if is_sharded_tensor(p) else p).numel() for p in lora),
+            "full_numel": sum(p.numel() for p in lora)}
+    (out / f"live-{tag}-rank{rank()}.json").write_text(json.dumps(held))
 
 
 def run_features(out: Path, tag: str, model_dir: str, cache_root: str, texts: list[str]) -> None:
@@ -197,5 +248,7 @@ def rank_main(r: int, world: int, port: int, job: str, out: str, *args: str) -> 
             first_step_gradients(Path(out), f"rank{r}")
         elif job == "killed":
             run_killed(Path(out), *args)
+        elif job == "live":
+            run_live(Path(out), *args)
     finally:
         distributed.shutdown()
