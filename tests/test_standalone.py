@@ -24,8 +24,6 @@ PENDING = {
     "lira/losses/docqueue.py": "cites the method notes",
     "lira/eval/diagnostics.py": "cites the method notes",
     "lira/eval/bootstrap.py": "cites the method notes",
-    "metrics/mlflow_run.json": "evaluate records the absolute sqlite tracking URI of the machine that ran it",
-    "metrics/registry.json": "the same tracking URI, via the registry",
 }
 
 

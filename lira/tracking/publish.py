@@ -20,7 +20,7 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     from lira.encoders import release_encoders
     from lira.tracking.model import log_lira_model
     from lira.tracking.registry import promote
-    from lira.tracking.runs import client, experiment_id, log_headline, log_stage, tracking_uri
+    from lira.tracking.runs import client, experiment_id, log_headline, log_stage, portable_uri, tracking_uri
 
     run_id = log_stage(tracking, root, "evaluate", summary, artifacts=artifacts, config=config, paths=paths)
     log_headline(tracking, root, summary, config=config, paths=paths)  # the numbers the parent run's row shows
@@ -31,7 +31,7 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     decision = promote(tracking, root=root, version=version, resamples=resamples, confidence=confidence, seed=seed)
     c = client(tracking, root)
     run = c.get_run(run_id)
-    info = {"run_id": run_id, "tracking_uri": tracking_uri(tracking, root), "experiment_id": experiment_id(tracking, root, c),
+    info = {"run_id": run_id, "tracking_uri": portable_uri(tracking_uri(tracking, root), root), "experiment_id": experiment_id(tracking, root, c),
             "parent_run_id": run.data.tags.get("mlflow.parentRunId")}
     write_json(root / paths.metrics / "mlflow_run.json", info)
     return {"registered_model": tracking.registered_model, "version": version, "promoted": decision.promoted,

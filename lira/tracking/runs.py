@@ -92,6 +92,19 @@ def tracking_uri(tracking: TrackingParams, root: str | Path = ".") -> str:
     return f"sqlite:///{(Path(root) / 'mlruns.db').resolve()}"
 
 
+def portable_uri(uri: str, root: str | Path = ".") -> str:
+    """``uri`` as it may be written into a committed file: a sqlite store inside the checkout becomes
+    ``sqlite:///<path relative to root>`` (what ``mlflow ui --backend-store-uri`` reads from the
+    checkout), so no record names the machine's absolute path; any other URI is returned as is."""
+    if not uri.startswith("sqlite:///"):
+        return uri
+    db, top = Path(uri[len("sqlite:///") :]), Path(root).resolve()
+    try:
+        return f"sqlite:///{db.resolve().relative_to(top).as_posix()}"
+    except ValueError:
+        return uri  # a store outside the checkout: the user named it, so it stays as they wrote it
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: next to a sqlite store, else the server's default.
 
@@ -584,6 +597,7 @@ __all__ = [
     "parent_run_id",
     "pipeline_token",
     "start_pipeline",
+    "portable_uri",
     "tracking_uri",
     "using_tracking_uri",
 ]

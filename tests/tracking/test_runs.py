@@ -138,3 +138,15 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
 )
 def test_metric_key_is_legal(name, key):
     assert runs.metric_key(name) == key
+
+
+def test_portable_uri_records_a_store_inside_the_checkout_relative_to_it(tmp_path):
+    from lira.tracking.runs import portable_uri
+
+    inside = f"sqlite:///{(tmp_path / 'mlruns.db').resolve()}"
+    assert portable_uri(inside, tmp_path) == "sqlite:///mlruns.db"
+    nested = f"sqlite:///{(tmp_path / 'stores' / 'a.db').resolve()}"
+    assert portable_uri(nested, tmp_path) == "sqlite:///stores/a.db"
+    elsewhere = "sqlite:////srv/mlflow/mlruns.db"
+    assert portable_uri(elsewhere, tmp_path) == elsewhere  # named by the user: kept as written
+    assert portable_uri("http://mlflow:5000", tmp_path) == "http://mlflow:5000"
