@@ -51,7 +51,7 @@ ablations: setup
 	$(VENV)/bin/dvc exp run -S 'train_lasr.ablations=$(ABLATIONS)'
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check lira flows tests bench

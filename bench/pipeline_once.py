@@ -13,14 +13,11 @@ variant reads features another variant's kernels computed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")
 
 
 def main() -> None:
@@ -29,32 +26,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="shared.threads (default: params.yaml's)")
     a = ap.parse_args()
     import torch
-    import yaml
-
-    sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tests" / "repro"))
-    from run_small import _merge, _numbers
-
-    from lira.config import load_params
-    from lira.sample import SAMPLE_DIR
-    from lira.stages import run_stage
+    from run_small import run_once
 
     root = a.root
-    shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
     over: dict = {"shared": {"paths": {"cache": str(root / ".cache")}}, "tracking": {"enabled": False}}
     if a.threads is not None:
         over["shared"]["threads"] = a.threads
-    data = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), over)
-    (root / "params.yaml").write_text(yaml.safe_dump(data))
-    params = load_params(root / "params.yaml")
-    for s in STAGES:
-        run_stage(s, params, root)
-    weights = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-               for p in sorted(root.glob("models/**/*.safetensors"))}
-    metrics = {}
-    for name in ("arca.json", "lasr.json", "evaluate.json"):
-        metrics.update(_numbers(json.loads((root / "metrics" / name).read_text()), f"{name}:"))
-    print(json.dumps({"weights": weights, "metrics": metrics, "torch_threads": torch.get_num_threads(),
+    out = run_once(root, over)
+    print(json.dumps({**out, "torch_threads": torch.get_num_threads(),
                       "cpu_capability": torch.backends.cpu.get_cpu_capability()}))
 
 

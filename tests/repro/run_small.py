@@ -59,13 +59,9 @@ def _numbers(x, prefix: str = "") -> dict:  # x: any JSON value
     return {prefix.rstrip("."): x} if isinstance(x, (int, float)) and not isinstance(x, bool) else {}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("root", type=Path)
-    ap.add_argument("bert", type=Path)
-    ap.add_argument("--threads", type=int, default=2, help="shared.threads (torch intra-op threads)")
-    a = ap.parse_args()
-    import torch
+def run_once(root: Path, overrides: dict) -> dict:
+    """The six stages on the shipped sample in ``root`` under params.yaml merged with ``overrides``:
+    {"weights": sha256 per trained weight file, "metrics": every number of arca/lasr/evaluate.json}."""
     import yaml
 
     sys.path.insert(0, str(REPO))
@@ -73,9 +69,8 @@ def main() -> None:
     from lira.sample import SAMPLE_DIR
     from lira.stages import run_stage
 
-    root = a.root
     shutil.copytree(SAMPLE_DIR, root / "data" / "raw" / "sample", ignore=shutil.ignore_patterns("*.md"))
-    data = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), _slice(a.bert, root / ".cache", a.threads))
+    data = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(data))
     params = load_params(root / "params.yaml")
     for s in STAGES:
@@ -85,7 +80,19 @@ def main() -> None:
     metrics = {}
     for name in ("arca.json", "lasr.json", "evaluate.json"):
         metrics.update(_numbers(json.loads((root / "metrics" / name).read_text()), f"{name}:"))
-    print(json.dumps({"weights": weights, "metrics": metrics, "torch_threads": torch.get_num_threads()}))
+    return {"weights": weights, "metrics": metrics}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root", type=Path)
+    ap.add_argument("bert", type=Path)
+    ap.add_argument("--threads", type=int, default=2, help="shared.threads (torch intra-op threads)")
+    a = ap.parse_args()
+    import torch
+
+    out = run_once(a.root, _slice(a.bert, a.root / ".cache", a.threads))
+    print(json.dumps({**out, "torch_threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":
