@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from lira.losses.anchoring import anchoring_loss
 
 
 def self_anchoring_loss(z_en: Tensor, frozen_en: Tensor) -> Tensor:
@@ -33,4 +34,5 @@ def self_anchoring_loss(z_en: Tensor, frozen_en: Tensor) -> Tensor:
                          "needs the English path at the frozen encoder's width (a full-width adaptor)")
     if z_en.shape[0] == 0:
         return z_en.new_zeros(())
-    return (1.0 - F.cosine_similarity(z_en, frozen_en.detach(), dim=-1)).mean()
+    # the anchoring distance with the frozen encoder as the (stop-gradient) anchor
+    return anchoring_loss(z_en, frozen_en, stop_grad_en=True)
