@@ -38,6 +38,17 @@ class LoraConfig(ConfigSection):
     # Recompute the encoder's activations in the backward pass instead of keeping them: exact, ~30%
     # more compute, and activation memory stops growing with batch x sequence length x layers.
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+    # The measured agreement (bench/lora_precision.py, bench/results/lora_precision.json) decides the
+    # default; the LoRA weights, the optimizer and every loss stay fp32 either way.
+    train_precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description=(
+            "Precision of the LoRA encoder's forwards inside train_arca (the grad forwards and backward, and the "
+            "no-grad refresh of the LRL features through the tuned encoder). fp32: as loaded. bf16: CPU "
+            "autocast to bfloat16 (matmuls bf16, the pooled slots come back fp32); CPU only (refused on another "
+            "device)."
+        ),
+    )
 
 
 class EncoderConfig(ConfigSection):

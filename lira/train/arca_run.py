@@ -108,7 +108,10 @@ def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncod
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     shard_encoder(enc.model, shared.distributed.strategy)  # strategy fsdp, under torchrun
     kinds = inputs.texts["role"].map(kind_of).tolist()
-    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat)
+    try:
+        return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat, precision=lora.train_precision)
+    except ValueError as e:
+        raise ConfigError(f"shared.encoders.lrl.lora.train_precision: {e}") from None
 
 
 def save_lora(folder: Path, result: ArcaResult) -> Path | None:

@@ -141,7 +141,7 @@ def live_path(model_dir: str, strategy: str):
     shard_encoder(enc.model, strategy)
     # Mostly queries: some chunks hold no passage, and their rank runs a stand-in row.
     kinds = ["passage" if i % 5 == 0 else "query" for i in range(len(LIVE_TEXTS))]
-    return LiveEncoderPath(enc, LIVE_TEXTS, kinds, s_feat=1)
+    return LiveEncoderPath(enc, LIVE_TEXTS, kinds, s_feat=1, precision="fp32")
 
 
 def run_live(out: Path, tag: str, model_dir: str, strategy: str, epochs: int | None = None) -> None:
