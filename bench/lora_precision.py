@@ -164,6 +164,15 @@ def end_effect(settings, lora, cache_dir: Path, frozen, sample: dict[str, Any], 
     return out
 
 
+def cpu_bf16_flags() -> list[str]:
+    """The CPU's native bf16 instructions: without them bf16 autocast is emulated and its speed-up may vanish."""
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return sorted(words & {"avx512_bf16", "amx_bf16", "amx_tile"})
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--batches", type=int, default=8, help="batches of the gradient comparison")
@@ -193,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         frozen([p[2] for p in sample["train"] if p[1] == kind], kind)
     load0 = C.loadavg()
     doc: dict[str, Any] = {"lora": lora.model_dump(mode="json"), "langs": langs, "n_train_pairs": len(sample["train"]),
-                           "n_dev_queries": len(sample["dev_queries"])}
+                           "n_dev_queries": len(sample["dev_queries"]), "cpu_bf16_flags": cpu_bf16_flags()}
     cfg = {**R.DEFAULTS, "lr": lora.lr}
     log(f"gradients: {args.batches} batches of {cfg['batch']}")
     doc["gradients"] = gradient_agreement(settings, lora, cache_dir, frozen, sample, cfg, args.batches, log)
