@@ -80,7 +80,7 @@ def test_bf16_refresh_runs_in_bf16_and_returns_fp32_slots_close_to_fp32(tiny_ber
     assert float(cos.min()) > 0.99 and not torch.equal(got[idx], ref[idx])
 
 
-def test_bf16_is_refused_off_the_cpu_and_the_setting_is_typed(tiny_bert_dir):
+def test_bf16_path_is_refused_off_the_cpu_and_the_setting_is_typed(tiny_bert_dir):
     enc = lora_encoder(tiny_bert_dir)
     enc.device = "cuda"  # as Encoder(device="cuda") records it; nothing runs, so no GPU is needed
     with pytest.raises(ValueError, match="CPU bf16 autocast"):
@@ -90,4 +90,14 @@ def test_bf16_is_refused_off_the_cpu_and_the_setting_is_typed(tiny_bert_dir):
         LiveEncoderPath(enc, TEXTS, ["query"] * 6, s_feat=1, precision="fp16")
     with pytest.raises(ValueError):
         LoraConfig(train_precision="fp16")
-    assert LoraConfig(train_precision="bf16").train_precision == "bf16"
+    assert LoraConfig(train_precision="fp32").train_precision == "fp32"
+
+
+def test_the_trainer_runs_bf16_on_the_cpu_and_fp32_elsewhere(caplog):
+    from lira.train.arca_run import train_precision
+
+    assert train_precision("bf16", "cpu") == "bf16" and train_precision("fp32", "cpu") == "fp32"
+    assert train_precision("fp32", "cuda") == "fp32" and not caplog.records
+    with caplog.at_level("WARNING"):
+        assert train_precision("bf16", "cuda") == "fp32"
+    assert "run fp32" in caplog.text and "cuda" in caplog.text
