@@ -295,7 +295,8 @@ def train_lora(cfg: dict[str, Any], settings, cache_dir: Path, frozen: FrozenCac
     pairs = sample["train"]
     enc = Encoder(settings, cache_dir)
     enc.add_lora(cfg["r"], cfg["alpha"], cfg["dropout"], cfg["targets"])
-    path = LiveEncoderPath(enc, [p[0] for p in pairs], [p[1] for p in pairs], s_feat=1)
+    path = LiveEncoderPath(enc, [p[0] for p in pairs], [p[1] for p in pairs], s_feat=1,
+                           precision="bf16" if cfg["bf16"] else "fp32")
     # English targets: the frozen encoder's embedding of the reference, with the LRL side's prefix
     u_en_all = torch.as_tensor(np.stack([frozen([p[2]], p[1])[0] for p in pairs]), dtype=torch.float32)
     en_keys = [f"{p[1]}\x00{p[2]}" for p in pairs]
@@ -321,8 +322,7 @@ def train_lora(cfg: dict[str, Any], settings, cache_dir: Path, frozen: FrozenCac
             for b in batches:
                 t0 = time.perf_counter()
                 idx = torch.as_tensor(b)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg["bf16"])):
-                    slots = path.slots(idx)
+                slots = path.slots(idx)
                 u_lr = F.normalize(slots[:, 0].float(), dim=-1)
                 u_en = u_en_all[idx]
                 l_anchor = (1.0 - (u_lr * u_en).sum(-1)).mean()
@@ -364,47 +364,6 @@ def _fmt(p: dict[str, float]) -> str:
     short = {"dev_inlang_ndcg10": "dev-in", "dev_cross_ndcg10": "dev-x", "flores_inlang_ndcg10": "fl-in",
              "flores_cross_ndcg10": "fl-x", "flores_bitext_acc": "fl-bitext"}
     return " ".join(f"{s} {p[k]:.4f}" for k, s in short.items() if k in p)
-
-
-def bf16_check(settings, cache_dir: Path, frozen: FrozenCache, sample: dict[str, Any], cfg: dict[str, Any],
-               n: int = 3) -> dict[str, Any]:
-    """LoRA gradient agreement and step time, bf16 autocast vs fp32, on the same batches."""
-    from lira.encoders import Encoder
-    from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
-    from lira.train.live import LiveEncoderPath
-
-    torch.manual_seed(0)
-    pairs = sample["train"]
-    enc = Encoder(settings, cache_dir)
-    enc.add_lora(cfg["r"], cfg["alpha"], 0.0, cfg["targets"])
-    for name, p in enc.model.named_parameters():  # non-zero B, else the A gradients are exactly 0
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.01)
-    path = LiveEncoderPath(enc, [p[0] for p in pairs], [p[1] for p in pairs], s_feat=1)
-    path.train(False)  # no dropout: the two precisions see the same function
-    u_en_all = torch.as_tensor(np.stack([frozen([p[2]], p[1])[0] for p in pairs]), dtype=torch.float32)
-    batches = duplicate_free_batches([p[2] for p in pairs], cfg["batch"], seed=0)[:n]
-    out = []
-    for b in batches:
-        idx = torch.as_tensor(b)
-        grads, times = {}, {}
-        for mode in ("fp32", "bf16", "fp32b", "bf16b"):
-            for p in path.parameters():
-                p.grad = None
-            t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode.startswith("bf16")):
-                slots = path.slots(idx)
-            u_lr = F.normalize(slots[:, 0].float(), dim=-1)
-            loss = (1 - (u_lr * u_en_all[idx]).sum(-1)).mean() + translation_ranking_loss(u_lr, u_en_all[idx], 20.0, 0.1)
-            loss.backward()
-            times[mode] = time.perf_counter() - t0
-            grads[mode] = torch.cat([p.grad.flatten() for p in path.parameters()])
-        cos = float(F.cosine_similarity(grads["fp32"], grads["bf16"], dim=0))
-        rel = float((grads["fp32"] - grads["bf16"]).norm() / grads["fp32"].norm())
-        out.append({"grad_cos": cos, "grad_rel_err": rel, "fp32_s": min(times["fp32"], times["fp32b"]),
-                    "bf16_s": min(times["bf16"], times["bf16b"])})
-    return {"batches": out, "speedup": float(np.median([o["fp32_s"] / o["bf16_s"] for o in out])),
-            "grad_cos_min": min(o["grad_cos"] for o in out), "batch": cfg["batch"]}
 
 
 # ------------------------------------------------------------------------------------- main
@@ -473,7 +432,7 @@ def table(systems: dict[str, Any], comparisons: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--systems", default="frozen", help="comma list of frozen, lora, st_distill, bf16")
+    ap.add_argument("--systems", default="frozen", help="comma list of frozen, lora, st_distill")
     ap.add_argument("--grid", default="[{}]", help="JSON list of LoRA configs (overrides of DEFAULTS)")
     ap.add_argument("--langs", default=None, help="comma list (default: params.yaml shared.languages)")
     ap.add_argument("--flores-dir", default=os.environ.get("LIRA_FLORES_DIR"))
@@ -573,9 +532,6 @@ def main(argv: list[str] | None = None) -> None:
                          "loss_first_last": [dist.losses[0], dist.losses[-1]]}
         report_dev(name, Embedder(name, st_fn, st_fn))
         log(f"{name}: {_fmt(results[name]['eval']['pooled'])}  train {dist.wall_s:.0f} s, peak RSS {dist.peak_rss_mib:.0f} MiB")
-    if "bf16" in systems:
-        results["bf16_check"] = bf16_check(settings, cache_dir, frozen, sample, {**DEFAULTS, **json.loads(args.grid)[0]})
-        log(f"bf16: {results['bf16_check']}")
 
     path = C.result_path(args.out)
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

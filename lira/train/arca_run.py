@@ -6,6 +6,7 @@ train, Arca's own config; never the whole params."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +24,19 @@ from lira.train.live import LiveEncoderPath
 from lira.train.tables import candidate_features, candidates_with_scores, lang_index, prepared, text_features
 
 LORA_DIR = "lora_lrl"  # the LRL encoder's LoRA adapter, inside an Arca or a model folder
+
+log = logging.getLogger(__name__)
+
+
+def train_precision(requested: str, device: str) -> str:
+    """``shared.encoders.lrl.lora.train_precision`` on ``device``: bf16 is CPU autocast (what was
+    measured, bench/lora_precision.py), so on another device the LoRA forwards run fp32 - said in
+    the log, as the default (bf16) must not stop a run that set ``shared.device: cuda``."""
+    if requested == "bf16" and device != "cpu":
+        log.warning("shared.encoders.lrl.lora.train_precision bf16 is CPU bf16 autocast; on device %s the LoRA "
+                    "forwards run fp32", device)
+        return "fp32"
+    return requested
 
 
 @dataclass
@@ -108,7 +122,8 @@ def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncod
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     shard_encoder(enc.model, shared.distributed.strategy)  # strategy fsdp, under torchrun
     kinds = inputs.texts["role"].map(kind_of).tolist()
-    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat)
+    return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat,
+                           precision=train_precision(lora.train_precision, str(enc.device)))
 
 
 def save_lora(folder: Path, result: ArcaResult) -> Path | None:

@@ -14,11 +14,18 @@ with the global batch's dropout masks (:mod:`lira.distributed.draws`). Every ran
 forwards (one with no rows of a prefix runs a stand-in row), as FSDP's collectives need when the
 encoder is sharded (``shared.distributed.strategy: fsdp``, :mod:`lira.distributed.fsdp`); the
 LoRA state is then gathered to full tensors, so checkpoints look as they do on one process.
+
+``precision`` (``shared.encoders.lrl.lora.train_precision``) runs the encoder's forwards - the grad
+ones and the no-grad refresh - under CPU bf16 autocast when ``bf16``: the backbone and the adapters
+keep their fp32 weights (autocast casts per matmul, so the gradients that reach lora_A/B and the
+optimizer's state are fp32), and the pooled slots are fp32 before any loss sees them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Literal
 
 import numpy as np
 import torch
@@ -32,9 +39,17 @@ from lira.encoders.lora import load_lora_state_dict, lora_state_dict
 class LiveEncoderPath:
     """Pooled slots [B, S_feat, H] of ``texts[idx]`` through a LoRA-wrapped encoder."""
 
-    def __init__(self, encoder: Encoder, texts: Sequence[str], kinds: Sequence[str], s_feat: int):
+    def __init__(self, encoder: Encoder, texts: Sequence[str], kinds: Sequence[str], s_feat: int, *,
+                 precision: Literal["fp32", "bf16"]):
         if not hasattr(encoder, "lora_config"):
             raise ValueError("LiveEncoderPath needs an encoder with LoRA attached (Encoder.add_lora)")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"LoRA train precision {precision!r}: expected 'fp32' or 'bf16'")
+        if precision == "bf16" and str(encoder.device) != "cpu":
+            # CUDA autocast is another engine with other numerics than the ones measured here.
+            raise ValueError(f"LoRA train precision 'bf16' is CPU bf16 autocast; the encoder is on {encoder.device!r}: "
+                             "use fp32 there")
+        self.precision = precision
         if len(texts) != len(kinds):
             raise ValueError(f"{len(texts)} texts but {len(kinds)} kinds")
         self.encoder = encoder
@@ -51,6 +66,10 @@ class LiveEncoderPath:
 
     def train(self, mode: bool = True) -> None:
         self.encoder.model.train(mode)
+
+    def autocast(self) -> AbstractContextManager:
+        """The context every encoder forward of this path runs in (its backward follows the forward's dtypes)."""
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
 
     @property
     def sharded(self) -> bool:
@@ -72,7 +91,7 @@ class LiveEncoderPath:
             batch = self.encoder.tokenize([self.texts[i] for i in idx_np[pos]], kind)  # padded as one process pads
             mine = np.flatnonzero((pos >= start) & (pos < stop))  # contiguous: the chunk is
             lo, hi = (int(mine[0]), int(mine[-1]) + 1) if len(mine) else (0, 1)  # no rows: a stand-in row
-            with global_batch_draws(len(pos), chunk=(lo, hi)):
+            with global_batch_draws(len(pos), chunk=(lo, hi)), self.autocast():
                 hidden = self.encoder.model(**{k: v[lo:hi] for k, v in batch.items()}).last_hidden_state
             pooled = self.pool(hidden.float(), batch["attention_mask"][lo:hi])
             parts.append(pooled if len(mine) else pooled[:0])  # the stand-in's zero gradient keeps FSDP in step
@@ -87,7 +106,8 @@ class LiveEncoderPath:
         parts, order = [], []
         for kind in dict.fromkeys(self.kinds[idx_np].tolist()):
             pos = np.flatnonzero(self.kinds[idx_np] == kind)
-            hidden, mask = self.encoder.token_states([self.texts[i] for i in idx_np[pos]], kind)
+            with self.autocast():
+                hidden, mask = self.encoder.token_states([self.texts[i] for i in idx_np[pos]], kind)
             parts.append(self.pool(hidden.float(), mask))
             order.append(pos)
         out = torch.cat(parts)

@@ -129,8 +129,9 @@ def live_case(n: int = 24, k: int = 3) -> ArcaData:
                     reward=quality.expand(n, k) + 0.05 * torch.randn(n, k, generator=g), train_idx=idx[:18], dev_idx=idx[18:])
 
 
-def live_path(model_dir: str, strategy: str):
-    """The tiny BERT with fresh LoRA adapters (seeded), sharded when ``strategy`` is fsdp under torchrun."""
+def live_path(model_dir: str, strategy: str, precision: str = "fp32"):
+    """The tiny BERT with fresh LoRA adapters (seeded), sharded when ``strategy`` is fsdp under torchrun;
+    ``precision`` is the LoRA forwards' (shared.encoders.lrl.lora.train_precision)."""
     from lira.distributed.fsdp import shard_encoder
     from lira.encoders import Encoder, EncoderSettings
     from lira.train.live import LiveEncoderPath
@@ -141,16 +142,16 @@ def live_path(model_dir: str, strategy: str):
     shard_encoder(enc.model, strategy)
     # Mostly queries: some chunks hold no passage, and their rank runs a stand-in row.
     kinds = ["passage" if i % 5 == 0 else "query" for i in range(len(LIVE_TEXTS))]
-    return LiveEncoderPath(enc, LIVE_TEXTS, kinds, s_feat=1)
+    return LiveEncoderPath(enc, LIVE_TEXTS, kinds, s_feat=1, precision=precision)
 
 
-def run_live(out: Path, tag: str, model_dir: str, strategy: str, epochs: int | None = None) -> None:
+def run_live(out: Path, tag: str, model_dir: str, strategy: str, epochs: int | None = None, precision: str = "fp32") -> None:
     """train_arca with the live LoRA path; its checkpoint (rank 0's) in ``out/live-<tag>``, and what
     each rank held of the adapters."""
     from lira.distributed import rank
     from lira.distributed.fsdp import is_sharded_tensor
 
-    live = live_path(model_dir, strategy)
+    live = live_path(model_dir, strategy, precision)
     cfg = ARCA_LIVE if epochs is None else ARCA_LIVE.model_copy(update={"epochs": epochs})
     train_arca(live_case(), cfg, n_langs=2, seed=SEED, lora_lr=LIVE_LORA_LR, checkpointer=Checkpointer(out / f"live-{tag}", "arca"),
                live=live)
@@ -250,5 +251,7 @@ def rank_main(r: int, world: int, port: int, job: str, out: str, *args: str) -> 
             run_killed(Path(out), *args)
         elif job == "live":
             run_live(Path(out), *args)
+        elif job == "live-bf16":
+            run_live(Path(out), *args, precision="bf16")
     finally:
         distributed.shutdown()

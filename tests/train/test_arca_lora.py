@@ -55,7 +55,7 @@ SEED = 3
 def test_live_path_matches_the_frozen_features_at_init_and_trains_only_adapters(tiny_bert_dir):
     enc = lora_encoder(tiny_bert_dir)
     src = texts(12)
-    live = LiveEncoderPath(enc, src, ["query"] * 6 + ["passage"] * 6, s_feat=2)
+    live = LiveEncoderPath(enc, src, ["query"] * 6 + ["passage"] * 6, s_feat=2, precision="fp32")
     frozen = Encoder(enc.settings)
     want = torch.cat([torch.from_numpy(encode_features(frozen, src[:6], "query", 2).slots),
                       torch.from_numpy(encode_features(frozen, src[6:], "passage", 2).slots)])
@@ -81,7 +81,7 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
     cfg = ArcaConfig(**CFG)
 
     full = train_arca(data, cfg, 2, SEED, checkpointer=Checkpointer(tmp_path / "a", "k"),
-                      live=LiveEncoderPath(base, src, kinds, 2))
+                      live=LiveEncoderPath(base, src, kinds, 2, precision="fp32"))
     assert full.lora is not None and full.lora_config is not None
     assert any(float(v.abs().sum()) > 0 for k, v in full.lora.items() if "lora_B" in k)  # moved from its zero init
     for n, p in base.model.named_parameters():
@@ -94,8 +94,8 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
 
     ck = Checkpointer(tmp_path / "b", "k")
     with pytest.raises(Interrupt):
-        train_arca(data, cfg, 2, SEED, checkpointer=ck, on_epoch=kill, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
-    resumed = train_arca(data, cfg, 2, SEED, checkpointer=ck, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2))
+        train_arca(data, cfg, 2, SEED, checkpointer=ck, on_epoch=kill, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2, precision="fp32"))
+    resumed = train_arca(data, cfg, 2, SEED, checkpointer=ck, live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, kinds, 2, precision="fp32"))
     assert resumed.resumed_from == 1
     assert [r["loss"] for r in resumed.history if r["epoch"] >= 0] == pytest.approx([r["loss"] for r in full.history if r["epoch"] >= 0])
     assert full.lora.keys() == resumed.lora.keys()
@@ -106,13 +106,13 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
 def test_saved_adapter_reloads_merged_and_keys_its_own_features(tiny_bert_dir, tmp_path):
     src = texts(24, seed=2)
     enc = lora_encoder(tiny_bert_dir)
-    result = train_arca(data_for(enc, src), ArcaConfig(**CFG), 2, SEED, live=LiveEncoderPath(enc, src, ["query"] * 24, 2))
+    result = train_arca(data_for(enc, src), ArcaConfig(**CFG), 2, SEED, live=LiveEncoderPath(enc, src, ["query"] * 24, 2, precision="fp32"))
     folder = save_adapter(tmp_path / "lora_lrl", result.lora_config, result.lora)
     settings = enc.settings.with_adapter(folder)
     assert settings.adapter_sha256 == adapter_sha256(folder) and settings.key != enc.settings.key
 
     merged = Encoder(settings)
-    live = LiveEncoderPath(enc, src, ["query"] * 24, 2)
+    live = LiveEncoderPath(enc, src, ["query"] * 24, 2, precision="fp32")
     want = live.refreshed(torch.zeros(24, 2, 32), torch.arange(24))
     got = torch.from_numpy(encode_features(merged, src, "query", 2).slots)
     assert torch.allclose(got, want, atol=1e-4)
@@ -164,7 +164,7 @@ def test_gradient_checkpointing_gives_the_same_adapter_gradients(tiny_bert_dir):
             enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             layers = enc.model.base_model.model.encoder.layer
             assert all(getattr(layer, "gradient_checkpointing", False) for layer in layers)
-        live = LiveEncoderPath(enc, src, ["query"] * 8, 2)
+        live = LiveEncoderPath(enc, src, ["query"] * 8, 2, precision="fp32")
         live.train(True)  # checkpointing acts in training mode only (dropout is 0 here)
         out = live.slots(torch.arange(8))
         (out[:, 0] * out[:, 1]).sum().backward()

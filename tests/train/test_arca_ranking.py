@@ -113,7 +113,7 @@ def test_lora_trains_for_lora_epochs_only_then_stays_fixed(tiny_bert_dir):
 
     src = texts(32, seed=1)
     enc = lora_encoder(tiny_bert_dir)
-    live = LiveEncoderPath(enc, src, ["query"] * 32, 2)
+    live = LiveEncoderPath(enc, src, ["query"] * 32, 2, precision="fp32")
     states = []
     cfg = ArcaConfig(d=16, residual=False, epochs=3, batch_size=8, patience=3, lr=5e-3, dropout=0.0, lora_epochs=1)
     train_arca(data_for(enc, src), cfg, 2, SEED, live=live, on_epoch=lambda e, r: states.append(live.state_dict()))
