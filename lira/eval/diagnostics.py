@@ -194,16 +194,16 @@ def bound_report(
         (floats throughout, so the dict logs as metrics as is). Callers build
         ``{lang: bound_report(...)}``.
     """
-    l = float(l_emp["l_emp"]) if isinstance(l_emp, Mapping) else float(l_emp)
+    lip = float(l_emp["l_emp"]) if isinstance(l_emp, Mapping) else float(l_emp)
     eps1 = anchoring_error(e_lr, e_en)
     eps2 = translation_distortion(e_chosen, e_reference)
     c_val = kernel_bound(e_reference) if c is None else float(c)
-    bound = error_bound(l, eps1, eps2, c_val)
+    bound = error_bound(lip, eps1, eps2, c_val)
     observed = float(observed)
     return {
         "eps1": eps1,
         "eps2": eps2,
-        "l_emp": l,
+        "l_emp": lip,
         "c": c_val,
         "bound": bound,
         "observed": observed,

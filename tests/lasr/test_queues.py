@@ -146,10 +146,10 @@ def test_corr_queue_rank_sums_stay_exact_through_updates_wraps_reset_and_reload(
     assert q.rank_sums(0.1)[0].shape == (0,)
     for step, b in enumerate([5, 30, 40, 64, 70, 3, 1, 16, 16, 16]):
         q.enqueue(torch.randn(b, generator=g), (torch.rand(b, generator=g) * 5).round())
-        p, l = q.contents()
+        p, labels = q.contents()
         sp, sl = q.rank_sums(0.1)
         torch.testing.assert_close(sp, _brute_sums(p, 0.1), rtol=0, atol=1e-9, msg=f"step {step}")
-        torch.testing.assert_close(sl, _brute_sums(l, 0.1), rtol=0, atol=1e-9, msg=f"step {step}")
+        torch.testing.assert_close(sl, _brute_sums(labels, 0.1), rtol=0, atol=1e-9, msg=f"step {step}")
     # a different tau recomputes; a reloaded queue recomputes from its loaded values
     torch.testing.assert_close(q.rank_sums(0.5)[0], _brute_sums(q.contents()[0], 0.5), rtol=0, atol=1e-9)
     other = CorrQueue(64)
