@@ -68,7 +68,7 @@ def _declared_outputs(dvc_yaml: Path) -> list[str]:
     ]
 
 
-def copy_project(dest: Path) -> Path:
+def copy_project(dest: Path, caches: tuple[Path, ...] = ()) -> Path:
     """The project's files as git sees them (tracked + new, not ignored) in a fresh repo at ``dest``.
 
     New files are included because helpers add modules before the coordinator commits them; the
@@ -99,11 +99,27 @@ def copy_project(dest: Path) -> Path:
             subprocess.run([str(VENV_BIN / "dvc"), "pull", "-q", dvc_file], cwd=dest, check=False, capture_output=True)
     if not raw.exists():
         subprocess.run([str(VENV_BIN / "lira"), "sample", "sync"], cwd=dest, check=True, capture_output=True)
-    for sub in SHARED_CACHE:
-        src = MAIN / ".cache" / "lira" / sub
-        if src.is_dir():
-            shutil.copytree(src, dest / ".cache" / "lira" / sub, copy_function=_link_or_copy, dirs_exist_ok=True)
+    for root in (MAIN / ".cache" / "lira", *caches):
+        for sub in SHARED_CACHE:
+            if (root / sub).is_dir():
+                shutil.copytree(root / sub, dest / ".cache" / "lira" / sub, copy_function=_link_or_copy, dirs_exist_ok=True)
     return dest
+
+
+def share_back(copy: Path, cache: Path) -> None:
+    """Link what a copy's run added to the content-keyed caches into the session's ``cache``, so
+    the next copy starts with the unpacked encoder and the features (a clean clone has no main
+    checkout cache to share). Existing files are kept: the keys name their content."""
+    for sub in SHARED_CACHE:
+        src = copy / ".cache" / "lira" / sub
+        if not src.is_dir():
+            continue
+        for f in src.rglob("*"):
+            target = cache / sub / f.relative_to(src)
+            # Temp files and folders of writes in flight (".x.tmp", ".name.tmp-PID-...") are never shared.
+            if f.is_file() and ".tmp" not in str(f.relative_to(src)) and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _link_or_copy(str(f), str(target))
 
 
 # Content-keyed caches worth sharing with a copy (unpacked encoder, encoder features); training
@@ -120,8 +136,10 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 @pytest.fixture
-def project_copy(tmp_path) -> Path:
-    return copy_project(tmp_path / "lira")
+def project_copy(tmp_path, shared_cache) -> Path:
+    copy = copy_project(tmp_path / "lira", caches=(shared_cache,))
+    yield copy
+    share_back(copy, shared_cache)
 
 
 TINY_PARAMS = "shared:\n  seed: 13  # kept\ntracking:\n  enabled: false\n"
