@@ -164,16 +164,16 @@ class Encoder(torch.nn.Module):
 
     def _inference_model(self) -> torch.nn.Module:
         """The model the inference forward runs. bf16's weights are made on the first call: in place
-        when nothing in the encoder trains (one set of weights: mE5-small's ~470 MB fp32 become
-        ~235 MB), else as a copy beside the fp32 model, which the training forwards keep using."""
+        when nothing in the encoder trains (one set of weights), else as a copy beside the fp32 model,
+        which the training forwards keep using (:func:`lira.encoders.precision.to_bf16`)."""
         eng = self.engine
         if eng.name == "bf16" and eng.model is None:
-            if self._trains():
-                import copy
+            from lira.encoders.precision import to_bf16
 
-                eng.model = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+            if self._trains():
+                eng.model = to_bf16(self.model, inplace=False).eval()
             else:
-                eng.model, self._fp32_released = self.model.to(torch.bfloat16), True  # per tensor: no second copy
+                eng.model, self._fp32_released = to_bf16(self.model, inplace=True), True  # no second copy
         return self.model if eng.model is None else eng.model
 
     def tokenize(self, texts: Sequence[str], kind: Kind | None) -> dict[str, torch.Tensor]:

@@ -44,9 +44,14 @@ def test_bf16_engine_runs_bf16_weights_within_parity_and_fp32_does_not(encoder, 
     assert seen and all(d == torch.bfloat16 for d in seen)
     assert emb.dtype == np.float32 and np.abs(emb - ref).max() > 1e-6  # really bf16, and not far off
     assert _min_cosine(ref, emb) >= P.MIN_COSINE
-    # Frozen: converted in place, no fp32 weights kept beside the bf16 ones.
+    # Frozen: converted in place, no fp32 weights kept beside the bf16 ones - but for the word-embedding
+    # table, left as loaded (memory-mapped) and looked up into bf16 rows.
     assert bf16.engine.model is bf16.model
-    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    table = bf16.model.get_input_embeddings().weight
+    assert table.dtype == torch.float32
+    assert {p.dtype for p in bf16.model.parameters() if p is not table} == {torch.bfloat16}
+    ids = torch.tensor([[1, 5, 7]])
+    torch.testing.assert_close(bf16.model.get_input_embeddings()(ids), table[ids].to(torch.bfloat16), rtol=0, atol=0)
     with pytest.raises(ValueError, match="fresh Encoder"):
         bf16.add_lora(r=2, alpha=4.0, dropout=0.0, target_modules=["query", "value"])
 
@@ -61,9 +66,12 @@ def test_training_forward_stays_fp32_beside_the_bf16_weights(tiny_bert_dir, tmp_
     hidden.sum().backward()
     grads = [p.grad for n, p in enc.model.named_parameters() if not n.startswith("pooler.")]  # the pooler is unused
     assert grads and all(g is not None and g.dtype == torch.float32 for g in grads)
-    # Freezing afterwards drops the fp32 model for the bf16 weights.
+    # The copy shares the (fp32) word-embedding table; freezing afterwards drops the fp32 model for it.
+    fp32_table = enc.model.get_input_embeddings().weight
+    assert enc.engine.model.get_input_embeddings().weight is fp32_table
     enc.freeze()
-    assert enc.model is enc.engine.model and {p.dtype for p in enc.model.parameters()} == {torch.bfloat16}
+    assert enc.model is enc.engine.model
+    assert {p.dtype for p in enc.model.parameters() if p is not fp32_table} == {torch.bfloat16}
 
 
 def test_lora_on_a_bf16_encoder_runs_fp32(tiny_bert_dir, tmp_path):
