@@ -103,7 +103,7 @@ def rows_encoder(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     proc = d.get("encoder_process") or {}
     if "peak_rss_mib" in proc:
         rows.append((f"peak RSS of a process that loads the default encoder (frozen, {proc.get('precision')}) and embeds "
-                     f"the {d['n']} texts ({proc.get('source')})", f"{proc['peak_rss_mib']:.0f} MiB",
+                     f"the {d['n']} texts ({proc.get('source')})", f"{proc['peak_rss_mib']:.1f} MiB",
                      f"<= {t.get('peak_rss_mib', 1024)} MiB", _met(proc["peak_rss_mib"] <= t.get("peak_rss_mib", 1024))))
     return rows
 
