@@ -3,9 +3,10 @@
 Engines (all real, all torch):
 
 * ``fp32``: the weights as loaded; the reference every other engine is measured against.
-* ``bf16``: bfloat16 **weights** (the model cast with ``.to(torch.bfloat16)``, no autocast): every
-  op of the inference forward runs in bf16 (oneDNN's AVX-512 BF16 / AMX kernels where the CPU has
-  them); the pooled output is cast back to fp32. Training forwards (autograd on, something
+* ``bf16``: bfloat16 **weights** (:func:`to_bf16`: every weight cast to bf16 but the word-embedding
+  table, whose looked-up rows are cast instead; no autocast): every op of the inference forward
+  runs in bf16 (oneDNN's AVX-512 BF16 / AMX kernels where the CPU has them); the pooled output is
+  cast back to fp32. Training forwards (autograd on, something
   trainable) never use them: they run the fp32 model. Why weights, not autocast: :data:`BF16_MODE`.
   The encoder makes them on its first inference forward (:class:`~lira.encoders.base.Encoder`):
   in place when nothing in it trains (one set of weights in memory), else as a copy.
