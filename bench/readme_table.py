@@ -89,14 +89,23 @@ def rows_encoder(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      for k, v in sps.items())
     tok = ", ".join(f"{k} {100 * v:.1f}%" for k, v in (d.get("tokenise_share") or {}).items())
     t = d.get("targets") or {}
-    rows = [((f"encoder sentences/s, {d['n']} sample texts, {d['threads']} threads (paired ratio to st:fp32 "
+    load = f"load {d['load_start']} -> {d['load_end']}" if "load_start" in d else "load ?"
+    rows = [((f"encoder sentences/s, {d['n']} sample texts, {d['threads']} threads, {load} (paired ratio to st:fp32 "
              f"[min, max over rounds])"), figs, "-", "-"),
             ("share of time in tokenisation", tok, "-", "-")]
     if t:
         de = t["default_engine"]
-        rows.append((f"lira's default ({de}) vs sentence-transformers fp32 / its best ({d.get('st_best')})",
-                     f"x{d['ratio_vs_st_fp32'][de]:.2f} / x{d['ratio_vs_st_best'][de]:.2f}", ">= 2.0 / >= 1.0",
+        paired = f" (paired x{pr[de]['median']:.2f} [{pr[de]['min']:.2f}, {pr[de]['max']:.2f}])" if de in pr else ""
+        resolved = f" -> {d['auto_engine']}" if d.get("auto_engine") and de.endswith("auto") else ""
+        rows.append((f"lira's default ({de}{resolved}) vs sentence-transformers fp32 / its best ({d.get('st_best')}), median passes",
+                     f"x{d['ratio_vs_st_fp32'][de]:.2f} / x{d['ratio_vs_st_best'][de]:.2f}{paired}", ">= 2.0 / >= 1.0",
                      _met(t["met_vs_st_fp32"] and t["met_vs_st_best"])))
+    proc = d.get("encoder_process") or {}
+    if "peak_rss_mib" in proc:
+        what = (f"peak RSS of a process that loads the default encoder (frozen, {proc.get('precision')}) and embeds "
+                f"the {d['n']} texts ({proc.get('source')})")
+        rows.append((what, f"{proc['peak_rss_mib']:.1f} MiB",
+                     f"<= {t.get('peak_rss_mib', 1024)} MiB", _met(proc["peak_rss_mib"] <= t.get("peak_rss_mib", 1024))))
     return rows
 
 

@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base = Encoder(settings, cache_dir)
     base.freeze()
-    frozen = FrozenCache(base, cache_dir / "recipe" / f"frozen-{settings.key}.npz")
+    frozen = FrozenCache(base, cache_dir / "recipe" / f"frozen-{base.settings.key}.npz")
     results: dict[str, Any] = {}
     load0 = C.loadavg()
     systems = args.systems.split(",")

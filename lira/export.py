@@ -36,6 +36,9 @@ def _st_stack(encoder, folder: Path):
     """Transformer + mean Pooling + Normalize over ``encoder`` (a lira Encoder), its backbone saved in ``folder``."""
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+    if getattr(encoder, "_fp32_released", False):  # a frozen bf16 encoder that already ran holds no fp32 weights
+        raise ValueError(f"encoder {encoder.settings.spec}: its fp32 weights were replaced by the bf16 engine's; "
+                         "export from a freshly loaded encoder")
     folder.mkdir(parents=True, exist_ok=True)
     encoder.model.save_pretrained(folder, safe_serialization=True)
     encoder.tokenizer.save_pretrained(folder)

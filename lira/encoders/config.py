@@ -69,19 +69,22 @@ class EncoderConfig(ConfigSection):
     passage_prefix: str = Field("passage: ", description="prepended to catalogue items")
     trust_remote_code: bool = Field(False, description="let transformers run the model repository's code")
     lora: LoraConfig = Field(LoraConfig(), description="LoRA adapters tuned in train_arca (LRL encoder only: costs a live encoder pass per step; must stay off on en, the anchor)")
-    # fp32 by default: `auto` measures speed on the machine it runs on, so on a loaded machine it may
-    # pick another engine than on an idle one, and a pipeline's features would then depend on load.
+    # auto by default: its choice depends only on (weights, CPU, torch) - never on timings - so a
+    # pipeline's features do not depend on machine load; on mE5-small with AVX-512 BF16 it is bf16
+    # weights at ~1.9x the fp32 throughput (bench/encoder_throughput.py).
     precision: Literal["fp32", "bf16", "int8", "auto"] = Field(
-        "fp32",
+        "auto",
         description=(
             "Inference precision of this encoder's frozen forwards (features, embed, search); training "
-            "forwards (LoRA) follow lora.train_precision. fp32: the weights as loaded (the reference). bf16: CPU "
-            "autocast to bfloat16 (matmuls bf16, softmax/LayerNorm fp32). int8: torch dynamic int8 "
-            "quantisation of every Linear (below the parity budget on mE5-small: cosine min ~0.96). "
-            "auto: the fastest of these that passes the parity check on this machine - per language of "
-            "the sample probe set, min cosine to fp32 >= 0.995 and mean >= 0.999 - measured once per "
-            "(model weights, machine) and cached under <cache>/models/precision/; the choice and its "
-            "cosines are logged. On a non-CPU device auto is fp32."
+            "forwards (LoRA) follow lora.train_precision. fp32: the weights as loaded (the reference). bf16: bfloat16 "
+            "weights (every op bf16, the pooled output fp32). int8: torch dynamic int8 quantisation of "
+            "every Linear (below the parity budget on mE5-small: cosine min ~0.96). auto: of the engines "
+            "this CPU runs natively (bf16 with the avx512_bf16/amx_bf16 flag, int8 with avx512_vnni/"
+            "avx_vnni, fp32 always), the first of bf16, int8, fp32 that passes the parity check - per "
+            "language of the sample probe set, min cosine to fp32 >= 0.995 and mean >= 0.999 - checked "
+            "once per (model weights, machine) and cached under <cache>/models/precision/; timings are "
+            "logged but decide nothing. The feature cache keys on the engine auto resolved to. On a "
+            "non-CPU device auto is fp32."
         ),
     )
 
@@ -114,9 +117,15 @@ class EncoderSettings(EncoderConfig):
         """Identifies the features this encoder produces (the feature cache's folder name).
 
         It hashes the backbone's content, not only its spec: an ``hf:`` folder whose weights changed
-        in place gets a new key (hashing is cached per file, so this stays cheap).
+        in place gets a new key (hashing is cached per file, so this stays cheap). It names the engine
+        that computes the features, so precision ``auto`` has no key: resolve it first
+        (:func:`lira.encoders.feature_settings`, or a loaded ``Encoder``'s ``settings``).
         """
         from lira.encoders.base import backbone_sha256
+
+        if self.precision == "auto":
+            raise ValueError("encoder settings with precision 'auto' have no feature key: the engine auto resolves "
+                             "to on this machine does (lira.encoders.feature_settings, or Encoder(...).settings)")
 
         if self.adapter and not self.adapter_sha256:
             raise ValueError(f"encoder settings with adapter {self.adapter!r} but no adapter_sha256: use with_adapter()")

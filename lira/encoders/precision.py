@@ -3,26 +3,35 @@
 Engines (all real, all torch):
 
 * ``fp32``: the weights as loaded; the reference every other engine is measured against.
-* ``bf16``: ``torch.autocast("cpu", bfloat16)`` around the inference forward: matmuls run in bf16
-  (oneDNN's AVX-512 BF16 / AMX kernels where the CPU has them), softmax and LayerNorm stay fp32,
-  the weights stay fp32 (so LoRA training on the same encoder object is unaffected: the
-  context is entered only with autograd off). Why not bf16 weights: see :data:`BF16_MODE`.
+* ``bf16``: bfloat16 **weights** (:func:`to_bf16`: every weight cast to bf16 but the word-embedding
+  table, whose looked-up rows are cast instead; no autocast): every op of the inference forward
+  runs in bf16 (oneDNN's AVX-512 BF16 / AMX kernels where the CPU has them); the pooled output is
+  cast back to fp32. Training forwards (autograd on, something
+  trainable) never use them: they run the fp32 model. Why weights, not autocast: :data:`BF16_MODE`.
+  The encoder makes them on its first inference forward (:class:`~lira.encoders.base.Encoder`):
+  in place when nothing in it trains (one set of weights in memory), else as a copy.
 * ``int8``: torch's dynamic quantisation of every ``nn.Linear`` (int8 weights per tensor, int8
   activations quantised per batch). Deprecated in torch and, on mE5-small, below the parity
   budget (cosine min ~0.96): it is offered for explicit use, and ``auto`` only ever picks it where
   the parity check passes.
-* ``auto``: the fastest engine that passes the parity check on this machine: per language of a
-  fixed probe set (the shipped sample's texts, :func:`probe_set`), minimum cosine to fp32 >=
-  :data:`MIN_COSINE` and mean >= :data:`MEAN_COSINE`. The check runs once per (model weights
-  hash, candidate engines, machine = CPU model + flags + torch version) and is cached as a small
-  JSON under ``<cache dir>/precision/``; the choice and every measured cosine are logged each time
-  (``logging`` and ``tqdm.write``), read from the cache or not. No silent fallback: an engine
-  that fails parity is reported as failing and never chosen; fp32 is the reference, so it always
-  passes, and it is what ``auto`` gives where nothing else is faster and within budget.
+* ``auto``: a choice that depends only on (model weights, CPU, torch), never on machine load
+  (:func:`choose`): the candidates are the engines this CPU runs natively (:func:`native_engines`:
+  bf16 only with the ``avx512_bf16`` or ``amx_bf16`` flag, int8 only with ``avx512_vnni`` or
+  ``avx_vnni``; fp32 always), those that pass the parity check - per language of a fixed probe set
+  (the shipped sample's texts, :func:`probe_set`), minimum cosine to fp32 >= :data:`MIN_COSINE` and
+  mean >= :data:`MEAN_COSINE`; cosines are deterministic - and of those the first in the fixed
+  order :data:`PREFERENCE` that the benchmark established (bf16, int8, fp32). The parity run still
+  times each engine; the seconds are logged (with a warning when the choice measured slower than
+  fp32) but decide nothing, so a loaded machine picks what an idle one does. The check runs once
+  per (model weights hash, candidate engines, machine = CPU model + flags + torch version) and is
+  cached as a small JSON under ``<cache dir>/precision/``; the choice and every measured cosine
+  are logged each time (``logging`` and ``tqdm.write``), read from the cache or not. No silent
+  fallback: an engine that fails parity is reported as failing and never chosen; fp32 is the
+  reference, so it always passes.
 
-Pure helpers (cosines per language, the pass rule, the pick rule, cache keys) are separate from
+Pure helpers (cosines per language, the pass rule, the choice rule, cache keys) are separate from
 the measuring, which the caller injects (``measure(engine) -> (embeddings, seconds)``), so the
-rule is testable with given timings.
+rule is testable with given flags and cosines.
 """
 
 from __future__ import annotations
@@ -45,12 +54,22 @@ PRECISIONS = ("fp32", "bf16", "int8", "auto")
 ENGINES = ("fp32", "bf16", "int8")
 MIN_COSINE = 0.995
 MEAN_COSINE = 0.999
-# bf16 as autocast rather than bf16 weights: it keeps the fp32 weights, so training forwards (LoRA)
-# on the same encoder object stay fp32. Measured on mE5-small (2-core AMD EPYC, AVX-512 BF16, 168
-# sample texts): cosine to fp32 min 0.99999 (autocast) vs 0.99997 (bf16 weights); bf16 weights were
-# ~11% faster than autocast in one interleaved run, but at load 15 on 2 cores, i.e. within noise.
-BF16_MODE = "autocast"
-PARITY_VERSION = 1  # bump when the probe set or the measurement changes
+# bf16 as weights rather than autocast: autocast re-casts every fp32 weight to bf16 on every
+# forward and keeps softmax/LayerNorm in fp32, which costs what the bf16 matmuls save. Measured on
+# mE5-small (2-core AMD EPYC, AVX-512 BF16, 128 sample texts, max_length 512, idle machine at load
+# ~1, paired passes, median of 5): throughput vs sentence-transformers fp32 x2.04 with bf16 weights,
+# x1.85 with autocast (lira fp32 x1.10, sentence-transformers' own bf16 autocast x1.99); cosine to
+# lira fp32 min 0.999969 / lowest language mean 0.999976 (weights) vs 0.999986 / 0.999992
+# (autocast), both well inside the parity budget. Training forwards keep the fp32 model (see
+# lira.encoders.base.Encoder), which was autocast's one advantage.
+BF16_MODE = "weights"
+# auto's order among the engines that run natively and pass parity: the benchmark's order (bf16
+# fastest at parity; int8 faster than fp32 where it passes, which it does not on mE5-small).
+PREFERENCE = ("bf16", "int8", "fp32")
+# The CPU flags (/proc/cpuinfo) under which an engine has native kernels; without them torch
+# emulates bf16 / runs int8 without VNNI, slower than fp32, so auto does not consider them.
+NATIVE_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "int8": ("avx512_vnni", "avx_vnni")}
+PARITY_VERSION = 2  # bump when the probe set or the measurement changes (2: bf16 is bf16 weights)
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -77,31 +96,44 @@ def passes(per_lang: Mapping[str, Mapping[str, float]], min_cos: float = MIN_COS
     return bool(per_lang) and all(v["min"] >= min_cos and v["mean"] >= mean_cos for v in per_lang.values())
 
 
-def pick(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """The fastest engine (least ``seconds``) among those that ``passed``; ties go to the earlier
-    engine in :data:`ENGINES` (fp32 first). Raises if none passed (fp32, the reference, always does)."""
-    ok = [e for e in ENGINES if e in results and results[e]["passed"]]
-    if not ok:
-        raise ValueError(f"no encoder precision passed the parity check: {dict(results)}")
-    return min(ok, key=lambda e: (results[e]["seconds"], ENGINES.index(e)))
+def native_engines(flags: set[str] | frozenset[str]) -> tuple[str, ...]:
+    """The engines this CPU runs with native kernels (:data:`NATIVE_FLAGS`), fp32 first."""
+    return ("fp32", *[e for e in ENGINES if e in NATIVE_FLAGS and any(f in flags for f in NATIVE_FLAGS[e])])
 
 
-def cpu_fingerprint() -> dict[str, str]:
-    """What the parity of an engine depends on: CPU model and instruction-set flags, torch version."""
-    model, flags = platform.processor() or "unknown", ""
+def choose(flags: set[str] | frozenset[str], results: Mapping[str, Mapping[str, Any]]) -> str:
+    """``auto``'s choice: the first engine of :data:`PREFERENCE` that this CPU runs natively
+    (``flags``) and that ``passed`` the parity check in ``results``. Timings play no part.
+    Raises if fp32 (the reference, which always passes) is missing from ``results``."""
+    native = native_engines(flags)
+    for engine in PREFERENCE:
+        if engine in native and engine in results and results[engine]["passed"]:
+            return engine
+    raise ValueError(f"no encoder precision passed the parity check: {dict(results)}")
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU model name and its instruction-set flags (``/proc/cpuinfo``; empty where absent)."""
+    model, flags = platform.processor() or "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key = line.split(":", 1)[0].strip()
             if key == "model name" and model in ("unknown", "", platform.processor()):
                 model = line.split(":", 1)[1].strip()
             elif key in ("flags", "Features") and not flags:
-                flags = " ".join(sorted(line.split(":", 1)[1].split()))
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return model, flags
+
+
+def cpu_fingerprint() -> dict[str, str]:
+    """What the parity of an engine depends on: CPU model and instruction-set flags, torch version."""
     import torch
 
-    return {"cpu": model, "machine": platform.machine(), "flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16],
-            "torch": torch.__version__}
+    model, flags = cpu_info()
+    return {"cpu": model, "machine": platform.machine(),
+            "flags_sha256": hashlib.sha256(" ".join(sorted(flags)).encode()).hexdigest()[:16], "torch": torch.__version__}
 
 
 def parity_key(model_sha256: str, candidates: Sequence[str], machine: Mapping[str, str] | None = None) -> str:
@@ -136,17 +168,18 @@ def probe_set(per_kind: int = 6) -> tuple[list[str], list[str]]:
 def prepare(model: Any, engine: str) -> tuple[Any, Callable[[], contextlib.AbstractContextManager]]:
     """``(model to run, context to run its inference forward in)`` for one engine.
 
-    fp32 and bf16 return ``model`` itself (bf16 is an autocast context); int8 returns a
-    dynamically quantised copy (``model`` is left as it is).
+    fp32 returns ``model`` itself; bf16 a bfloat16 copy, int8 a dynamically quantised copy
+    (``model`` is left as it is). All run in a plain context (no autocast).
     """
+    import copy
+
     import torch
 
     if engine == "fp32":
         return model, contextlib.nullcontext
     if engine == "bf16":
-        return model, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+        return to_bf16(model, inplace=False), contextlib.nullcontext
     if engine == "int8":
-        import copy
         import warnings
 
         with warnings.catch_warnings():
@@ -156,6 +189,54 @@ def prepare(model: Any, engine: str) -> tuple[Any, Callable[[], contextlib.Abstr
             q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
         return q, contextlib.nullcontext
     raise ValueError(f"encoder engine {engine!r}: expected one of {list(ENGINES)}")
+
+
+def to_bf16(model: Any, inplace: bool) -> Any:
+    """The bf16 engine's model: every floating-point weight and buffer cast to bfloat16, except the
+    input word-embedding table, which stays as loaded and whose lookups are cast to bf16 instead
+    (the same values a bf16 table gives). Why: transformers memory-maps the fp32 table and only
+    the rows of tokens actually seen are paged in (mE5-small's is 250k x 384, ~370 MB fp32);
+    casting the table would page in all of it and hold ~185 MB more. ``inplace``: convert
+    ``model`` itself (the fp32 weights are gone afterwards), else a copy that shares the table."""
+    import copy
+
+    import torch
+
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if get is not None else None
+    if not isinstance(emb, torch.nn.Embedding):
+        emb = None
+    if not inplace:
+        model = copy.deepcopy(model, memo={id(emb): emb} if emb is not None else None)
+    for module in model.modules():
+        if module is emb:
+            continue
+        for t in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            if t.is_floating_point() and t.dtype != torch.bfloat16:
+                t.data = t.data.to(torch.bfloat16)  # per tensor: the fp32 one is freed as it goes (in place)
+    if emb is not None:
+        model.set_input_embeddings(_bf16_lookup(emb))
+    return model
+
+
+def _bf16_lookup(emb: Any) -> Any:
+    import torch
+
+    class Bf16Lookup(torch.nn.Module):
+        """An embedding table looked up as is, its rows cast to bf16."""
+
+        def __init__(self, inner: torch.nn.Embedding):
+            super().__init__()
+            self.inner = inner
+
+        @property
+        def weight(self) -> torch.Tensor:  # what callers of get_input_embeddings() read
+            return self.inner.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.inner(ids).to(torch.bfloat16)
+
+    return Bf16Lookup(emb)
 
 
 # ------------------------------------------------------------------------------ the parity check
@@ -190,20 +271,39 @@ def describe(choice: str, results: Mapping[str, Mapping[str, Any]], source: str)
         mean = min(v["mean"] for v in r["cosine"].values())
         parts.append(f"{engine}: {'pass' if r['passed'] else 'FAIL'} {r['seconds']:.2f}s, cosine min {worst[1]['min']:.5f} "
                      f"({worst[0]}), lowest language mean {mean:.5f}")
-    return (f"encoder precision auto -> {choice} ({source}; parity: per language min cosine >= {MIN_COSINE}, "
-            f"mean >= {MEAN_COSINE}): " + "; ".join(parts))
+    return (f"encoder precision auto -> {choice} ({source}; the first of {', '.join(PREFERENCE)} that this CPU runs "
+            f"natively and that passes parity: per language min cosine >= {MIN_COSINE}, mean >= {MEAN_COSINE}): "
+            + "; ".join(parts))
+
+
+def parity_path(model_sha256: str, cache_dir: str | Path, flags: set[str] | frozenset[str] | None = None) -> Path:
+    """Where the parity check of (model, this CPU's native engines, machine) is cached."""
+    candidates = native_engines(cpu_info()[1] if flags is None else flags)
+    return Path(cache_dir) / "precision" / f"{parity_key(model_sha256, candidates)}.json"
+
+
+def cached_choice(model_sha256: str, cache_dir: str | Path, flags: set[str] | frozenset[str] | None = None) -> str | None:
+    """``auto``'s engine from the cached parity check, or None if there is none (nothing is
+    measured, no model is needed: what a feature cache key is resolved with)."""
+    flags = cpu_info()[1] if flags is None else flags
+    doc = _read_cached(parity_path(model_sha256, cache_dir, flags))
+    return None if doc is None else choose(flags, doc["results"])
 
 
 def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
             measure: Callable[[str], tuple[np.ndarray, float]] | None, langs: Sequence[str] | None = None,
-            candidates: Sequence[str] = ENGINES, emit: Callable[[str], None] | None = None, rounds: int = 1) -> str:
-    """The engine to run: ``requested`` itself unless it is ``auto``; for ``auto`` the cached
-    parity check of (model, candidates, machine), run now (``measure``, ``langs``) if absent.
-    The choice and its cosines are logged on every call."""
+            flags: set[str] | frozenset[str] | None = None, emit: Callable[[str], None] | None = None,
+            rounds: int = 1) -> str:
+    """The engine to run: ``requested`` itself unless it is ``auto``; for ``auto`` :func:`choose`
+    over the cached parity check of (model, native engines, machine), run now (``measure``,
+    ``langs``) if absent. ``flags``: the CPU's (default: this one's). The choice and its cosines
+    are logged on every call, with a warning if the choice measured slower than fp32."""
     check_precision(requested)
     if requested != "auto":
         return requested
-    path = Path(cache_dir) / "precision" / f"{parity_key(model_sha256, candidates)}.json"
+    flags = cpu_info()[1] if flags is None else flags
+    candidates = native_engines(flags)
+    path = parity_path(model_sha256, cache_dir, flags)
     doc = _read_cached(path)
     if doc is not None:
         results, source = doc["results"], f"cached {path.name}"
@@ -213,9 +313,17 @@ def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
         results, source = run_parity(measure, langs, candidates, rounds), "measured now"
         _write_json(path, {"model_sha256": model_sha256, "machine": cpu_fingerprint(), "candidates": list(candidates),
                            "min_cosine": MIN_COSINE, "mean_cosine": MEAN_COSINE, "results": results,
-                           "choice": pick(results)})
-    choice = pick(results)
+                           "choice": choose(flags, results)})
+    choice = choose(flags, results)
     _emit(describe(choice, results, source), emit)
+    if results[choice]["seconds"] > results["fp32"]["seconds"]:
+        msg = (f"encoder precision auto -> {choice}: it measured slower than fp32 in the parity run "
+               f"({results[choice]['seconds']:.2f}s vs {results['fp32']['seconds']:.2f}s); the choice follows the "
+               "fixed order, not timings (a loaded machine times noisily). Set precision: fp32 if this machine "
+               "really runs fp32 faster")
+        log.warning("%s", msg)
+        if emit is not None:
+            emit(msg)
     return choice
 
 
@@ -249,13 +357,12 @@ def _emit(msg: str, emit: Callable[[str], None] | None) -> None:
         tqdm.write(msg)
 
 
-
-
 # ------------------------------------------------------------------------------ the encoder's side
 class Engine:
     """What an :class:`~lira.encoders.base.Encoder` runs its inference forward with: ``name`` (the
-    resolved precision), ``model`` (None: the encoder's own model, e.g. for fp32 and bf16 autocast;
-    else a separate copy, e.g. int8) and ``context`` (entered around the forward)."""
+    resolved precision), ``model`` (None: the encoder's own model - fp32, or bf16 before its weights
+    are made; else the model to run, e.g. the int8 copy or the bf16 weights) and ``context``
+    (entered around the forward)."""
 
     def __init__(self, name: str, model: Any | None = None, context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
         self.name, self.model, self.context = name, model, context
@@ -264,13 +371,26 @@ class Engine:
         return f"Engine({self.name!r})"
 
 
+def model_id(backbone_sha256: str, adapter_sha256: str | None = None) -> str:
+    """What the parity cache keys a model on: the backbone's content hash
+    (:func:`lira.encoders.base.backbone_sha256`, known without loading it) plus the hash of a
+    LoRA adapter merged into it."""
+    return hashlib.sha256(f"{backbone_sha256}|lora:{adapter_sha256 or ''}".encode()).hexdigest()
+
+
 def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256: str | None = None,
-               emit: Callable[[str], None] | None = None, per_kind: int = 3, device: str = "cpu", rounds: int = 3) -> Engine:
+               emit: Callable[[str], None] | None = None, per_kind: int = 3, device: str = "cpu", rounds: int = 1,
+               flags: set[str] | frozenset[str] | None = None) -> Engine:
     """Resolve ``requested`` for this encoder (``auto``: the cached or a fresh parity check on the
     probe set, see :func:`resolve`) and build its engine. The engines are CPU engines: on another
-    device ``auto`` is fp32 (said so in the log) and ``bf16``/``int8`` are refused.
+    device ``auto`` is fp32 (said so in the log) and ``bf16``/``int8`` are refused. A bf16 engine
+    comes without its weights (``model`` None): the encoder makes them on its first inference
+    forward, when it knows whether anything in it trains.
 
-    ``model_sha256`` names the weights the encoder runs (see :func:`model_key`); without it the
+    One round by default: the timings only go to the log (the rule never reads them), and every
+    extra round is a pass of each candidate over the probe set in a cold run's first encoder load.
+
+    ``model_sha256`` names the weights the encoder runs (see :func:`model_id`); without it the
     loaded tensors are hashed (which pages in every weight: prefer the files' hash)."""
     check_precision(requested)
     if requested == "fp32":
@@ -292,8 +412,10 @@ def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256
                 measure_engine(encoder, prepared[engine], texts[:8])  # warm-up: allocations, kernel choice
             return measure_engine(encoder, prepared[engine], texts)
 
-        name = resolve("auto", sha, cache_dir, measure, langs, emit=emit, rounds=rounds)
-        prepared.clear()  # drop the int8 copy if it was not chosen
+        name = resolve("auto", sha, cache_dir, measure, langs, flags=flags, emit=emit, rounds=rounds)
+        prepared.clear()  # drop the measured copies: the engine is built below as the encoder needs it
+    if name == "bf16":
+        return Engine("bf16")
     model, ctx = prepare(encoder.model, name)
     return Engine(name, None if model is encoder.model else model, ctx)
 
@@ -321,25 +443,6 @@ def measure_engine(encoder: Any, engine: str | tuple[Any, Callable[[], contextli
             pooled = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp_min(1.0), dim=-1)
             out[idx] = pooled.cpu().numpy()
     return out, time.perf_counter() - start
-
-
-def model_key(folder: str | Path, adapter_sha256: str | None = None) -> str:
-    """What the parity cache keys on: sha256 over a local model folder's files (names and bytes,
-    in name order; read, not mapped, so the weights are not paged into this process), plus the
-    hash of a LoRA adapter merged into them. A hub id (not a folder) keys on its name."""
-    h = hashlib.sha256()
-    p = Path(folder)
-    if p.is_dir():
-        for f in sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(".")):
-            h.update(f.name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(chunk)
-    else:
-        h.update(f"hub:{folder}".encode())
-    if adapter_sha256:
-        h.update(f"|lora:{adapter_sha256}".encode())
-    return h.hexdigest()
 
 
 def model_fingerprint(model: Any) -> str:

@@ -7,7 +7,8 @@ from lira.encoders import Encoder, EncoderSettings
 
 @pytest.fixture()
 def encoder(tiny_bert_dir):
-    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, batch_size=2))
+    # fp32 spelled out: the reference engine (the default, auto, would run a parity check first)
+    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, batch_size=2, precision="fp32"))
     enc.freeze()
     return enc
 

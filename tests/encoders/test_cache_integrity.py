@@ -66,7 +66,7 @@ def test_weights_changed_in_place_do_not_reuse_cached_features(bert, tmp_path, m
 def test_key_names_the_backbone_content_and_is_hashed_once(bert, monkeypatch):
     from lira.integrity import _sha256
 
-    s = EncoderSettings(spec=f"hf:{bert}")
+    s = EncoderSettings(spec=f"hf:{bert}", precision="fp32")  # a concrete engine: auto has no key of its own
     k1 = s.key
     misses = _sha256.cache_info().misses
     assert s.key == k1 and _sha256.cache_info().misses == misses  # cached per (path, size, mtime)

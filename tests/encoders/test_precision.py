@@ -1,6 +1,6 @@
 """Encoder precision: the engines really run at their precision, the parity check measures cosines,
-``auto`` picks the fastest passing engine (timings injected), its cache is reused, and an engine
-that fails parity is never chosen."""
+``auto`` follows a fixed rule (CPU flags + parity results, never timings), its cache is reused, an
+engine that fails parity is never chosen, and the feature key names the engine auto resolved to."""
 
 from __future__ import annotations
 
@@ -28,19 +28,58 @@ def _linear_input_dtypes(model, run):
     return seen
 
 
-def test_bf16_engine_runs_its_matmuls_in_bf16_and_fp32_does_not(encoder, tmp_path):
-    encoder.engine = P.engine_for(encoder, "bf16", tmp_path)
-    assert encoder.engine.name == "bf16" and encoder.engine.model is None
-    seen = _linear_input_dtypes(encoder.model, lambda: encoder.embed(TEXTS))
-    assert seen and all(d == torch.bfloat16 for d in seen)
-    encoder.engine = P.engine_for(encoder, "fp32", tmp_path)
+def _min_cosine(a, b):
+    return float(np.min(np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+
+
+def test_bf16_engine_runs_bf16_weights_within_parity_and_fp32_does_not(encoder, tiny_bert_dir, tmp_path):
+    ref = encoder.embed(TEXTS)
     seen = _linear_input_dtypes(encoder.model, lambda: encoder.embed(TEXTS))
     assert seen and all(d == torch.float32 for d in seen)
+    bf16 = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
+    bf16.freeze()
+    assert bf16.engine.name == "bf16" and bf16.settings.precision == "bf16"
+    emb = bf16.embed(TEXTS)  # the first inference forward makes the bf16 weights
+    seen = _linear_input_dtypes(bf16.engine.model, lambda: bf16.embed(TEXTS))
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert emb.dtype == np.float32 and np.abs(emb - ref).max() > 1e-6  # really bf16, and not far off
+    assert _min_cosine(ref, emb) >= P.MIN_COSINE
+    # Frozen: converted in place, no fp32 weights kept beside the bf16 ones - but for the word-embedding
+    # table, left as loaded (memory-mapped) and looked up into bf16 rows.
+    assert bf16.engine.model is bf16.model
+    table = bf16.model.get_input_embeddings().weight
+    assert table.dtype == torch.float32
+    assert {p.dtype for p in bf16.model.parameters() if p is not table} == {torch.bfloat16}
+    ids = torch.tensor([[1, 5, 7]])
+    torch.testing.assert_close(bf16.model.get_input_embeddings()(ids), table[ids].to(torch.bfloat16), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="fresh Encoder"):
+        bf16.add_lora(r=2, alpha=4.0, dropout=0.0, target_modules=["query", "value"])
 
 
-def test_training_forward_stays_fp32_whatever_the_engine(encoder, tmp_path):
-    encoder.engine = P.engine_for(encoder, "bf16", tmp_path)
-    seen = _linear_input_dtypes(encoder.model, lambda: encoder.token_states(TEXTS, "query"))  # grad on
+def test_training_forward_stays_fp32_beside_the_bf16_weights(tiny_bert_dir, tmp_path):
+    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
+    enc.embed(TEXTS)  # not frozen: the bf16 weights are a copy
+    assert enc.engine.model is not enc.model and {p.dtype for p in enc.model.parameters()} == {torch.float32}
+    seen = _linear_input_dtypes(enc.model, lambda: enc.token_states(TEXTS, "query"))  # grad on
+    assert seen and all(d == torch.float32 for d in seen)
+    hidden, _ = enc.token_states(TEXTS, "query")
+    hidden.sum().backward()
+    grads = [p.grad for n, p in enc.model.named_parameters() if not n.startswith("pooler.")]  # the pooler is unused
+    assert grads and all(g is not None and g.dtype == torch.float32 for g in grads)
+    # The copy shares the (fp32) word-embedding table; freezing afterwards drops the fp32 model for it.
+    fp32_table = enc.model.get_input_embeddings().weight
+    assert enc.engine.model.get_input_embeddings().weight is fp32_table
+    enc.freeze()
+    assert enc.model is enc.engine.model
+    assert {p.dtype for p in enc.model.parameters() if p is not fp32_table} == {torch.bfloat16}
+
+
+def test_lora_on_a_bf16_encoder_runs_fp32(tiny_bert_dir, tmp_path):
+    enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
+    enc.add_lora(r=2, alpha=4.0, dropout=0.0, target_modules=["query", "value"])
+    assert enc.engine.name == "fp32" and enc.settings.precision == "fp32"
+    with torch.no_grad():
+        seen = _linear_input_dtypes(enc.model, lambda: enc.token_states(TEXTS, "query"))
     assert seen and all(d == torch.float32 for d in seen)
 
 
@@ -90,48 +129,80 @@ def _fake_measure(seconds: dict[str, float], noise: dict[str, float], n: int = 2
     return measure, calls
 
 
-def test_auto_picks_the_fastest_engine_that_passes_and_never_a_failing_one(tmp_path):
+ALL = frozenset({"avx512_bf16", "avx512_vnni", "avx2"})
+
+
+def _results(**passed):
+    return {e: {"passed": ok, "seconds": 1.0} for e, ok in {"fp32": True, **passed}.items()}
+
+
+def test_native_engines_follow_the_cpu_flags():
+    assert P.native_engines(ALL) == ("fp32", "bf16", "int8")
+    assert P.native_engines({"amx_bf16"}) == ("fp32", "bf16")
+    assert P.native_engines({"avx_vnni", "avx2"}) == ("fp32", "int8")
+    assert P.native_engines(set()) == ("fp32",)
+
+
+def test_auto_rule_is_flags_and_parity_in_a_fixed_order():
+    assert P.choose(ALL, _results(bf16=True, int8=True)) == "bf16"
+    assert P.choose(ALL, _results(bf16=False, int8=True)) == "int8"
+    assert P.choose(ALL, _results(bf16=False, int8=False)) == "fp32"
+    # An engine the CPU has no kernels for is never chosen, whatever its parity.
+    assert P.choose({"avx512_vnni"}, _results(bf16=True, int8=True)) == "int8"
+    assert P.choose(set(), _results(bf16=True, int8=True)) == "fp32"
+    with pytest.raises(ValueError, match="no encoder precision passed"):
+        P.choose(ALL, {"bf16": {"passed": False, "seconds": 1.0}})
+
+
+def test_auto_ignores_timings_never_picks_a_failing_engine_and_warns_when_slower(tmp_path, caplog):
     langs = ["vi", "th"] * 10
-    # int8 is fastest but far off; bf16 passes and beats fp32.
-    measure, _ = _fake_measure({"fp32": 2.0, "bf16": 1.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
     msgs = []
-    got = P.resolve("auto", "model-a", tmp_path, measure, langs, emit=msgs.append)
-    assert got == "bf16"
+    # int8 fastest but far off; bf16 passes though measured slower than fp32 (a loaded machine): bf16.
+    measure, calls = _fake_measure({"fp32": 1.0, "bf16": 3.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
+    with caplog.at_level("WARNING", logger=P.__name__):
+        got = P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append)
+    assert got == "bf16" and calls == ["fp32", "bf16", "int8"]
     assert "int8: FAIL" in msgs[0] and "bf16: pass" in msgs[0] and "auto -> bf16" in msgs[0]
-    # Everything else slower than fp32: fp32.
-    measure, _ = _fake_measure({"fp32": 1.0, "bf16": 1.5, "int8": 3.0}, {"fp32": 0.0, "bf16": 1e-3, "int8": 1e-3})
-    assert P.resolve("auto", "model-b", tmp_path, measure, langs, emit=msgs.append) == "fp32"
-    # int8 within budget and fastest: int8.
-    measure, _ = _fake_measure({"fp32": 2.0, "bf16": 1.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 1e-3})
-    assert P.resolve("auto", "model-c", tmp_path, measure, langs, emit=msgs.append) == "int8"
-    # Only one language off is enough to fail.
-    results = {"fp32": {"passed": True, "seconds": 2.0}, "bf16": {"passed": False, "seconds": 0.1}}
-    assert P.pick(results) == "fp32"
+    assert "slower than fp32" in msgs[1] and "slower than fp32" in caplog.text
+    # The same cosines with other timings: the same choice.
+    measure, _ = _fake_measure({"fp32": 3.0, "bf16": 1.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
+    assert P.resolve("auto", "model-b", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
+    # A CPU without bf16 kernels: bf16 is not even measured; int8 within budget is chosen.
+    measure, calls = _fake_measure({"fp32": 1.0, "bf16": 1.0, "int8": 2.0}, {"fp32": 0.0, "bf16": 1e-3, "int8": 1e-3})
+    assert P.resolve("auto", "model-c", tmp_path, measure, langs, flags={"avx512_vnni"}, emit=msgs.append) == "int8"
+    assert calls == ["fp32", "int8"]
+    measure, calls = _fake_measure({"fp32": 1.0}, {"fp32": 0.0})
+    assert P.resolve("auto", "model-c", tmp_path, measure, langs, flags=set(), emit=msgs.append) == "fp32"
+    assert calls == ["fp32"]
 
 
 def test_auto_cache_is_reused_and_keyed_by_model_and_machine(tmp_path, monkeypatch):
     langs = ["vi"] * 20
     measure, calls = _fake_measure({"fp32": 2.0, "bf16": 1.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
     msgs = []
-    assert P.resolve("auto", "model-a", tmp_path, measure, langs, emit=msgs.append) == "bf16"
+    assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
+    assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
     assert calls == ["fp32", "bf16", "int8"]
     files = list((tmp_path / "precision").glob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text())
     assert doc["choice"] == "bf16" and doc["results"]["int8"]["passed"] is False and doc["model_sha256"] == "model-a"
     # Second time: read from the cache, nothing measured, still logged with its cosines.
-    assert P.resolve("auto", "model-a", tmp_path, None, None, emit=msgs.append) == "bf16"
+    assert P.resolve("auto", "model-a", tmp_path, None, None, flags=ALL, emit=msgs.append) == "bf16"
     assert calls == ["fp32", "bf16", "int8"] and "cached" in msgs[-1] and "cosine min" in msgs[-1]
+    assert P.cached_choice("model-a", tmp_path, flags=ALL) == "bf16"  # what a feature key resolves with
     # Another model, or another machine: measured again.
-    assert P.resolve("auto", "model-b", tmp_path, measure, langs, emit=msgs.append) == "bf16"
+    assert P.resolve("auto", "model-b", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
     assert len(calls) == 6
     monkeypatch.setattr(P, "cpu_fingerprint", lambda: {"cpu": "other", "flags_sha256": "x", "machine": "y", "torch": "z"})
-    assert P.resolve("auto", "model-a", tmp_path, measure, langs, emit=msgs.append) == "bf16"
+    assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
+    assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
     assert len(calls) == 9
     # A corrupt cache file is measured again, never trusted.
     monkeypatch.undo()
     files[0].write_text('{"results": {"fp32": {"passed": "yes"}}}')
-    assert P.resolve("auto", "model-a", tmp_path, measure, langs, emit=msgs.append) == "bf16"
+    assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
+    assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
     assert len(calls) == 12
 
 
@@ -155,13 +226,40 @@ def test_encoder_auto_end_to_end_on_the_probe_set(tiny_bert_dir, tmp_path):
     assert doc["results"][doc["choice"]]["passed"]
 
 
-def test_precision_is_part_of_the_feature_key_but_fp32_keeps_its_key(tmp_path):
+def test_precision_is_part_of_the_feature_key_but_fp32_keeps_its_key_and_auto_has_none(tmp_path):
     (tmp_path / "config.json").write_text("{}")  # the key hashes the backbone's files
     spec = f"hf:{tmp_path}"
-    base = EncoderSettings(spec=spec)
-    assert base.key == EncoderSettings(spec=spec, precision="fp32").key
-    assert len({base.key, EncoderSettings(spec=spec, precision="bf16").key,
-                EncoderSettings(spec=spec, precision="auto").key}) == 3
+    fp32 = EncoderSettings(spec=spec, precision="fp32")
+    assert fp32.key.startswith("hf-") and "-fp32" not in fp32.key  # the key fp32 caches always had
+    assert len({fp32.key, EncoderSettings(spec=spec, precision="bf16").key, EncoderSettings(spec=spec, precision="int8").key}) == 3
+    with pytest.raises(ValueError, match="no feature key"):
+        _ = EncoderSettings(spec=spec).key  # the default, auto: only the engine it resolves to has one
+
+
+def test_auto_feature_key_names_the_resolved_engine_without_loading(tiny_bert_dir, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lira import encoders
+    from lira.config import load_params
+
+    enc = {"spec": f"hf:{tiny_bert_dir}", "max_length": 32}
+    shared = load_params(Path(__file__).resolve().parents[2] / "params.yaml", {"shared": {
+        "paths": {"cache": str(tmp_path / "cache")}, "encoders": {"lrl": enc, "en": enc}}}).shared
+    assert shared.encoders.lrl.precision == "auto"
+    encoders.release_encoders()
+    # No parity check cached: resolved by loading the encoder once (which runs it).
+    got = encoders.feature_settings(shared, "lrl", tmp_path)
+    enc = encoders.load_encoder(shared, "lrl", tmp_path)
+    assert got.precision == enc.engine.name != "auto"
+    assert got.key == EncoderSettings.of(shared.encoders.lrl).model_copy(update={"precision": got.precision}).key
+    # Cached now: resolved from the parity JSON, no encoder loaded.
+    encoders.release_encoders()
+    monkeypatch.setattr(encoders, "load_encoder", lambda *a, **k: pytest.fail("loaded the encoder to resolve a key"))
+    assert encoders.feature_settings(shared, "lrl", tmp_path) == got
+    # Another machine whose auto resolves to fp32 gets another key (here: the parity check says bf16 fails).
+    monkeypatch.setattr(P, "choose", lambda flags, results: "fp32")
+    other = encoders.feature_settings(shared, "lrl", tmp_path)
+    assert other.precision == "fp32" and (other.key != got.key) == (got.precision != "fp32")
 
 
 def test_parity_rounds_are_interleaved_and_keep_each_engines_fastest_pass():
@@ -177,9 +275,6 @@ def test_parity_rounds_are_interleaved_and_keep_each_engines_fastest_pass():
     assert {e: r["seconds"] for e, r in out.items()} == {"fp32": 1.0, "bf16": 2.0, "int8": 0.5}
 
 
-def test_model_key_follows_the_files_and_the_adapter(tmp_path):
-    (tmp_path / "model.safetensors").write_bytes(b"abc")
-    k1 = P.model_key(tmp_path)
-    assert P.model_key(tmp_path, "lora1") != k1
-    (tmp_path / "model.safetensors").write_bytes(b"abd")
-    assert P.model_key(tmp_path) != k1
+def test_model_id_follows_the_backbone_and_the_adapter():
+    assert P.model_id("a") == P.model_id("a", None) != P.model_id("a", "lora1")
+    assert P.model_id("a") != P.model_id("b")
