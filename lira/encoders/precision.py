@@ -407,10 +407,13 @@ def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256
         prepared: dict[str, tuple[Any, Callable[[], contextlib.AbstractContextManager]]] = {}
 
         def measure(engine: str) -> tuple[np.ndarray, float]:
-            if engine not in prepared:
-                prepared[engine] = prepare(encoder.model, engine)
-                measure_engine(encoder, prepared[engine], texts[:8])  # warm-up: allocations, kernel choice
-            return measure_engine(encoder, prepared[engine], texts)
+            prep = prepared.get(engine)
+            if prep is None:
+                prep = prepare(encoder.model, engine)
+                measure_engine(encoder, prep, texts[:8])  # warm-up: allocations, kernel choice
+            if rounds > 1:  # kept for the next round; with one round each copy is dropped at once,
+                prepared[engine] = prep  # so the check holds the fp32 model plus one candidate, not all
+            return measure_engine(encoder, prep, texts)
 
         name = resolve("auto", sha, cache_dir, measure, langs, flags=flags, emit=emit, rounds=rounds)
         prepared.clear()  # drop the measured copies: the engine is built below as the encoder needs it
