@@ -168,7 +168,10 @@ def run_features(out: Path, tag: str, model_dir: str, cache_root: str, texts: li
     from lira.encoders import Encoder, EncoderSettings
     from lira.encoders.features import FeatureCache, cached_features
 
-    enc = Encoder(EncoderSettings(spec=f"hf:{model_dir}", max_length=32, batch_size=3))
+    # fp32: the check is that sharding the texts changes nothing; a bf16 engine (auto's pick on a
+    # bf16 CPU) rounds a text differently in another batch's padding, a numeric effect that
+    # tests/encoders/test_precision.py bounds on its own.
+    enc = Encoder(EncoderSettings(spec=f"hf:{model_dir}", max_length=32, batch_size=3, precision="fp32"))
     enc.freeze()
     feats = cached_features(enc, FeatureCache(cache_root, "tiny", s_feat=2), texts, "query")
     save_file({"slots": torch.from_numpy(feats.slots), "mean": torch.from_numpy(feats.mean)}, str(out / f"feat-{tag}.safetensors"))
