@@ -119,7 +119,8 @@ class Encoder(torch.nn.Module):
         self.hidden_size = int(self.model.config.hidden_size)
         from lira.encoders.precision import engine_for, model_id
 
-        # The inference forward's engine (autograd off); training forwards always run self.model in fp32.
+        # The inference forward's engine (autograd off); training forwards run self.model's fp32 weights
+        # (under bf16 autocast when LiveEncoderPath's lora.train_precision asks for it).
         digest = backbone_sha256(settings.spec) if settings.precision == "auto" else None
         key = model_id(digest, settings.adapter_sha256) if digest else None  # the key features_for resolves with
         self.engine = engine_for(self, settings.precision, cache_dir, model_sha256=key, device=device)
