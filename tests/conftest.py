@@ -66,6 +66,24 @@ def tiny_bert_builder():
     return build_tiny_bert
 
 
+def _output_dtypes(modules, run) -> list:
+    """The dtypes of ``modules``' outputs while ``run()`` runs (forward hooks, removed after)."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype)) for m in modules]
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+@pytest.fixture(scope="session")
+def output_dtypes():
+    """``output_dtypes(modules, run) -> [dtype, ...]``: what precision a forward really ran at."""
+    return _output_dtypes
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

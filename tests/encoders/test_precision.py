@@ -16,31 +16,23 @@ from lira.encoders import precision as P
 TEXTS = ["áo thun cotton màu đỏ", "เสื้อยืดสีแดง", "a red t-shirt", "kemeja merah lengan panjang ukuran besar sekali"]
 
 
-def _linear_input_dtypes(model, run):
-    seen = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-             for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    try:
-        run()
-    finally:
-        for h in hooks:
-            h.remove()
-    return seen
+def _linear_modules(model):
+    return [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
 def _min_cosine(a, b):
     return float(np.min(np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
 
 
-def test_bf16_engine_runs_bf16_weights_within_parity_and_fp32_does_not(encoder, tiny_bert_dir, tmp_path):
+def test_bf16_engine_runs_bf16_weights_within_parity_and_fp32_does_not(encoder, tiny_bert_dir, tmp_path, output_dtypes):
     ref = encoder.embed(TEXTS)
-    seen = _linear_input_dtypes(encoder.model, lambda: encoder.embed(TEXTS))
+    seen = output_dtypes(_linear_modules(encoder.model), lambda: encoder.embed(TEXTS))
     assert seen and all(d == torch.float32 for d in seen)
     bf16 = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
     bf16.freeze()
     assert bf16.engine.name == "bf16" and bf16.settings.precision == "bf16"
     emb = bf16.embed(TEXTS)  # the first inference forward makes the bf16 weights
-    seen = _linear_input_dtypes(bf16.engine.model, lambda: bf16.embed(TEXTS))
+    seen = output_dtypes(_linear_modules(bf16.engine.model), lambda: bf16.embed(TEXTS))
     assert seen and all(d == torch.bfloat16 for d in seen)
     assert emb.dtype == np.float32 and np.abs(emb - ref).max() > 1e-6  # really bf16, and not far off
     assert _min_cosine(ref, emb) >= P.MIN_COSINE
@@ -56,11 +48,11 @@ def test_bf16_engine_runs_bf16_weights_within_parity_and_fp32_does_not(encoder, 
         bf16.add_lora(r=2, alpha=4.0, dropout=0.0, target_modules=["query", "value"])
 
 
-def test_training_forward_stays_fp32_beside_the_bf16_weights(tiny_bert_dir, tmp_path):
+def test_training_forward_stays_fp32_beside_the_bf16_weights(tiny_bert_dir, tmp_path, output_dtypes):
     enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
     enc.embed(TEXTS)  # not frozen: the bf16 weights are a copy
     assert enc.engine.model is not enc.model and {p.dtype for p in enc.model.parameters()} == {torch.float32}
-    seen = _linear_input_dtypes(enc.model, lambda: enc.token_states(TEXTS, "query"))  # grad on
+    seen = output_dtypes(_linear_modules(enc.model), lambda: enc.token_states(TEXTS, "query"))  # grad on
     assert seen and all(d == torch.float32 for d in seen)
     hidden, _ = enc.token_states(TEXTS, "query")
     hidden.sum().backward()
@@ -74,12 +66,12 @@ def test_training_forward_stays_fp32_beside_the_bf16_weights(tiny_bert_dir, tmp_
     assert {p.dtype for p in enc.model.parameters() if p is not fp32_table} == {torch.bfloat16}
 
 
-def test_lora_on_a_bf16_encoder_runs_fp32(tiny_bert_dir, tmp_path):
+def test_lora_on_a_bf16_encoder_runs_fp32(tiny_bert_dir, tmp_path, output_dtypes):
     enc = Encoder(EncoderSettings(spec=f"hf:{tiny_bert_dir}", max_length=32, precision="bf16"), cache_dir=tmp_path)
     enc.add_lora(r=2, alpha=4.0, dropout=0.0, target_modules=["query", "value"])
     assert enc.engine.name == "fp32" and enc.settings.precision == "fp32"
     with torch.no_grad():
-        seen = _linear_input_dtypes(enc.model, lambda: enc.token_states(TEXTS, "query"))
+        seen = output_dtypes(_linear_modules(enc.model), lambda: enc.token_states(TEXTS, "query"))
     assert seen and all(d == torch.float32 for d in seen)
 
 
