@@ -27,6 +27,7 @@ not run here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +35,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
+log = logging.getLogger(__name__)
 
 # In-place draws into a tensor (bernoulli_ is what dropout lowers to on CPU).
 _INPLACE = {aten.bernoulli_.float, aten.uniform_.default, aten.normal_.default, aten.exponential_.default,
@@ -111,6 +113,7 @@ def chunk_draws(n: int, start: int, stop: int) -> Iterator[GlobalBatchDraws]:
     """The rule for an explicit chunk (the pure form, testable without a process group)."""
     with GlobalBatchDraws(n, start, stop) as mode:
         yield mode
+    _report_unmatched(mode.unmatched)
 
 
 @contextmanager
@@ -130,3 +133,16 @@ def global_batch_draws(n: int, chunk: tuple[int, int] | None = None) -> Iterator
     start, stop = chunk if chunk is not None else chunk_bounds(n)
     with chunk_draws(n, start, stop) as mode:
         yield mode
+
+
+_REPORTED: set[str] = set()
+
+
+def _report_unmatched(ops: list[str]) -> None:
+    """Warn, once per op and shape, about a random draw the rule passed through: that rank drew its
+    own values there, so the N-rank run no longer ends where the 1-process run ends."""
+    for op in dict.fromkeys(ops):
+        if op not in _REPORTED:
+            _REPORTED.add(op)
+            log.warning("distributed: random op %s inside a global-batch forward is not chunk-shaped; its "
+                        "values are this rank's own, not one process's (lira.distributed.draws)", op)

@@ -88,7 +88,10 @@ def test_a_rank_without_rows_still_consumes_the_draws():
     assert torch.equal(torch.get_rng_state(), after)
 
 
-def test_eval_mode_and_unrelated_shapes():
+def test_eval_mode_and_unrelated_shapes(caplog, monkeypatch):
+    import lira.distributed.draws as draws
+
+    monkeypatch.setattr(draws, "_REPORTED", set())  # reported once per process: start from none
     net, (lr, en, lang) = _net(), _inputs(5)
     net.eval()
     with chunk_draws(10, 0, 5) as mode:
@@ -97,6 +100,12 @@ def test_eval_mode_and_unrelated_shapes():
     with chunk_draws(10, 0, 5) as mode:
         torch.rand(3)  # not the chunk's rows: drawn as asked, and reported
     assert len(mode.unmatched) == 1 and mode.unmatched[0].startswith("aten.rand.default")
+    # ... and logged (once per op and shape): the ranks' values there are their own.
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "aten.rand.default" in r.getMessage()]
+    assert len(warned) == 1 and "[[3]]" in warned[0].getMessage()
+    with chunk_draws(10, 0, 5):
+        torch.rand(3)
+    assert len([r for r in caplog.records if "aten.rand.default" in r.getMessage()]) == 1
     with pytest.raises(ValueError, match="not inside"):
         chunk_draws(4, 3, 6).__enter__()
 
