@@ -64,7 +64,10 @@ def test_variants_that_share_arca_share_its_adapter_and_others_train_their_own(l
     root, _ = lora_project
     sha = {v: adapter_sha256(root / f"models/lasr/{v}/lora_lrl") for v in ("full", "no_queue", "no_embedding_critic")}
     assert sha["full"] == sha["no_queue"] == adapter_sha256(root / "models/arca/lora_lrl")
-    assert sha["no_embedding_critic"] != sha["full"]
+    # no_embedding_critic changes what Arca sees, so it ran its own Arca (its own checkpoint key) next
+    # to the one train_arca, full and no_queue share. Its adapter's bytes are not compared: where the
+    # tiny run's actor picks the same translations, the LoRA steps are the same and so are the bytes.
+    assert len(list((root / ".cache/checkpoints/arca").glob("*.safetensors"))) == 2
     for v, h in sha.items():
         meta = json.loads((root / f"models/lasr/{v}/lira_model.json").read_text())
         assert meta["encoders"]["lrl"]["adapter"] == "lora_lrl" and meta["encoders"]["lrl"]["adapter_sha256"] == h
