@@ -77,8 +77,14 @@ def adapter_sha256(folder: str | Path) -> str:
 
 def _canonical_config(raw: bytes) -> str:
     """peft keeps target_modules as a set, so its JSON order changes from process to process (string
-    hashing is randomised): sort it, and the keys, so equal adapters hash equal."""
+    hashing is randomised): sort it, and the keys, so equal adapters hash equal. peft also records
+    where the base model was loaded from on the training machine (``base_model_name_or_path``): a
+    machine path, which made equal adapters hash differently from two roots and would travel into
+    registered model folders. The adapter is merged into the encoder its model folder names by spec,
+    so that field is dropped."""
     cfg = json.loads(raw)
+    if "base_model_name_or_path" in cfg:
+        cfg["base_model_name_or_path"] = None
     for k, v in cfg.items():
         if k.endswith("modules") and isinstance(v, list) and all(isinstance(x, str) for x in v):
             cfg[k] = sorted(v)

@@ -155,6 +155,22 @@ def test_adapter_hash_ignores_the_order_peft_writes_target_modules_in(tmp_path):
     assert adapter_sha256(save_adapter(tmp_path / "c", lora_config(2, 4.0, 0.0, ["query"]), state)) != adapter_sha256(b)
 
 
+def test_adapters_of_two_model_locations_hash_equal_and_record_no_path(tmp_path, tiny_bert_dir):
+    import json
+    import shutil
+
+    other = shutil.copytree(tiny_bert_dir, tmp_path / "elsewhere" / "bert")
+    saved = []
+    for i, where in enumerate((tiny_bert_dir, other)):
+        enc = lora_encoder(where)
+        assert str(where) in str(enc.lora_config.base_model_name_or_path)  # peft records the load path
+        live = LiveEncoderPath(enc, ["a"], ["query"], 2, precision="fp32")
+        saved.append(save_adapter(tmp_path / f"adapter{i}", enc.lora_config, live.state_dict()))
+    assert adapter_sha256(saved[0]) == adapter_sha256(saved[1])
+    for folder in saved:
+        assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] is None
+
+
 def test_gradient_checkpointing_gives_the_same_adapter_gradients(tiny_bert_dir):
     src = texts(8, seed=4)
 
