@@ -22,6 +22,7 @@ import torch
 
 from lira.arca.pooling import TemporalPooling
 from lira.io import atomic_path
+from lira.runtime import trim_heap
 
 
 @dataclass
@@ -58,6 +59,7 @@ def encode_features(encoder, texts: list[str], kind, s_feat: int, batch_size: in
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
         mean[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+        trim_heap()  # each length leaves freed activations the allocator would keep (lira.runtime.trim_heap)
     encoder.model.train(was_training)
     return Features(slots=slots, mean=mean)
 

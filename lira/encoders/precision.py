@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from lira.runtime import trim_heap
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
@@ -413,7 +415,10 @@ def engine_for(encoder: Any, requested: str, cache_dir: str | Path, model_sha256
                 measure_engine(encoder, prep, texts[:8])  # warm-up: allocations, kernel choice
             if rounds > 1:  # kept for the next round; with one round each copy is dropped at once,
                 prepared[engine] = prep  # so the check holds the fp32 model plus one candidate, not all
-            return measure_engine(encoder, prep, texts)
+            result = measure_engine(encoder, prep, texts)
+            del prep
+            trim_heap()  # a dropped copy's pages go back to the OS now (lira.runtime.trim_heap)
+            return result
 
         name = resolve("auto", sha, cache_dir, measure, langs, flags=flags, emit=emit, rounds=rounds)
         prepared.clear()  # drop the measured copies: the engine is built below as the encoder needs it

@@ -52,6 +52,7 @@ from lira.distributed.fsdp import full_state
 from lira.losses import anchoring_error, anchoring_loss, info_nce, reinforce_loss, self_anchoring_loss, variance_term
 from lira.losses.reinforce import RunningMeanBaseline
 from lira.losses.translation_ranking import duplicate_free_batches, translation_ranking_loss
+from lira.runtime import trim_heap
 from lira.train.common import Checkpointer, EarlyStopping, restore, save_checkpoint
 
 if TYPE_CHECKING:
@@ -308,6 +309,8 @@ def train_arca(
             loss.backward()
             sync_gradients(opt)
             opt.step()
+            if live_now:
+                trim_heap()  # the encoder's activations of this batch's length (lira.runtime.trim_heap)
             if cfg.lambda_rank > 0 and cfg.rank_queue > 0:
                 # Enqueued after the loss: a batch is never its own negative (-1: no id to mask by).
                 grp = group if group is not None else torch.full((len(b),), -1, dtype=torch.long)

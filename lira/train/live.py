@@ -34,6 +34,7 @@ from torch import Tensor
 from lira.arca.pooling import TemporalPooling
 from lira.encoders import Encoder
 from lira.encoders.lora import load_lora_state_dict, lora_state_dict
+from lira.runtime import trim_heap
 
 
 class LiveEncoderPath:
@@ -124,6 +125,7 @@ class LiveEncoderPath:
         for i in range(0, len(order), batch_size):
             b = torch.as_tensor(order[i : i + batch_size])
             out[b] = self.slots(b)
+            trim_heap()
         self.train(was)
         return out
 
