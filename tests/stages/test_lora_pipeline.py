@@ -107,7 +107,8 @@ def test_a_changed_adapter_is_refused_at_load(lora_project, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(root / "models/lasr/full", copy)
     w = copy / "lora_lrl/adapter_model.safetensors"
-    w.write_bytes(w.read_bytes()[:-4] + b"\0\0\0\0")
+    data = w.read_bytes()
+    w.write_bytes(data[:-4] + bytes(b ^ 0xFF for b in data[-4:]))  # flipped: changed whatever they were
     # the manifest names the changed file before the adapter's own hash is even read
     with pytest.raises(ValueError, match="adapter_model.safetensors: content differs from its sha256 in manifest.json"):
         LiraModel.load(copy, cache_dir=root / ".cache")
