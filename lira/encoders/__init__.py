@@ -65,8 +65,11 @@ def release_encoders() -> None:
     """Drop the encoders this process holds; the next feature-cache miss loads one again."""
     import gc
 
+    from lira.runtime import trim_heap
+
     _LOADED.clear()
     gc.collect()  # free the weights now, not whenever a reference cycle is next collected
+    trim_heap()
 
 
 def feature_settings(shared: SharedParams, path: Path_, root: Path | None = None, adapter: Path | None = None) -> EncoderSettings:

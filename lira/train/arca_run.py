@@ -108,7 +108,11 @@ def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncod
     check_strategy(shared.distributed.strategy, lora.enabled)
     if not lora.enabled:
         return None
-    from lira.encoders import Encoder, EncoderSettings, cache_dir
+    from lira.encoders import Encoder, EncoderSettings, cache_dir, release_encoders
+
+    # The frozen encoders that filled the feature cache (load_inputs) are not needed while the LoRA
+    # copy trains; kept, they stayed resident through the epoch (+1.5 GiB in a cold run's train_arca).
+    release_encoders()
     from lira.runtime import device
 
     # Its own instance: the shared frozen encoder (lira.encoders.load_encoder) must stay untouched.
