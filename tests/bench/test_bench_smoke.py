@@ -206,6 +206,23 @@ def test_readme_table_is_built_from_the_result_files(tmp_path):
     assert "**no**" in rt.table(tmp_path)
 
 
+def test_distributed_rows_judge_the_seed_spread_when_it_was_measured(tmp_path):
+    rt = _load("readme_table")
+    head = {"lasr_dev_ndcg10": {"1proc": 0.97, "2proc": 0.968, "seeds": {"13": 0.97, "14": 0.96}, "seed_range": 0.01,
+                                "ranks_diff": 0.002, "within_seed_tolerance": True}}
+    doc = {"command": "bench/distributed_sample.py", "git": {"commit": "abcdef123456"}, "nproc": 2, "overrides": [],
+           "runs": {"1proc": {"train_lasr": {"load_start": 1.0, "load_end": 1.0}}},
+           "compare": {"lasr.json": {"fields": 5, "max_abs_diff": 0.002}}, "tolerance_abs": 1e-4, "headline": head,
+           "seed_tolerance": {"share_of_seed_range": 0.25, "seeds": [13, 14], "met": True}}
+    (tmp_path / "distributed_sample_default.json").write_text(json.dumps(doc))
+    rows = rt.table(tmp_path).splitlines()[2:]
+    assert len(rows) == 2 and "**no**" in rows[0]  # 0.002 > 1e-4
+    assert "diff 0.0020 vs seed range 0.0100 (seeds 13/14)" in rows[1] and rows[1].endswith("| yes |")
+    doc["seed_tolerance"]["met"] = False
+    (tmp_path / "distributed_sample_default.json").write_text(json.dumps(doc))
+    assert rt.table(tmp_path).splitlines()[-1].endswith("| **no** |")
+
+
 def test_encoder_bench_pairs_each_round_with_its_peer():
     et = _load("encoder_throughput")
     passes = {"peer": [2.0, 4.0, 3.0], "fast": [1.0, 1.0, 3.0]}
