@@ -66,3 +66,16 @@ def test_release_encoders_frees_the_weights(params, tmp_path, loads):
     assert encoders._LOADED == {} and gone() is None  # nothing else kept the model alive
     encoders.features_for(params.shared, ["one more text"], "lrl", "query", tmp_path)
     assert loads == ["lrl", "lrl"]  # a later miss loads it again
+
+
+def test_a_second_encoder_replaces_the_first(params, tmp_path, loads):
+    import weakref
+
+    other = params.shared.model_copy(update={"encoders": params.shared.encoders.model_copy(update={
+        "en": params.shared.encoders.en.model_copy(update={"max_length": 16})})})  # another encoder for "en"
+    encoders.features_for(other, TEXTS, "lrl", "query", tmp_path)
+    (first,) = encoders._LOADED.values()
+    gone = weakref.ref(first.model)
+    del first
+    encoders.features_for(other, TEXTS, "en", "passage", tmp_path)
+    assert loads == ["lrl", "en"] and len(encoders._LOADED) == 1 and gone() is None  # one backbone held at a time
