@@ -45,8 +45,9 @@ def trim_heap() -> None:
     Batches of varying length allocate activations of new sizes at every step, and glibc keeps the
     freed chunks in its arenas instead of returning them: over train_arca's LoRA epoch on the sample
     RSS climbed from 1.0 to 2.5 GiB with no live tensor growing (fixed-length batches stay flat).
-    Trimming after each batch keeps it near the working set at no measurable cost
-    (bench/stage_memory.py; README, "Peak RSS of the process tree").
+    Trimming after each batch brought that epoch's peak from 2.69 to 2.18 GiB; a varying-length
+    training loop ran 30 batches in the same wall time with and without it (bench/stage_memory.py;
+    README, "Peak RSS of the process tree").
     """
     if not _MALLOC_TRIM:
         import ctypes
