@@ -226,3 +226,15 @@ def fmt_s(x: float | None) -> str:
 
 def result_path(name: str, quick: bool = False) -> Path:
     return RESULTS / (f"{name}.quick.json" if quick else f"{name}.json")
+
+
+# The workspaces bench/distributed_sample.py trains in (one folder per run, under --workspace):
+# "<tag>-<n>proc" for the 1-process and N-rank runs, "<tag>-1proc-seed<S>" for its --seed-runs.
+# bench/distributed_curves.py and bench/evaluate_spread.py read them back by these names.
+def run_workspace(root: Path, tag: str, nproc: int = 1, seed: int | None = None) -> Path:
+    return root / (f"{tag}-{nproc}proc" + ("" if seed is None else f"-seed{seed}"))
+
+
+def run_workspaces(root: Path, tag: str) -> dict[str, Path]:
+    """``{"1proc": ..., "<N>proc": ..., "1proc-seed<S>": ...}`` of the runs found under ``root``."""
+    return {p.name.removeprefix(f"{tag}-"): p for p in sorted(root.glob(f"{tag}-*proc*")) if p.is_dir()}

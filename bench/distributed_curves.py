@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command, git_state, machine_info, write_result
+from _common import command, git_state, machine_info, run_workspace, run_workspaces, write_result
 
 COLUMNS = ("dev_anchor_error", "dev_bitext_acc", "dev_bitext_margin", "loss")
 
@@ -46,9 +46,9 @@ def main() -> None:
     ap.add_argument("--tag", required=True)
     ap.add_argument("--nproc", type=int, default=2)
     args = ap.parse_args()
-    one = curve(args.workspace / f"{args.tag}-1proc")
-    many = curve(args.workspace / f"{args.tag}-{args.nproc}proc")
-    seeds = sorted(args.workspace.glob(f"{args.tag}-1proc-seed*"))
+    one = curve(run_workspace(args.workspace, args.tag, 1))
+    many = curve(run_workspace(args.workspace, args.tag, args.nproc))
+    seeds = [p for name, p in run_workspaces(args.workspace, args.tag).items() if "-seed" in name]
     ranks = gaps(one, many)
     seed = gaps(one, curve(seeds[0])) if seeds else {}
     trained = [e for e in ranks if e >= 0]

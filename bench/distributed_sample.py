@@ -39,10 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command, git_state, loadavg, machine_info, write_result
+from _common import ROOT, command, git_state, loadavg, machine_info, run_workspace, write_result
 
 STAGES = ("train_arca", "train_lasr")
 # Stated tolerance of the comparison: every number of arca.json and lasr.json (epoch counts included).
@@ -134,15 +132,17 @@ def main() -> None:
            + ("_custom" if args.sets else "")) if args.tag is None else args.tag
     runs = {}
     for n in (1, args.nproc):
-        ws = args.workspace / f"{tag}-{n}proc"
+        ws = run_workspace(args.workspace, tag, n)
         prepare(args.workspace, ws)
         extra = [f"shared.distributed.strategy={args.strategy}"] if n > 1 and args.strategy != "grads" else []
         runs[f"{n}proc"] = run_stages(ws, n, overrides + extra, args.timeout)
     one, many = runs["1proc"], runs[f"{args.nproc}proc"]
-    base_seed = int((yaml.safe_load((args.workspace / "params.yaml").read_text()).get("shared") or {}).get("seed", 13))
+    from lira.config import load_params
+
+    base_seed = load_params(args.workspace / "params.yaml").shared.seed
     seeds = {base_seed: one}
     for s in range(base_seed + 1, base_seed + 1 + args.seed_runs):
-        ws = args.workspace / f"{tag}-1proc-seed{s}"
+        ws = run_workspace(args.workspace, tag, 1, s)
         prepare(args.workspace, ws)
         seeds[s] = runs[f"1proc_seed{s}"] = run_stages(ws, 1, [*overrides, f"shared.seed={s}"], args.timeout)
     headline = {name: {"1proc": get(one), f"{args.nproc}proc": get(many)} for name, get in HEADLINE.items()}

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command, git_state, loadavg, machine_info, write_result
+from _common import ROOT, command, git_state, loadavg, machine_info, run_workspaces, write_result
 
 
 def main() -> None:
@@ -31,12 +31,12 @@ def main() -> None:
     ap.add_argument("--tag", required=True)
     ap.add_argument("--timeout", type=int, default=1800)
     args = ap.parse_args()
-    spaces = sorted(p for p in args.workspace.glob(f"{args.tag}-*proc*") if (p / "models").is_dir())
+    spaces = {name: p for name, p in run_workspaces(args.workspace, args.tag).items() if (p / "models").is_dir()}
     if not spaces:
         raise SystemExit(f"no trained workspaces {args.workspace}/{args.tag}-*proc*")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LIRA_QUIET": "1"}
     runs: dict[str, dict] = {}
-    for ws in spaces:
+    for name, ws in spaces.items():
         cmd = [sys.executable, "-m", "lira", "stage", "evaluate", "--params", "params.yaml",
                "--set", "tracking.enabled=false", "--set", "train_lasr.ablations=[]"]
         t0, load0 = time.perf_counter(), loadavg()
@@ -46,7 +46,7 @@ def main() -> None:
             run["stderr_tail"] = proc.stderr[-3000:]
         else:
             run["headline"] = {p.stem: json.loads(p.read_text()) for p in sorted((ws / "metrics/headline/system").glob("*.json"))}
-        runs[ws.name.removeprefix(f"{args.tag}-")] = run
+        runs[name] = run
         print(ws.name, run["rc"], run["seconds"], "s", file=sys.stderr)
     ok = {k: r["headline"] for k, r in runs.items() if "headline" in r}
     spread: dict[str, dict[str, dict[str, float]]] = {}
