@@ -20,8 +20,9 @@ Engines (all real, all torch):
   ``avx_vnni``; fp32 always), those that pass the parity check - per language of a fixed probe set
   (the shipped sample's texts, :func:`probe_set`), minimum cosine to fp32 >= :data:`MIN_COSINE` and
   mean >= :data:`MEAN_COSINE`; cosines are deterministic - and of those the first in the fixed
-  order :data:`PREFERENCE` that the benchmark established (bf16, int8, fp32). The parity run still
-  times each engine; the seconds are logged (with a warning when the choice measured slower than
+  order :data:`PREFERENCE` that the benchmark established (bf16, int8, fp32); the check tries them in
+  that order and stops at the first that passes (the later ones are not measured). The parity run
+  times each engine it measures; the seconds are logged (with a warning when the choice measured slower than
   fp32) but decide nothing, so a loaded machine picks what an idle one does. The check runs once
   per (model weights hash, candidate engines, machine = CPU model + flags + torch version) and is
   cached as a small JSON under ``<cache dir>/precision/``; the choice and every measured cosine
@@ -188,7 +189,11 @@ def prepare(model: Any, engine: str) -> tuple[Any, Callable[[], contextlib.Abstr
             # Deprecated in torch in favour of torchao (not a dependency here); still a real engine.
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*deprecated")
-            q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+            # The copy shares the word-embedding table (quantisation only replaces nn.Linear): copying it
+            # would page in and duplicate ~370 MB of mE5-small's table.
+            # (inplace: on that copy; quantize_dynamic's own copy would duplicate the table after all)
+            q = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model, memo=_shared_table(model)), {torch.nn.Linear},
+                                                       dtype=torch.qint8, inplace=True)
         return q, contextlib.nullcontext
     raise ValueError(f"encoder engine {engine!r}: expected one of {list(ENGINES)}")
 
@@ -204,12 +209,9 @@ def to_bf16(model: Any, inplace: bool) -> Any:
 
     import torch
 
-    get = getattr(model, "get_input_embeddings", None)
-    emb = get() if get is not None else None
-    if not isinstance(emb, torch.nn.Embedding):
-        emb = None
+    emb = _input_table(model)
     if not inplace:
-        model = copy.deepcopy(model, memo={id(emb): emb} if emb is not None else None)
+        model = copy.deepcopy(model, memo=_shared_table(model))
     for module in model.modules():
         if module is emb:
             continue
@@ -219,6 +221,21 @@ def to_bf16(model: Any, inplace: bool) -> Any:
     if emb is not None:
         model.set_input_embeddings(_bf16_lookup(emb))
     return model
+
+
+def _input_table(model: Any) -> Any:
+    """The model's input word-embedding module, or None if it has no plain ``nn.Embedding`` one."""
+    import torch
+
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if get is not None else None
+    return emb if isinstance(emb, torch.nn.Embedding) else None
+
+
+def _shared_table(model: Any) -> dict[int, Any] | None:
+    """A ``copy.deepcopy`` memo under which the copy shares the input embedding table with ``model``."""
+    emb = _input_table(model)
+    return {id(emb): emb} if emb is not None else None
 
 
 def _bf16_lookup(emb: Any) -> Any:
@@ -243,36 +260,47 @@ def _bf16_lookup(emb: Any) -> Any:
 
 # ------------------------------------------------------------------------------ the parity check
 def run_parity(measure: Callable[[str], tuple[np.ndarray, float]], langs: Sequence[str],
-               candidates: Sequence[str] = ENGINES, rounds: int = 1) -> dict[str, dict[str, Any]]:
+               candidates: Sequence[str] = ENGINES, rounds: int = 1, until_pass: bool = False) -> dict[str, dict[str, Any]]:
     """``{engine: {"passed", "seconds", "cosine": {lang: {min, mean}}}}``; fp32 is the reference.
 
     ``measure(engine)`` returns the probe set's embeddings and the seconds one pass took. The
     engines are measured in ``rounds`` interleaved rounds (fp32, bf16, int8, fp32, ...) so that
     a change in machine load hits all of them alike; ``seconds`` is each engine's fastest pass.
+
+    ``until_pass``: the candidates are tried in :data:`PREFERENCE` order and the first that passes
+    ends the check (``auto`` would never pick one after it): the engines after it are left out of
+    the result, unmeasured. Why: each measured engine is a copy of the model and a pass over the
+    probe set; int8's copy was a cold critic_score's peak (2.37 GiB of RSS, the rest of the stage
+    under 1.8 GiB) while bf16 had already passed.
     """
-    engines = ["fp32", *[e for e in candidates if e != "fp32"]]
+    engines = ["fp32", *[e for e in PREFERENCE if e in candidates and e != "fp32"]]
     embs: dict[str, np.ndarray] = {}
     best: dict[str, float] = {}
-    for _ in range(max(1, rounds)):
-        for engine in engines:
+    ref: np.ndarray | None = None
+    for r in range(max(1, rounds)):
+        for engine in engines if r == 0 else list(embs):
             emb, seconds = measure(engine)
             embs[engine] = emb
             best[engine] = min(best.get(engine, float("inf")), float(seconds))
-    ref = embs["fp32"]
+            ref = embs["fp32"]
+            if r == 0 and until_pass and engine != "fp32" and passes(cosines_by_language(ref, emb, langs)):
+                break
     out: dict[str, dict[str, Any]] = {}
-    for engine in engines:
+    for engine in embs:
         cos = cosines_by_language(ref, embs[engine], langs)
         out[engine] = {"passed": True if engine == "fp32" else passes(cos), "seconds": best[engine], "cosine": cos}
     return out
 
 
-def describe(choice: str, results: Mapping[str, Mapping[str, Any]], source: str) -> str:
+def describe(choice: str, results: Mapping[str, Mapping[str, Any]], source: str,
+             candidates: Sequence[str] = ()) -> str:
     parts = []
     for engine, r in results.items():
         worst = min(r["cosine"].items(), key=lambda kv: kv[1]["min"])
         mean = min(v["mean"] for v in r["cosine"].values())
         parts.append(f"{engine}: {'pass' if r['passed'] else 'FAIL'} {r['seconds']:.2f}s, cosine min {worst[1]['min']:.5f} "
                      f"({worst[0]}), lowest language mean {mean:.5f}")
+    parts += [f"{e}: not measured ({choice} passed before it)" for e in candidates if e not in results]
     return (f"encoder precision auto -> {choice} ({source}; the first of {', '.join(PREFERENCE)} that this CPU runs "
             f"natively and that passes parity: per language min cosine >= {MIN_COSINE}, mean >= {MEAN_COSINE}): "
             + "; ".join(parts))
@@ -298,7 +326,7 @@ def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
             rounds: int = 1) -> str:
     """The engine to run: ``requested`` itself unless it is ``auto``; for ``auto`` :func:`choose`
     over the cached parity check of (model, native engines, machine), run now (``measure``,
-    ``langs``) if absent. ``flags``: the CPU's (default: this one's). The choice and its cosines
+    ``langs``; in :data:`PREFERENCE` order, until an engine passes) if absent. ``flags``: the CPU's (default: this one's). The choice and its cosines
     are logged on every call, with a warning if the choice measured slower than fp32."""
     check_precision(requested)
     if requested != "auto":
@@ -312,12 +340,12 @@ def resolve(requested: str, model_sha256: str, cache_dir: str | Path,
     else:
         if measure is None or langs is None:
             raise ValueError("encoder precision auto: no cached parity check and nothing to measure with")
-        results, source = run_parity(measure, langs, candidates, rounds), "measured now"
+        results, source = run_parity(measure, langs, candidates, rounds, until_pass=True), "measured now"
         _write_json(path, {"model_sha256": model_sha256, "machine": cpu_fingerprint(), "candidates": list(candidates),
                            "min_cosine": MIN_COSINE, "mean_cosine": MEAN_COSINE, "results": results,
                            "choice": choose(flags, results)})
     choice = choose(flags, results)
-    _emit(describe(choice, results, source), emit)
+    _emit(describe(choice, results, source, candidates), emit)
     if results[choice]["seconds"] > results["fp32"]["seconds"]:
         msg = (f"encoder precision auto -> {choice}: it measured slower than fp32 in the parity run "
                f"({results[choice]['seconds']:.2f}s vs {results['fp32']['seconds']:.2f}s); the choice follows the "

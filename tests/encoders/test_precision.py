@@ -80,6 +80,8 @@ def test_int8_engine_is_a_quantised_copy(encoder, tmp_path):
     kinds = {type(m).__module__ for m in eng.model.modules()}
     assert any("quantized" in k for k in kinds), kinds
     assert any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in encoder.model.modules())  # original untouched
+    # the copy looks up the same word-embedding table (not a second copy of it)
+    assert eng.model.get_input_embeddings().weight.data_ptr() == encoder.model.get_input_embeddings().weight.data_ptr()
 
 
 def test_parity_check_computes_per_language_cosines(encoder):
@@ -153,12 +155,20 @@ def test_auto_ignores_timings_never_picks_a_failing_engine_and_warns_when_slower
     measure, calls = _fake_measure({"fp32": 1.0, "bf16": 3.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
     with caplog.at_level("WARNING", logger=P.__name__):
         got = P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append)
-    assert got == "bf16" and calls == ["fp32", "bf16", "int8"]
-    assert "int8: FAIL" in msgs[0] and "bf16: pass" in msgs[0] and "auto -> bf16" in msgs[0]
+    # bf16 passed first: int8 (after it in PREFERENCE) is never measured, and the log says so.
+    assert got == "bf16" and calls == ["fp32", "bf16"]
+    assert "int8: not measured (bf16 passed before it)" in msgs[0] and "bf16: pass" in msgs[0] and "auto -> bf16" in msgs[0]
     assert "slower than fp32" in msgs[1] and "slower than fp32" in caplog.text
     # The same cosines with other timings: the same choice.
     measure, _ = _fake_measure({"fp32": 3.0, "bf16": 1.0, "int8": 0.5}, {"fp32": 0.0, "bf16": 1e-3, "int8": 0.3})
     assert P.resolve("auto", "model-b", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
+    # bf16 off budget: int8 is measured next and, within budget, chosen; off budget too: fp32.
+    measure, calls = _fake_measure({"fp32": 1.0, "bf16": 0.5, "int8": 0.7}, {"fp32": 0.0, "bf16": 0.3, "int8": 1e-3})
+    assert P.resolve("auto", "model-d", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "int8"
+    assert calls == ["fp32", "bf16", "int8"] and "bf16: FAIL" in msgs[-1] and "int8: pass" in msgs[-1]
+    measure, calls = _fake_measure({"fp32": 1.0, "bf16": 0.5, "int8": 0.7}, {"fp32": 0.0, "bf16": 0.3, "int8": 0.3})
+    assert P.resolve("auto", "model-e", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "fp32"
+    assert calls == ["fp32", "bf16", "int8"] and "int8: FAIL" in msgs[-1]
     # A CPU without bf16 kernels: bf16 is not even measured; int8 within budget is chosen.
     measure, calls = _fake_measure({"fp32": 1.0, "bf16": 1.0, "int8": 2.0}, {"fp32": 0.0, "bf16": 1e-3, "int8": 1e-3})
     assert P.resolve("auto", "model-c", tmp_path, measure, langs, flags={"avx512_vnni"}, emit=msgs.append) == "int8"
@@ -174,28 +184,29 @@ def test_auto_cache_is_reused_and_keyed_by_model_and_machine(tmp_path, monkeypat
     msgs = []
     assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
     assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
-    assert calls == ["fp32", "bf16", "int8"]
+    assert calls == ["fp32", "bf16"]
     files = list((tmp_path / "precision").glob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text())
-    assert doc["choice"] == "bf16" and doc["results"]["int8"]["passed"] is False and doc["model_sha256"] == "model-a"
+    assert doc["choice"] == "bf16" and doc["results"]["bf16"]["passed"] is True and doc["model_sha256"] == "model-a"
+    assert "int8" not in doc["results"] and doc["candidates"] == ["fp32", "bf16", "int8"]
     # Second time: read from the cache, nothing measured, still logged with its cosines.
     assert P.resolve("auto", "model-a", tmp_path, None, None, flags=ALL, emit=msgs.append) == "bf16"
-    assert calls == ["fp32", "bf16", "int8"] and "cached" in msgs[-1] and "cosine min" in msgs[-1]
+    assert calls == ["fp32", "bf16"] and "cached" in msgs[-1] and "cosine min" in msgs[-1] and "int8: not measured" in msgs[-1]
     assert P.cached_choice("model-a", tmp_path, flags=ALL) == "bf16"  # what a feature key resolves with
     # Another model, or another machine: measured again.
     assert P.resolve("auto", "model-b", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
-    assert len(calls) == 6
+    assert len(calls) == 4
     monkeypatch.setattr(P, "cpu_fingerprint", lambda: {"cpu": "other", "flags_sha256": "x", "machine": "y", "torch": "z"})
     assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
     assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
-    assert len(calls) == 9
+    assert len(calls) == 6
     # A corrupt cache file is measured again, never trusted.
     monkeypatch.undo()
     files[0].write_text('{"results": {"fp32": {"passed": "yes"}}}')
     assert P.cached_choice("model-a", tmp_path, flags=ALL) is None
     assert P.resolve("auto", "model-a", tmp_path, measure, langs, flags=ALL, emit=msgs.append) == "bf16"
-    assert len(calls) == 12
+    assert len(calls) == 8
 
 
 def test_explicit_precisions_are_not_measured_and_bad_values_fail(tmp_path):
@@ -265,6 +276,11 @@ def test_parity_rounds_are_interleaved_and_keep_each_engines_fastest_pass():
     out = P.run_parity(measure, ["a"] * 4, ("fp32", "bf16", "int8"), rounds=2)
     assert calls == ["fp32", "bf16", "int8"] * 2
     assert {e: r["seconds"] for e, r in out.items()} == {"fp32": 1.0, "bf16": 2.0, "int8": 0.5}
+    # until_pass: the rounds measure only the engines up to the first that passed (bf16 here).
+    calls.clear()
+    times = iter([3.0, 2.0, 1.0, 2.5])
+    out = P.run_parity(measure, ["a"] * 4, ("fp32", "int8", "bf16"), rounds=2, until_pass=True)
+    assert calls == ["fp32", "bf16"] * 2 and set(out) == {"fp32", "bf16"}
 
 
 def test_model_id_follows_the_backbone_and_the_adapter():
