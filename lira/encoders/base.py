@@ -13,6 +13,7 @@ Adding a backend is one function in ``RESOLVERS``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,14 +99,14 @@ class Encoder(torch.nn.Module):
 
     def __init__(self, settings: EncoderSettings, cache_dir: str | Path = ".cache/lira", device: str = "cpu"):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         self.settings = settings
         where = resolve_spec(settings.spec, cache_dir)
         kw = {"trust_remote_code": settings.trust_remote_code}
         try:
             with _quiet_local_load(where):
-                self.tokenizer = AutoTokenizer.from_pretrained(where, **kw)
+                self.tokenizer = _shared_tokenizer(where, settings.trust_remote_code)
                 self.model = AutoModel.from_pretrained(where, use_safetensors=_has_safetensors(where), **kw)
         except OSError as e:
             raise ValueError(
@@ -209,6 +210,28 @@ class Encoder(torch.nn.Module):
 
         feats = encode_features(self, list(texts), kind, s_feat=1, batch_size=batch_size)
         return feats.mean
+
+
+# Encoders of one backbone in one process share its tokenizer: the LRL and English paths, the
+# adapter-merged copy beside the frozen one, the model MLflow reloads. A 250k-piece Unigram
+# tokenizer (mE5's) holds ~300 MB of RSS per instance; encoding sets truncation and padding per
+# call, so a shared one behaves as a private one. Weak values: it goes with the last encoder.
+_TOKENIZERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _shared_tokenizer(where: str, trust_remote_code: bool):  # noqa: ANN202 - a transformers tokenizer
+    from transformers import AutoTokenizer
+
+    folder = Path(where)
+    # a local folder rewritten in place (same path, new files) is another tokenizer
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()) \
+        if folder.is_dir() else ()
+    key = (where, trust_remote_code, stamp)
+    tok = _TOKENIZERS.get(key)
+    if tok is None:
+        tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
+        _TOKENIZERS[key] = tok
+    return tok
 
 
 def _merge_adapter(model: torch.nn.Module, settings: EncoderSettings) -> torch.nn.Module:

@@ -104,3 +104,28 @@ def test_loading_a_local_folder_draws_no_weights_bar(tiny_bert_dir, tmp_path, ca
     assert "Loading weights" not in err, err
     # the bars are back afterwards: a download (a model id) or other long work still shows progress
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_encoders_of_one_backbone_share_its_tokenizer_until_the_last_goes(tiny_bert_dir, tmp_path):
+    import gc
+    import shutil
+
+    from lira.encoders import base
+
+    own = shutil.copytree(tiny_bert_dir, tmp_path / "own")  # no other test's encoder holds this one's tokenizer
+    settings = EncoderSettings(spec=f"hf:{own}", max_length=32, batch_size=2, precision="fp32")
+    a, b = Encoder(settings), Encoder(settings.model_copy(update={"max_length": 16}))
+    assert a.tokenizer is b.tokenizer
+    long = [" ".join(["word"] * 40)]
+    assert a.tokenize(long, "query")["input_ids"].shape[1] == 32 and b.tokenize(long, "query")["input_ids"].shape[1] == 16
+    # A copy of the folder elsewhere is another tokenizer; so is the folder rewritten in place.
+    other = shutil.copytree(own, tmp_path / "copy")
+    c = Encoder(EncoderSettings(spec=f"hf:{other}", max_length=32, batch_size=2, precision="fp32"))
+    assert c.tokenizer is not a.tokenizer
+    (other / "tokenizer_config.json").write_text((other / "tokenizer_config.json").read_text() + "\n")
+    assert Encoder(EncoderSettings(spec=f"hf:{other}", max_length=32, batch_size=2, precision="fp32")).tokenizer is not c.tokenizer
+    held = [k for k in base._TOKENIZERS.keys() if k[0] == str(own)]
+    assert len(held) == 1
+    del a, b
+    gc.collect()
+    assert not [k for k in base._TOKENIZERS.keys() if k[0] == str(own)]
