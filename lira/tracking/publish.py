@@ -27,7 +27,7 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     # Every feature is computed by now, and logging loads the model (with its encoder) once more
     # to check its input example: do not hold a second copy of the encoder across that.
     release_encoders()
-    version = log_lira_model(tracking, root, root / paths.lasr / "full", run_id, gate)
+    version = log_lira_model(tracking, root, root / paths.lasr / "full", run_id, gate, cache_dir=root / paths.cache)
     decision = promote(tracking, root=root, version=version, resamples=resamples, confidence=confidence, seed=seed)
     c = client(tracking, root)
     run = c.get_run(run_id)

@@ -106,6 +106,28 @@ def test_logging_loads_the_model_once_and_pickles_no_weights(tracked, lira_folde
     assert logged == infer_signature(example, model.predict(None, example))
 
 
+def test_the_serving_check_loads_the_model_from_the_given_cache(tracked, lira_folder, monkeypatch, tmp_path):
+    """MLflow's input-example check reloads the logged copy; with ``cache_dir`` it reads the backbone
+    from that cache (the pipeline's, warm), and LIRA_CACHE is as it was afterwards."""
+    import lira.model
+
+    seen = []
+    real = lira.model.LiraModel.load.__func__
+
+    def recording(cls, *a, **k):
+        seen.append(lira.model.default_cache_dir())
+        return real(cls, *a, **k)
+
+    monkeypatch.setattr(lira.model.LiraModel, "load", classmethod(recording))
+    monkeypatch.setenv("LIRA_CACHE", str(tmp_path / "elsewhere"))
+    params, root = tracked
+    run_id = runs.log_stage(params.tracking, root, "evaluate", {"retrieval": {"ndcg@10": 0.6}}, config=params.resolved(), paths=params.shared.paths)
+    warm = tmp_path / "pipeline-cache"
+    log_lira_model(params.tracking, root, lira_folder, run_id, GATE, cache_dir=warm)
+    assert seen == [warm.resolve()]
+    assert lira.model.default_cache_dir() == tmp_path / "elsewhere"
+
+
 def test_log_lira_model_rejects_a_bad_gate_or_folder(tracked, lira_folder, tmp_path):
     params, root = tracked
     nd = "retrieval.ndcg@10"
