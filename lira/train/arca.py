@@ -10,8 +10,11 @@
 The encoders are frozen (their pooled features come from the cache) unless LoRA is on, in which
 case a :class:`~lira.train.live.LiveEncoderPath` recomputes the LRL path with gradients each step
 (and the dev rows each epoch) for the first ``lora_epochs`` epochs; after them the LRL features
-are recomputed once through the tuned encoder and the adaptor and the Actor train on in the
-cheap, cached way. The English side stays the frozen anchor.
+are recomputed once through the tuned encoder (in the pipeline: merged and on its inference
+engine, the features every later stage reads, ``freeze_lrl``) and the adaptor and the Actor train
+on in the cheap, cached way. The untrained start scores dev on the cached frozen features: LoRA's
+B matrices start at zero, so the tuned path is then the frozen encoder. The English side stays
+the frozen anchor.
 
 ``L_rank`` (:func:`lira.losses.translation_ranking_loss`, LaBSE's bidirectional additive-margin
 ranking) is what the cosine anchoring lacks: anchoring pulls a text onto its translation but never
@@ -184,11 +187,18 @@ def train_arca(
     live: LiveEncoderPath | None = None,
     progress: bool = False,
     timer: Callable[[str], AbstractContextManager] | None = None,
+    freeze_lrl: Callable[[LiveEncoderPath], Tensor] | None = None,
 ) -> ArcaResult:
     """Train adaptor + Actor (+ the LoRA adapters of ``live``, at ``lora_lr``, default ``cfg.lr``);
     resumable; early stopping on ``cfg.stop_on`` over the dev rows, the untrained start (epoch -1
     in the history) included, so the state returned is never below the start on dev. ``timer(name)`` (a context manager) wraps the dev
-    evaluation, for benchmarks."""
+    evaluation, for benchmarks.
+
+    ``freeze_lrl(live)``: when the LoRA epochs are over, the LRL slots [N, S, H] of every row
+    through the encoder as they left it (the later epochs train on those); default
+    ``live.refreshed`` over all rows. The pipeline passes one that computes them as inference
+    will (the adapter merged, the encoder's inference engine) into the feature cache, where the
+    stages after train_arca find them, and releases the live encoder."""
     from tqdm.auto import tqdm
 
     timer = timer or (lambda name: nullcontext())
@@ -221,7 +231,7 @@ def train_arca(
     def score_dev(epoch: int, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         if tuned_lr is not None:
             dev_data = replace(data, lr=tuned_lr)
-        elif live is not None:
+        elif live is not None and not live.adapters_are_zero():
             dev_data = replace(data, lr=live.refreshed(data.lr, data.dev_idx))
         else:
             dev_data = data
@@ -249,7 +259,7 @@ def train_arca(
         if live is not None and not live_now and tuned_lr is None:
             # The LoRA epochs are over (or were, before a resume): freeze the encoder's features.
             live.train(False)
-            tuned_lr = live.refreshed(data.lr, torch.arange(len(data.lr)))
+            tuned_lr = freeze_lrl(live) if freeze_lrl is not None else live.refreshed(data.lr, torch.arange(len(data.lr)))
         if live_now:
             live.train()
         batches = epoch_batches(data, cfg.batch_size, gen)

@@ -96,8 +96,33 @@ def fit(shared: SharedParams, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, p
     ck = Checkpointer(root / shared.paths.cache / "checkpoints" / "arca", key)
     live = live_path(shared, root, inputs)
     result = train_arca(data, cfg, len(shared.languages), shared.seed, lora_lr=lora_lr, checkpointer=ck,
-                        live=live, progress=progress)
+                        live=live, progress=progress,
+                        freeze_lrl=lambda lv: tuned_lrl_slots(shared, root, inputs, lv, progress))
     return result, data
+
+
+def tuned_lrl_slots(shared: SharedParams, root: Path, inputs: ArcaInputs, live: LiveEncoderPath, progress: bool = True) -> torch.Tensor:
+    """The LRL slots of every text through the adapter as the LoRA epochs left it, computed as
+    inference computes them - the adapter saved, merged, run on the encoder's inference engine
+    (:func:`with_lrl_adapter`) - and cached by the adapter's hash. The later epochs train on what
+    train_lasr and evaluate read back, and when the best epoch's adapter is this one (the usual
+    case) the stage's :func:`with_lrl_adapter` finds them cached instead of encoding every text a
+    second time (a refresh through the live fp32 path took longer than that encoding). The live
+    encoder is released first: its backbone and the merged one are never loaded together."""
+    import tempfile
+
+    from lira.encoders import release_encoders
+    from lira.encoders.lora import save_adapter
+
+    state, config = live.state_dict(), live.lora_config
+    live.release()
+    cache = root / shared.paths.cache
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lora-after-epochs-", dir=cache) as tmp:
+        adapter = save_adapter(Path(tmp) / LORA_DIR, config, state)
+        slots = with_lrl_adapter(shared, root, inputs, adapter, progress).lr_slots
+    release_encoders()
+    return torch.from_numpy(slots)
 
 
 def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:

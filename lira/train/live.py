@@ -53,20 +53,46 @@ class LiveEncoderPath:
         self.precision = precision
         if len(texts) != len(kinds):
             raise ValueError(f"{len(texts)} texts but {len(kinds)} kinds")
-        self.encoder = encoder
+        self.encoder: Encoder | None = encoder
+        self._released: tuple[dict[str, Tensor], object] | None = None  # (LoRA state, config) after release()
         self.texts = list(texts)
         self.kinds = np.asarray(kinds, dtype=object)
         self.pool = TemporalPooling(s_feat)
 
     @property
     def lora_config(self):  # noqa: ANN201 - peft.LoraConfig
-        return self.encoder.lora_config
+        return self.encoder.lora_config if self.encoder is not None else self._released[1]
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for p in self.encoder.model.parameters() if p.requires_grad]
+        return [p for p in self._model().parameters() if p.requires_grad]
 
     def train(self, mode: bool = True) -> None:
-        self.encoder.model.train(mode)
+        if self.encoder is not None:
+            self.encoder.model.train(mode)
+
+    def _model(self) -> torch.nn.Module:
+        if self.encoder is None:
+            raise RuntimeError("this live encoder path was released (release()): it has no encoder to run")
+        return self.encoder.model
+
+    def adapters_are_zero(self) -> bool:
+        """True while every LoRA B matrix is zero (peft's initialisation): the path then computes
+        what the frozen encoder does, so its cached features stand in for a refresh."""
+        return all(not bool(v.any()) for k, v in self.state_dict().items() if "lora_B" in k)
+
+    def release(self) -> None:
+        """Drop the encoder, keeping the LoRA state and config: once the LoRA epochs are over the
+        trainer only snapshots and restores those, and the backbone (its fp32 weights, tokenizer
+        and autograd leftovers, over 1 GiB of a cold train_arca's RSS) need not stay loaded."""
+        if self.encoder is None:
+            return
+        state, config = self.state_dict(), self.lora_config
+        self.encoder = None
+        self._released = (state, config)
+        import gc
+
+        gc.collect()
+        trim_heap()
 
     def autocast(self) -> AbstractContextManager:
         """The context every encoder forward of this path runs in (its backward follows the forward's dtypes)."""
@@ -76,12 +102,13 @@ class LiveEncoderPath:
     def sharded(self) -> bool:
         from lira.distributed.fsdp import is_sharded
 
-        return is_sharded(self.encoder.model)
+        return is_sharded(self._model())
 
     def local_slots(self, idx: Tensor) -> Tensor:
         """This rank's chunk of ``slots(idx)`` (with gradients), computed as one process computes it."""
         from lira.distributed import chunk_bounds, global_batch_draws, world_size
 
+        self._model()  # a released path has nothing to run
         if world_size() == 1:
             return self.slots(idx)
         idx_np = idx.cpu().numpy()
@@ -103,6 +130,7 @@ class LiveEncoderPath:
 
     def slots(self, idx: Tensor) -> Tensor:
         """Pooled slots of rows ``idx``, with gradients (one forward per prefix kind in the batch)."""
+        self._model()
         idx_np = idx.cpu().numpy()
         parts, order = [], []
         for kind in dict.fromkeys(self.kinds[idx_np].tolist()):
@@ -118,7 +146,7 @@ class LiveEncoderPath:
     @torch.no_grad()
     def refreshed(self, base: Tensor, idx: Tensor, batch_size: int = 64) -> Tensor:
         """A copy of ``base`` [N,S,H] with rows ``idx`` recomputed by the current encoder (eval mode)."""
-        was = self.encoder.model.training
+        was = self._model().training
         self.train(False)
         out = base.clone()
         order = sorted(idx.tolist(), key=lambda i: len(self.texts[i]))  # length-sorted: less padding
@@ -137,6 +165,8 @@ class LiveEncoderPath:
         return get_peft_model_state_dict(self.encoder.model, state_dict=named)
 
     def state_dict(self) -> dict[str, Tensor]:
+        if self.encoder is None:
+            return {k: v.clone() for k, v in self._released[0].items()}
         if not self.sharded:
             return lora_state_dict(self.encoder.model)
         from lira.distributed.fsdp import full_tensor
@@ -145,6 +175,12 @@ class LiveEncoderPath:
         return {k: full_tensor(p.detach()).clone() for k, p in self._lora_parameters().items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if self.encoder is None:
+            held = self._released[0]
+            if state.keys() != held.keys():
+                raise ValueError(f"LoRA state does not fit this model: keys {sorted(set(state) ^ set(held))[:3]}... differ")
+            self._released = ({k: v.detach().clone() for k, v in state.items()}, self._released[1])
+            return
         if not self.sharded:
             load_lora_state_dict(self.encoder.model, state)
             return

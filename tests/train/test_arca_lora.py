@@ -5,6 +5,7 @@ A tiny BERT (width 32, tokenizer trained by the test session) stands in for the 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -190,3 +191,82 @@ def test_gradient_checkpointing_gives_the_same_adapter_gradients(tiny_bert_dir):
     assert plain.keys() == ckpt.keys() and plain
     for n in plain:
         assert torch.allclose(plain[n], ckpt[n], atol=1e-6), n
+
+
+def test_a_released_path_keeps_its_lora_state_and_runs_nothing(tiny_bert_dir):
+    src = texts(8, seed=5)
+    live = LiveEncoderPath(lora_encoder(tiny_bert_dir), src, ["query"] * 8, 2, precision="fp32")
+    assert live.adapters_are_zero()  # peft starts B at zero: the path is the frozen encoder
+    state = {k: (v + 1.0 if "lora_B" in k else v) for k, v in live.state_dict().items()}
+    live.load_state_dict(state)
+    assert not live.adapters_are_zero()
+    config = live.lora_config
+    live.release()
+    assert live.encoder is None and live.lora_config is config
+    assert all(torch.equal(live.state_dict()[k], state[k]) for k in state)
+    live.load_state_dict({k: v * 2 for k, v in state.items()})
+    assert all(torch.equal(live.state_dict()[k], state[k] * 2) for k in state)
+    with pytest.raises(ValueError, match="does not fit"):
+        live.load_state_dict({"nope": torch.zeros(1)})
+    with pytest.raises(RuntimeError, match="released"):
+        live.slots(torch.arange(2))
+
+
+def test_freeze_lrl_runs_once_after_the_lora_epochs_and_its_features_train_the_rest(tiny_bert_dir):
+    src = texts(32, seed=1)
+    enc = lora_encoder(tiny_bert_dir)
+    data = data_for(enc, src)
+    live = LiveEncoderPath(enc, src, ["query"] * 32, 2, precision="fp32")
+    calls, epochs_seen = [], []
+
+    def freeze(lv):
+        calls.append((len(epochs_seen), lv.state_dict()))
+        out = lv.refreshed(data.lr, torch.arange(len(data.lr)))
+        lv.release()
+        return out
+
+    cfg = ArcaConfig(**{**CFG, "epochs": 3, "lora_epochs": 1})
+    res = train_arca(data, cfg, 2, SEED, live=live, freeze_lrl=freeze, on_epoch=lambda e, r: epochs_seen.append(e))
+    assert [c[0] for c in calls] == [1] and epochs_seen == [0, 1, 2]  # once, as epoch 1 began
+    assert live.encoder is None  # released by the hook; the trainer went on without it
+    kept = calls[0][1] if res.best_epoch >= 0 else None
+    if kept is not None:  # the adapter returned is the one the frozen epochs trained on
+        assert all(torch.equal(res.lora[k], kept[k]) for k in kept)
+    plain = train_arca(data_for(lora_encoder(tiny_bert_dir), src), cfg, 2, SEED,
+                       live=LiveEncoderPath(lora_encoder(tiny_bert_dir), src, ["query"] * 32, 2, precision="fp32"))
+    # the hook above returns what the default computes: the same run
+    assert [r["loss"] for r in res.history if r["epoch"] >= 0] == pytest.approx([r["loss"] for r in plain.history if r["epoch"] >= 0])
+
+
+def test_tuned_features_are_computed_merged_and_cached_for_the_stage_after(tiny_bert_dir, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from lira.config import parse_params
+    from lira.encoders import base as encoder_base
+    from lira.encoders import release_encoders
+    from lira.train import arca_run
+
+    spec = {"spec": f"hf:{tiny_bert_dir}", "precision": "fp32", "max_length": 32, "batch_size": 8}
+    shared = parse_params({"shared": {"s_feat": 2, "paths": {"cache": str(tmp_path / "cache")},
+                                      "encoders": {"lrl": {**spec, "lora": {"enabled": True, "r": 4, "alpha": 8.0, "train_precision": "fp32"}},
+                                                   "en": spec}}}).shared
+    src = texts(10, seed=6)
+    frame = pd.DataFrame({"text": src, "role": ["query"] * 5 + ["item"] * 5})
+    inputs = arca_run.ArcaInputs(frame, None, np.zeros((10, 2, 32), np.float32), None, np.zeros(10, int))
+    live = arca_run.live_path(shared, tmp_path, inputs)
+    state = {k: (torch.randn_like(v) * 0.1 if "lora_B" in k else v) for k, v in live.state_dict().items()}
+    live.load_state_dict(state)
+    want = live.refreshed(torch.zeros(10, 2, 32), torch.arange(10))  # the live fp32 path, for comparison
+
+    got = arca_run.tuned_lrl_slots(shared, tmp_path, inputs, live, progress=False)
+    assert live.encoder is None and not list((tmp_path / "cache").glob("lora-after-epochs-*"))  # released, no leftovers
+    # the merged adapter computes the live path's function (to the feature cache's fp16 slots)
+    frozen = torch.from_numpy(arca_run.text_features(shared, tmp_path, frame)[0])
+    assert torch.allclose(got, want, rtol=1e-3, atol=1e-3) and not torch.allclose(got, frozen, atol=1e-2)
+    # The stage saves the same adapter under models/arca: its features are read back, no encoder loads.
+    release_encoders()
+    loads = []
+    monkeypatch.setattr(encoder_base.Encoder, "__init__", lambda self, *a, **k: loads.append(a) or (_ for _ in ()).throw(AssertionError("loaded")))
+    final = save_adapter(tmp_path / "models" / "arca" / "lora_lrl", live.lora_config, live.state_dict())
+    again = arca_run.with_lrl_adapter(shared, tmp_path, inputs, final, progress=False).lr_slots
+    assert loads == [] and np.array_equal(again, got.numpy())
