@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--stage", required=True)
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--interval", type=float, default=0.05)
+    ap.add_argument("--tracking", action="store_true", help="keep params' tracking section (MLflow) as it is; "
+                    "by default tracking.enabled=false, so that the stage's own work is what is measured")
     args = ap.parse_args()
 
     os.environ.setdefault("LIRA_QUIET", "1")
@@ -79,7 +81,7 @@ def main() -> None:
     from lira.stages import run_stage
 
     root = args.root.resolve()
-    params = load_params(root / "params.yaml", ["tracking.enabled=false", *args.sets])
+    params = load_params(root / "params.yaml", [*([] if args.tracking else ["tracking.enabled=false"]), *args.sets])
     sampler = Sampler(args.interval)
     load0 = loadavg()
     sampler.start()
@@ -91,7 +93,7 @@ def main() -> None:
     peak = max(sampler.samples, key=lambda s: s[1])
     payload = {
         "bench": "stage_memory", "command": command(), "machine": machine_info(), "git": git_state(),
-        "stage": args.stage, "overrides": args.sets, "wall_s": round(wall, 1), "load_start": load0, "load_end": loadavg(),
+        "stage": args.stage, "overrides": args.sets, "tracking": args.tracking, "wall_s": round(wall, 1), "load_start": load0, "load_end": loadavg(),
         "interval_s": args.interval, "samples": len(sampler.samples),
         "peak_rss_mib": round(peak[1], 1), "peak_at_s": round(peak[0], 2), "peak_stack": peak[2],
         "phases": phases(sampler.samples, args.interval),
