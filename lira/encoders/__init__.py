@@ -52,6 +52,9 @@ def load_encoder(shared: SharedParams, path: Path_, root: Path | None = None, ad
     from lira.runtime import device
 
     settings = EncoderSettings.of(shared.encoder(path)).with_adapter(adapter)
+    # A frozen encoder runs no LoRA of its own (train_arca's live path builds its own Encoder): without
+    # the section's lora settings in the key, the LRL and English paths of one backbone are one load.
+    settings = settings.model_copy(update={"lora": type(settings.lora)()})
     key = (settings, str(cache_dir(shared, root)), device(shared))
     if key not in _LOADED:
         if _LOADED:  # each encoder is a full copy of a backbone: hold one at a time (a miss loads it again)

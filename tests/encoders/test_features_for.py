@@ -68,6 +68,15 @@ def test_release_encoders_frees_the_weights(params, tmp_path, loads):
     assert loads == ["lrl", "lrl"]  # a later miss loads it again
 
 
+def test_both_paths_of_one_backbone_are_one_loaded_encoder(params, tmp_path, loads):
+    assert params.shared.encoder("lrl").lora.enabled and not params.shared.encoder("en").lora.enabled  # their sections differ
+    encoders.features_for(params.shared, TEXTS, "lrl", "query", tmp_path)
+    (first,) = encoders._LOADED.values()
+    encoders.features_for(params.shared, TEXTS, "en", "passage", tmp_path)  # a miss on the English path
+    (second,) = encoders._LOADED.values()
+    assert loads == ["lrl", "en"] and second is first and not hasattr(first, "lora_config")
+
+
 def test_a_second_encoder_replaces_the_first(params, tmp_path, loads):
     import weakref
 
