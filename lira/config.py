@@ -325,6 +325,7 @@ class TrackingParams(_Section):
 
 
 STAGES = ("build_dataset", "translate", "critic_score", "train_arca", "train_lasr", "evaluate")
+ENCODER_STAGES = ("critic_score", "train_arca", "train_lasr", "evaluate")  # the stages that load shared.encoders
 
 
 class Params(_Section):

