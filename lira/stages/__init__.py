@@ -31,16 +31,17 @@ def run_stage(name: str, params: Params, root: Path | str = ".") -> dict:
             update={"threads": threads_per_rank(params.shared.threads)})})
     # A stage module may declare USES_TORCH = False (and is tested to keep it true: no torch import).
     configure_runtime(params.shared, torch=getattr(module, "USES_TORCH", True))
-    t0 = time.perf_counter()
+    t0, start_ms = time.perf_counter(), int(time.time() * 1000)
     with stage_cost(name, Path(root), params.shared.paths):
         summary = module.run(params, Path(root))
     summary = dict(summary or {})
     summary.setdefault("seconds", round(time.perf_counter() - t0, 2))
     if params.tracking.enabled and distributed.is_main() and not getattr(module, "LOGS_ITSELF", False):
-        from lira.tracking.runs import log_stage
+        from lira.tracking.runs import defer_stage
 
-        log_stage(params.tracking, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)),
-                  config=params.resolved(), paths=params.shared.paths)
+        # Under lira run / the Prefect flow: recorded, and logged with the others by one process.
+        defer_stage(params.tracking, Path(root), name, summary, artifacts=stage_artifacts(name, params, Path(root)),
+                    config=params.resolved(), paths=params.shared.paths, start_ms=start_ms)
     return summary
 
 

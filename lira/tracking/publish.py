@@ -20,8 +20,9 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     from lira.encoders import release_encoders
     from lira.tracking.model import log_lira_model
     from lira.tracking.registry import promote
-    from lira.tracking.runs import client, experiment_id, log_headline, log_stage, portable_uri, tracking_uri
+    from lira.tracking.runs import client, experiment_id, flush_pending, log_headline, log_stage, portable_uri, tracking_uri
 
+    flush_pending(tracking, root, paths=paths)  # the pipeline's earlier stages, recorded (defer_stage), log first
     run_id = log_stage(tracking, root, "evaluate", summary, artifacts=artifacts, config=config, paths=paths)
     log_headline(tracking, root, summary, config=config, paths=paths)  # the numbers the parent run's row shows
     # Every feature is computed by now, and logging loads the model (with its encoder) once more

@@ -16,6 +16,12 @@ token (``$LIRA_MLFLOW_PIPELINE``: an id and the start time), and the first stage
 parent for that token (its start time the pipeline's) and records it in
 ``<root>/<paths.cache>/mlflow_parent.json``, where the next stages (separate processes) find it.
 
+Under a pipeline token a stage does not log itself: it records its run (:func:`defer_stage`, a
+JSON file under ``<paths.cache>/mlflow_pending/``) and one process logs every record in the
+stages' order - evaluate before its own run, or ``finish_pipeline`` at the orchestrator's end (a
+failed pipeline's stages included) - with each stage's own start and end time and the
+``dvc.lock`` it ran against. A stage process then never imports MLflow (~2.8 s of each).
+
 The parent is found, in order: ``$LIRA_MLFLOW_PARENT_RUN_ID`` (an explicit run id);
 ``$LIRA_MLFLOW_PIPELINE`` (the recorded parent of that token, else a new one); the recorded parent
 if it was made for the same git commit, params hash and tracking URI and still exists (so the
@@ -445,12 +451,15 @@ def parent_run_id(tracking: TrackingParams, root: str | Path = ".", *, config: M
 
 
 def finish_pipeline(tracking: TrackingParams, root: str | Path, token: str, ok: bool, *, paths: PathsParams) -> str | None:
-    """Close the parent run of ``token`` (FINISHED, or FAILED when the pipeline failed).
+    """Log the stage runs still recorded (:func:`flush_pending`), then close the parent run of
+    ``token`` (FINISHED, or FAILED when the pipeline failed).
 
     Returns its id, or None when no stage logged under the token (nothing reran: no run exists).
     """
     if not tracking.enabled:
         return None
+    with _environ({PIPELINE_ENV: token}):
+        flush_pending(tracking, root, paths=paths)  # the stages that ran under it, first
     rec = _recorded(paths, root)
     if rec.get("token") != token or not rec.get("run_id"):
         return None
@@ -525,6 +534,31 @@ def log_datasets(c: MlflowClient, run_id: str, folder: Path, context: str) -> li
 
 
 # ----------------------------------------------------------------------------------- stage runs
+PENDING_DIR = "mlflow_pending"  # under paths.cache: stage runs recorded, not yet logged
+
+
+def stage_record(
+    root: str | Path,
+    stage: str,
+    summary: Mapping[str, Any],
+    artifacts: Sequence[str | Path] = (),
+    *,
+    config: Mapping[str, Any],
+    start_ms: int | None = None,
+) -> dict[str, Any]:
+    """What :func:`log_stage` logs for a stage, taken now, as plain JSON data: its provenance tags
+    (the ``dvc.lock`` the stage ran against), params, the summary's numeric leaves, artifact paths,
+    start and end time, and the pipeline variables that find its parent run. Reading it needs no
+    MLflow: a stage under a pipeline token records it (:func:`defer_stage`) and the orchestrator's
+    process logs every record at once (:func:`flush_pending`)."""
+    return {
+        "stage": stage, "tags": provenance_tags(config, root), "params": stage_params(config, stage),
+        "metrics": numeric_leaves(summary), "artifacts": [str(Path(a).resolve()) for a in artifacts],
+        "start_ms": start_ms, "end_ms": int(time.time() * 1000), "config": dict(config),
+        "env": {k: os.environ[k] for k in (PARENT_ENV, PIPELINE_ENV) if os.environ.get(k)},
+    }
+
+
 def log_stage(
     tracking: TrackingParams,
     root: str | Path,
@@ -534,6 +568,7 @@ def log_stage(
     *,
     config: Mapping[str, Any],
     paths: PathsParams,
+    start_ms: int | None = None,
 ) -> str | None:
     """Log one stage as a nested run under the pipeline parent; returns its run id (None if disabled).
 
@@ -543,24 +578,35 @@ def log_stage(
     """
     if not tracking.enabled:
         return None
+    for a in artifacts:
+        if not Path(a).exists():
+            raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
+    return log_record(tracking, root, stage_record(root, stage, summary, artifacts, config=config, start_ms=start_ms),
+                      paths=paths)
+
+
+def log_record(tracking: TrackingParams, root: str | Path, record: Mapping[str, Any], *, paths: PathsParams) -> str:
+    """Log a :func:`stage_record` as a nested run under its pipeline parent; returns the run id."""
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-    parent = parent_run_id(tracking, root, config=config, paths=paths)
+    stage, config = record["stage"], record["config"]
+    with _environ(record.get("env") or {}):  # the parent as the stage would have found it
+        parent = parent_run_id(tracking, root, config=config, paths=paths)
+        token = os.environ.get(PIPELINE_ENV)
     c = client(tracking, root)
     exp = c.get_run(parent).info.experiment_id
-    tags = {**provenance_tags(config, root), TAG_STAGE: stage, MLFLOW_PARENT_RUN_ID: parent}
-    run = c.create_run(exp, run_name=stage, tags=tags)
+    tags = {**record["tags"], TAG_STAGE: stage, MLFLOW_PARENT_RUN_ID: parent}
+    run = c.create_run(exp, start_time=record.get("start_ms"), run_name=stage, tags=tags)
     run_id = run.info.run_id
     try:
-        log_params(c, run_id, stage_params(config, stage))
-        log_metrics(c, run_id, numeric_leaves(summary))
+        log_params(c, run_id, record["params"])
+        log_metrics(c, run_id, record["metrics"])
         plots = Path(root) / paths.plots
         if stage in CURVES and (plots / CURVES[stage]).exists():
             log_curve(c, run_id, plots / CURVES[stage])
         if stage in DATASET_CONTEXT:
             log_datasets(c, run_id, Path(root) / paths.prepared, DATASET_CONTEXT[stage])
-        for a in artifacts:
-            a = Path(a)
+        for a in map(Path, record["artifacts"]):
             if not a.exists():
                 raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
             if a.is_dir():
@@ -570,13 +616,80 @@ def log_stage(
     except BaseException:
         c.set_terminated(run_id, "FAILED")
         raise
-    now = int(time.time() * 1000)
-    c.set_terminated(run_id, "FINISHED", end_time=now)
-    if not os.environ.get(PIPELINE_ENV):
+    end = int(record.get("end_ms") or time.time() * 1000)
+    c.set_terminated(run_id, "FINISHED", end_time=end)
+    if not token:
         # no pipeline token (a plain `dvc repro`): nobody will close the parent, so it ends with
         # its latest stage; under a token it stays RUNNING until finish_pipeline gives its status
-        c.set_terminated(parent, "FINISHED", end_time=now)
+        c.set_terminated(parent, "FINISHED", end_time=end)
     return run_id
+
+
+@contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    """The pipeline variables set to ``values`` (the others unset) for the block, then restored."""
+    keys = (PARENT_ENV, PIPELINE_ENV)
+    before = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            if values.get(k):
+                os.environ[k] = values[k]
+            else:
+                os.environ.pop(k, None)
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def defer_stage(tracking: TrackingParams, root: str | Path, stage: str, summary: Mapping[str, Any],
+                artifacts: Sequence[str | Path] = (), *, config: Mapping[str, Any], paths: PathsParams,
+                start_ms: int | None = None) -> Path | None:
+    """Under a pipeline token (``lira run``, the Prefect flow): write the stage's record to
+    ``<paths.cache>/mlflow_pending/`` for :func:`flush_pending` and return its path; without one
+    (a plain ``dvc repro`` or ``lira stage``, which nobody flushes after), log it now and return None.
+
+    Why: importing MLflow and opening its store is ~2.8 s of every stage process, more than the
+    whole work of build_dataset or translate; recorded, the stages of a pipeline are logged by one
+    process (evaluate, which logs its own run, or the orchestrator's finish_pipeline)."""
+    if not tracking.enabled:
+        return None
+    for a in artifacts:
+        if not Path(a).exists():
+            raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
+    if not os.environ.get(PIPELINE_ENV):
+        log_stage(tracking, root, stage, summary, artifacts, config=config, paths=paths, start_ms=start_ms)
+        return None
+    from lira.io import write_json
+
+    record = stage_record(root, stage, summary, artifacts, config=config, start_ms=start_ms)
+    path = Path(root) / paths.cache / PENDING_DIR / f"{time.time_ns()}-{stage}.json"
+    write_json(path, record)
+    return path
+
+
+def flush_pending(tracking: TrackingParams, root: str | Path, *, paths: PathsParams) -> list[str]:
+    """Log every recorded stage run (:func:`defer_stage`) in the order the stages ran, each record
+    removed once its run is logged (a failure leaves it and the later ones for the next flush);
+    returns the run ids."""
+    folder = Path(root) / paths.cache / PENDING_DIR
+    files = sorted(folder.glob("*.json"), key=lambda f: (int(f.name.split("-", 1)[0]), f.name)) if folder.is_dir() else []
+    if not tracking.enabled or not files:
+        return []
+    ids = []
+    for f in files:
+        try:
+            record = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or not isinstance(record.get("stage"), str):
+                raise ValueError("not a stage record")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{f}: unreadable pending stage record ({e}); remove it to go on") from None
+        ids.append(log_record(tracking, root, record, paths=paths))
+        f.unlink()
+    return ids
 
 
 __all__ = [
@@ -590,12 +703,16 @@ __all__ = [
     "finish_pipeline",
     "flatten",
     "log_headline",
+    "defer_stage",
+    "flush_pending",
+    "log_record",
     "log_stage",
     "metric_key",
     "numeric_leaves",
     "param_entries",
     "parent_run_id",
     "pipeline_token",
+    "stage_record",
     "start_pipeline",
     "portable_uri",
     "tracking_uri",

@@ -150,3 +150,70 @@ def test_portable_uri_records_a_store_inside_the_checkout_relative_to_it(tmp_pat
     elsewhere = "sqlite:////srv/mlflow/mlruns.db"
     assert portable_uri(elsewhere, tmp_path) == elsewhere  # named by the user: kept as written
     assert portable_uri("http://mlflow:5000", tmp_path) == "http://mlflow:5000"
+
+
+def test_stages_under_a_token_are_recorded_then_logged_in_their_order_as_they_ran(tracked, monkeypatch):
+    """Under a pipeline token a stage writes its record (no MLflow import); finish_pipeline logs
+    them all, each with the time, metrics and dvc.lock of its own stage; a failure keeps the rest."""
+    params, root = tracked
+    token = runs.pipeline_token()
+    monkeypatch.setenv(runs.PIPELINE_ENV, token)
+    report = root / "metrics" / "translate.json"
+    report.parent.mkdir()
+    report.write_text('{"rows": 2}')
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {a: 1}\n")
+    cfg = params.resolved()
+    first = runs.defer_stage(params.tracking, root, "build_dataset", {"rows": 1}, config=cfg, paths=params.shared.paths,
+                             start_ms=1_000_000)
+    lock_then = hashlib.sha256((root / "dvc.lock").read_bytes()).hexdigest()
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {a: 1, b: 2}\n")  # DVC records the first stage
+    second = runs.defer_stage(params.tracking, root, "translate", {"rows": 2, "dev": {"ndcg@10": 0.5}}, [report],
+                              config=cfg, paths=params.shared.paths, start_ms=2_000_000)
+    assert first.exists() and second.exists() and first.parent == root / params.shared.paths.cache / runs.PENDING_DIR
+    assert not (root / params.shared.paths.cache / runs.PARENT_FILE).exists()  # nothing logged yet: no parent
+
+    parent = runs.finish_pipeline(params.tracking, root, token, ok=True, paths=params.shared.paths)
+    c = _client(params, root)
+    kids = {r.info.run_name: r for r in c.search_runs([c.get_run(parent).info.experiment_id],
+                                                      f"tags.mlflow.parentRunId = '{parent}'")}
+    assert set(kids) == {"build_dataset", "translate"} and not list(first.parent.glob("*.json"))
+    a, b = kids["build_dataset"], kids["translate"]
+    assert a.info.start_time == 1_000_000 and b.info.start_time == 2_000_000 and a.info.end_time <= b.info.end_time
+    assert a.data.tags["lira.dvc_lock_sha256"] == lock_then != b.data.tags["lira.dvc_lock_sha256"]
+    assert b.data.metrics == {"rows": 2.0, "dev.ndcg_at_10": 0.5} and [x.path for x in c.list_artifacts(b.info.run_id)] == ["translate.json"]
+    assert c.get_run(parent).info.status == "FINISHED" and c.get_run(parent).data.tags[runs.TAG_PIPELINE] == token
+
+    # A record that cannot be logged stays (with those after it) for the next flush; it is never dropped.
+    bad = runs.defer_stage(params.tracking, root, "translate", {"rows": 3}, [report], config=cfg, paths=params.shared.paths)
+    later = runs.defer_stage(params.tracking, root, "critic_score", {"rows": 4}, config=cfg, paths=params.shared.paths)
+    report.unlink()
+    with pytest.raises(FileNotFoundError, match="translate.json"):
+        runs.flush_pending(params.tracking, root, paths=params.shared.paths)
+    assert bad.exists() and later.exists()
+
+    # Without a token (a plain dvc repro / lira stage) a stage logs at once, as before.
+    monkeypatch.delenv(runs.PIPELINE_ENV)
+    bad.unlink()
+    assert runs.defer_stage(params.tracking, root, "build_dataset", {"rows": 5}, config=cfg, paths=params.shared.paths) is None
+    assert later.exists() and len(list(later.parent.glob("*.json"))) == 1
+
+
+def test_recording_a_stage_imports_no_mlflow(tracked, tmp_path):
+    import subprocess
+    import sys
+
+    params, root = tracked
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from lira.config import parse_params\n"
+        "from lira.tracking import runs\n"
+        f"p = parse_params(json.loads({json.dumps(json.dumps({'tracking': {'tracking_uri': params.tracking.tracking_uri}}))}))\n"
+        f"path = runs.defer_stage(p.tracking, Path({str(root)!r}), 'build_dataset', {{'rows': 1}}, config=p.resolved(), paths=p.shared.paths)\n"
+        "assert path is not None and path.exists(), path\n"
+        "print(sorted(m for m in sys.modules if m == 'mlflow' or m.startswith('mlflow.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={
+        **__import__("os").environ, runs.PIPELINE_ENV: runs.pipeline_token()}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
