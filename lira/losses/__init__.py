@@ -11,7 +11,7 @@ from lira.losses.listwise import listwise_softmax_ce
 from lira.losses.ranks import soft_rank
 from lira.losses.reinforce import RunningMeanBaseline, critic_reward, reinforce_loss
 from lira.losses.self_anchoring import self_anchoring_loss
-from lira.losses.soft_ndcg import SoftNDCGLoss, ideal_dcg, soft_ndcg
+from lira.losses.soft_ndcg import SoftNDCGLoss, exact_ndcg, ideal_dcg, soft_ndcg
 from lira.losses.translation_ranking import (
     TranslationRankingLoss,
     duplicate_free_batches,
@@ -29,6 +29,7 @@ __all__ = [
     "correlation_loss",
     "critic_reward",
     "duplicate_free_batches",
+    "exact_ndcg",
     "ideal_dcg",
     "info_nce",
     "listwise_softmax_ce",

@@ -41,6 +41,31 @@ def ideal_dcg(relevance: Tensor, k: int, mask: Tensor | None = None) -> Tensor:
     return (top / disc).sum(dim=-1)
 
 
+def exact_ndcg(scores: Tensor, relevance: Tensor, k: int, mask: Tensor | None = None) -> Tensor:
+    r"""Hard nDCG@k per list (Burges gain): the value :func:`soft_ndcg` tends to as ``tau -> 0``.
+
+    .. math::
+
+        \mathrm{DCG@k} = \sum_{i=1}^{\min(k, N)} \frac{2^{rel_{\pi(i)}} - 1}{\log_2(1 + i)}
+
+    with ``pi`` the valid entries by decreasing score, ties broken by index (as ranx's run order
+    does); masked entries never rank above a valid one. 0 for lists whose IDCG@k is 0. Sorting, so
+    ``O(N log N)`` per list where the soft ranks are ``O(N^2)``: an evaluation, not a loss (no
+    gradient through the ranking).
+    """
+    dtype = scores.dtype if scores.is_floating_point() else torch.get_default_dtype()
+    valid = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+    kk = min(k, scores.shape[-1])
+    s = torch.where(valid, scores.to(dtype), torch.full_like(scores, float("-inf"), dtype=dtype))
+    top = torch.argsort(-s, dim=-1, stable=True)[..., :kk]
+    g = _gains(relevance, valid, dtype).gather(-1, top)
+    disc = torch.log2(torch.arange(2, kk + 2, device=scores.device, dtype=dtype))
+    dcg = (g / disc).sum(dim=-1)
+    idcg = ideal_dcg(relevance.to(dtype), k, valid)
+    ok = idcg > 0
+    return torch.where(ok, dcg / torch.where(ok, idcg, torch.ones_like(idcg)), torch.zeros_like(dcg))
+
+
 def soft_ndcg(scores: Tensor, relevance: Tensor, k: int, tau: float, mask: Tensor | None = None) -> Tensor:
     r"""Differentiable nDCG@k per list.
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lira.losses import SoftNDCGLoss, ideal_dcg, soft_ndcg
+from lira.losses import SoftNDCGLoss, exact_ndcg, ideal_dcg, soft_ndcg
 
 ranx = pytest.importorskip("ranx")
 
@@ -35,6 +35,28 @@ def test_soft_ndcg_equals_ranx_ndcg_burges_as_tau_to_zero():
         ours = soft_ndcg(scores, relevance, k=k, tau=1e-4, mask=mask)
         ref = _ranx_ndcg(scores, relevance, mask, k, "ndcg_burges")
         torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
+
+
+def test_exact_ndcg_equals_ranx_and_the_soft_one_at_zero_temperature():
+    g = torch.Generator().manual_seed(1)
+    q, n = 16, 40
+    scores = torch.stack([torch.randperm(n, generator=g) for _ in range(q)]).float() / n
+    scores[:, 5] = scores[:, 6]  # a tie, broken by index
+    relevance = torch.randint(0, 4, (q, n), generator=g)
+    relevance[1] = 0  # nothing relevant: 0, as soft_ndcg gives
+    mask = torch.rand(q, n, generator=g) > 0.3
+    # integer ranks (ties by index, masked entries last) through the soft form at a vanishing temperature
+    order = torch.argsort(-scores.masked_fill(~mask, float("-inf")), dim=1, stable=True)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(n).expand_as(order).contiguous())
+    # ranx on the lists it defines (something relevant) and orders as we do (no tie among the valid)
+    sel = (relevance.masked_fill(~mask, 0).sum(1) > 0) & ~(mask[:, 5] & mask[:, 6])
+    assert 3 < int(sel.sum()) < q
+    for k in (1, 3, 10, 60):
+        ours = exact_ndcg(scores, relevance, k, mask=mask)
+        torch.testing.assert_close(ours, soft_ndcg(-ranks.float(), relevance, k, tau=0.01, mask=mask), atol=1e-6, rtol=0)
+        ref = _ranx_ndcg(scores[sel].double(), relevance[sel], mask[sel], k, "ndcg_burges")
+        torch.testing.assert_close(ours[sel].double(), ref, atol=1e-6, rtol=0)
+        assert float(ours[1]) == 0.0
 
 
 def test_gain_is_burges_not_jarvelin():
