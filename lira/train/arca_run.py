@@ -20,7 +20,7 @@ from lira.io import write_json
 from lira.train.arca import ArcaData, ArcaResult, train_arca
 from lira.train.common import Checkpointer, run_key
 from lira.train.inputs import CandidateTable, actor_inputs, kind_of, selection
-from lira.train.live import LiveEncoderPath
+from lira.train.live import LiveEncoderPath, ReleasedPathError
 from lira.train.tables import candidate_features, candidates_with_scores, lang_index, prepared, text_features
 
 LORA_DIR = "lora_lrl"  # the LRL encoder's LoRA adapter, inside an Arca or a model folder
@@ -94,11 +94,19 @@ def fit(shared: SharedParams, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, p
     key = run_key("arca", cfg.model_dump(mode="json"), shared.seed, lora_lr, shared.s_feat,
                   shared.resolved_encoders(), inputs.fingerprint())
     ck = Checkpointer(root / shared.paths.cache / "checkpoints" / "arca", key)
-    live = live_path(shared, root, inputs)
-    result = train_arca(data, cfg, len(shared.languages), shared.seed, lora_lr=lora_lr, checkpointer=ck,
-                        live=live, progress=progress,
-                        freeze_lrl=lambda lv: tuned_lrl_slots(shared, root, inputs, lv, progress))
-    return result, data
+    finished = finished_lora_state(ck, cfg)
+
+    def run(live: LiveEncoderPath | None) -> ArcaResult:
+        return train_arca(data, cfg, len(shared.languages), shared.seed, lora_lr=lora_lr, checkpointer=ck, live=live,
+                          progress=progress, freeze_lrl=lambda lv: tuned_lrl_slots(shared, root, inputs, lv, progress))
+
+    try:
+        return run(live_path(shared, root, inputs, finished_lora=finished)), data
+    except ReleasedPathError:
+        if finished is None:
+            raise
+        # the finished checkpoint did not fit after all (restore discarded it): train for real
+        return run(live_path(shared, root, inputs)), data
 
 
 def tuned_lrl_slots(shared: SharedParams, root: Path, inputs: ArcaInputs, live: LiveEncoderPath, progress: bool = True) -> torch.Tensor:
@@ -125,14 +133,35 @@ def tuned_lrl_slots(shared: SharedParams, root: Path, inputs: ArcaInputs, live: 
     return torch.from_numpy(slots)
 
 
-def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncoderPath | None:
-    """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off."""
+def finished_lora_state(ck: Checkpointer, cfg: ArcaConfig) -> dict[str, torch.Tensor] | None:
+    """The LoRA state of the checkpoint when it holds a finished run (stopped early or at its last
+    epoch), else None (no checkpoint, or one to resume training from)."""
+    state = ck.load()
+    if not state or "lora" not in state:
+        return None
+    return state["lora"] if state.get("stopped") or state["epoch"] + 1 >= cfg.epochs else None
+
+
+def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs,
+              finished_lora: dict[str, torch.Tensor] | None = None) -> LiveEncoderPath | None:
+    """The LRL encoder with fresh LoRA adapters (seeded), or None when LoRA is off.
+
+    ``finished_lora``: a finished run's adapters (:func:`finished_lora_state`): the path then holds
+    them and the LoRA config alone (:meth:`LiveEncoderPath.from_state`), and no encoder is loaded."""
     from lira.distributed.fsdp import check_strategy, shard_encoder
 
     lora = shared.encoder("lrl").lora
     check_strategy(shared.distributed.strategy, lora.enabled)
     if not lora.enabled:
         return None
+    kinds = inputs.texts["role"].map(kind_of).tolist()
+    if finished_lora is not None:
+        from lira.encoders.lora import lora_config
+        from lira.runtime import device
+
+        return LiveEncoderPath.from_state(finished_lora, lora_config(lora.r, lora.alpha, lora.dropout, lora.target_modules),
+                                          inputs.texts["text"].tolist(), kinds, shared.s_feat,
+                                          precision=train_precision(lora.train_precision, device(shared)))
     from lira.encoders import Encoder, EncoderSettings, cache_dir, release_encoders
 
     # The frozen encoders that filled the feature cache (load_inputs) are not needed while the LoRA
@@ -150,7 +179,6 @@ def live_path(shared: SharedParams, root: Path, inputs: ArcaInputs) -> LiveEncod
     if lora.gradient_checkpointing:
         enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     shard_encoder(enc.model, shared.distributed.strategy)  # strategy fsdp, under torchrun
-    kinds = inputs.texts["role"].map(kind_of).tolist()
     return LiveEncoderPath(enc, inputs.texts["text"].tolist(), kinds, shared.s_feat,
                            precision=train_precision(lora.train_precision, str(enc.device)))
 
