@@ -215,8 +215,12 @@ class Encoder(torch.nn.Module):
 # Encoders of one backbone in one process share its tokenizer: the LRL and English paths, the
 # adapter-merged copy beside the frozen one, the model MLflow reloads. A 250k-piece Unigram
 # tokenizer (mE5's) holds ~300 MB of RSS per instance; encoding sets truncation and padding per
-# call, so a shared one behaves as a private one. Weak values: it goes with the last encoder.
+# call, so a shared one behaves as a private one. Weak values: it goes with the last encoder - all
+# but the most recently loaded one, held in _LAST_TOKENIZER: a stage that drops its encoders and
+# loads the same backbone again next (train_arca: the LoRA copy released, then the merged one)
+# would otherwise read the tokenizer file once more (1.5 s for mE5's).
 _TOKENIZERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_LAST_TOKENIZER: list = []
 
 
 def _shared_tokenizer(where: str, trust_remote_code: bool):  # noqa: ANN202 - a transformers tokenizer
@@ -231,6 +235,7 @@ def _shared_tokenizer(where: str, trust_remote_code: bool):  # noqa: ANN202 - a 
     if tok is None:
         tok = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
         _TOKENIZERS[key] = tok
+    _LAST_TOKENIZER[:] = [tok]
     return tok
 
 

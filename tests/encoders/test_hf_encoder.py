@@ -129,3 +129,7 @@ def test_encoders_of_one_backbone_share_its_tokenizer_until_the_last_goes(tiny_b
     del a, b
     gc.collect()
     assert not [k for k in base._TOKENIZERS.keys() if k[0] == str(own)]
+    # the most recently loaded one stays for the next encoder of its backbone, even with none alive
+    last = Encoder(EncoderSettings(spec=f"hf:{other}", max_length=32, batch_size=2, precision="fp32")).tokenizer
+    gc.collect()
+    assert Encoder(EncoderSettings(spec=f"hf:{other}", max_length=32, batch_size=2, precision="fp32")).tokenizer is last
