@@ -20,7 +20,8 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     from lira.encoders import release_encoders
     from lira.tracking.model import log_lira_model
     from lira.tracking.registry import promote
-    from lira.tracking.runs import client, experiment_id, flush_pending, log_headline, log_stage, portable_uri, tracking_uri
+    from lira.tracking.runs import (client, close_parent, experiment_id, flush_pending, log_headline, log_stage,
+                                    portable_uri, tracking_uri)
 
     flush_pending(tracking, root, paths=paths)  # the pipeline's earlier stages, recorded (defer_stage), log first
     run_id = log_stage(tracking, root, "evaluate", summary, artifacts=artifacts, config=config, paths=paths)
@@ -35,5 +36,6 @@ def track_and_register(tracking: TrackingParams, root: Path, summary: dict, gate
     info = {"run_id": run_id, "tracking_uri": portable_uri(tracking_uri(tracking, root), root), "experiment_id": experiment_id(tracking, root, c),
             "parent_run_id": run.data.tags.get("mlflow.parentRunId")}
     write_json(root / paths.metrics / "mlflow_run.json", info)
+    close_parent(tracking, root, paths=paths)  # evaluate is the last stage: the pipeline's run ends with it
     return {"registered_model": tracking.registered_model, "version": version, "promoted": decision.promoted,
             "decision": decision.message, "champion_alias": tracking.champion_alias, "gate": decision.as_dict(), **info}

@@ -217,3 +217,23 @@ def test_recording_a_stage_imports_no_mlflow(tracked, tmp_path):
         **__import__("os").environ, runs.PIPELINE_ENV: runs.pipeline_token()}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_parent_closed_by_evaluate_is_finished_without_opening_mlflow(tracked, monkeypatch):
+    params, root = tracked
+    token = runs.pipeline_token()
+    monkeypatch.setenv(runs.PIPELINE_ENV, token)
+    cfg = params.resolved()
+    runs.log_stage(params.tracking, root, "build_dataset", {"rows": 1}, config=cfg, paths=params.shared.paths)
+    parent = runs.close_parent(params.tracking, root, paths=params.shared.paths)
+    assert _client(params, root).get_run(parent).info.status == "FINISHED"
+    opened = []
+    monkeypatch.setattr(runs, "client", lambda *a, **k: opened.append(a) or (_ for _ in ()).throw(AssertionError("opened")))
+    assert runs.finish_pipeline(params.tracking, root, token, ok=True, paths=params.shared.paths) == parent and not opened
+    monkeypatch.undo()
+    monkeypatch.setenv(runs.PIPELINE_ENV, token)
+    # a failure after it still marks the pipeline FAILED
+    assert runs.finish_pipeline(params.tracking, root, token, ok=False, paths=params.shared.paths) == parent
+    assert _client(params, root).get_run(parent).info.status == "FAILED"
+    monkeypatch.delenv(runs.PIPELINE_ENV)
+    assert runs.close_parent(params.tracking, root, paths=params.shared.paths) is None  # no token: nothing to close
