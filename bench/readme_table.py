@@ -27,10 +27,14 @@ def _met(flag: bool | None) -> str:
 
 
 def _load(doc: dict[str, Any], *parts: dict[str, Any]) -> str:
+    # the CPU too: sessions run on different machines (an AMD EPYC with AVX-512 BF16, an Intel
+    # Xeon with AMX), and the same code's figures differ between them
+    cpu = next((d["machine"].get("cpu_model") for d in (doc, *parts) if isinstance(d.get("machine"), dict)), None)
+    where = f", {cpu}" if cpu else ""
     for d in (doc, *parts):
         if "load_start" in d:
-            return f"{d['load_start']} -> {d.get('load_end', '?')}"
-    return "not recorded"
+            return f"{d['load_start']} -> {d.get('load_end', '?')}{where}"
+    return "not recorded" + where
 
 
 def _commit(doc: dict[str, Any]) -> str:
@@ -186,10 +190,22 @@ def rows_distributed(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def rows_seed_spread(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    seeds = "/".join(str(x) for x in d["seeds"])
+    by = {(r["code"], r["seed"]): r for r in d["runs"]}
+    cells = []
+    for k in ("ndcg@10", "xl_ndcg@10", "sts_pearson", "mc_accuracy"):
+        vals = "; ".join(f"{c} " + "/".join(f"{100 * by[(c, s)][k]:.1f}" for s in d["seeds"]) for c in ("this", "peer"))
+        cells.append(f"{k} {vals}")
+    return [(f"LiRA's test headline (x100) per seed {seeds}, this code vs peer `{d['peer_commit'][:7]}`, same inputs "
+             f"(load {d['load_start']} -> {d['load_end']}, {d['machine'].get('cpu_model')})", "; ".join(cells), "-", "-")]
+
+
 ROWS = {"e2e": rows_e2e, "e2e.quick": rows_e2e_quick, "rerun": rows_rerun, "feature_audit": rows_audit, "encoder_throughput": rows_encoder,
         "queue_share": rows_queue, "corr_queue": rows_corr, "training": rows_training, "metrics_vs_ranx": rows_ranx,
         "index": rows_index, "distributed_sample_nodrop": rows_distributed, "distributed_sample_frozen": rows_distributed,
-        "distributed_sample_default_custom": rows_distributed, "distributed_sample_default": rows_distributed}
+        "distributed_sample_default_custom": rows_distributed, "distributed_sample_default": rows_distributed,
+        "seed_spread": rows_seed_spread}
 
 
 def table(results: Path = C.RESULTS) -> str:

