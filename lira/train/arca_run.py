@@ -126,7 +126,11 @@ def tuned_lrl_slots(shared: SharedParams, root: Path, inputs: ArcaInputs, live: 
     live.release()
     cache = root / shared.paths.cache
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="lora-after-epochs-", dir=cache) as tmp:
+    # Loading the merged encoder (transformers' and peft's module init) draws from the global RNG,
+    # which the epochs after this one use for dropout: forked, a run is the same whether these
+    # features were computed now or found in the cache.
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []), \
+            tempfile.TemporaryDirectory(prefix="lora-after-epochs-", dir=cache) as tmp:
         adapter = save_adapter(Path(tmp) / LORA_DIR, config, state)
         slots = with_lrl_adapter(shared, root, inputs, adapter, progress).lr_slots
     release_encoders()

@@ -81,10 +81,12 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
     frozen_weight = {n: p.clone() for n, p in base.model.named_parameters() if "lora_" not in n}
     cfg = ArcaConfig(**CFG)
 
-    full = train_arca(data, cfg, 2, SEED, checkpointer=Checkpointer(tmp_path / "a", "k"),
-                      live=LiveEncoderPath(base, src, kinds, 2, precision="fp32"))
+    live = LiveEncoderPath(base, src, kinds, 2, precision="fp32")
+    moved = []  # whether each epoch left B off its zero init (early stopping may still keep the start)
+    full = train_arca(data, cfg, 2, SEED, checkpointer=Checkpointer(tmp_path / "a", "k"), live=live,
+                      on_epoch=lambda e, r: moved.append(not live.adapters_are_zero()))
     assert full.lora is not None and full.lora_config is not None
-    assert any(float(v.abs().sum()) > 0 for k, v in full.lora.items() if "lora_B" in k)  # moved from its zero init
+    assert moved and all(moved)  # every LoRA epoch tuned the adapters
     for n, p in base.model.named_parameters():
         if "lora_" not in n:
             assert torch.equal(p, frozen_weight[n]), n  # the backbone itself never changes
@@ -107,16 +109,14 @@ def test_trainer_tunes_the_adapters_and_resume_equals_uninterrupted(tiny_bert_di
 def test_saved_adapter_reloads_merged_and_keys_its_own_features(tiny_bert_dir, tmp_path):
     src = texts(24, seed=2)
     enc = lora_encoder(tiny_bert_dir)
-    # stop_on eps1 (continuous): on 6 dev rows bitext accuracy ties often, and a tie keeps the untrained start
-    result = train_arca(data_for(enc, src), ArcaConfig(**{**CFG, "stop_on": "eps1"}), 2, SEED,
-                        live=LiveEncoderPath(enc, src, ["query"] * 24, 2, precision="fp32"))
-    assert result.best_epoch >= 0
-    folder = save_adapter(tmp_path / "lora_lrl", result.lora_config, result.lora)
+    live = LiveEncoderPath(enc, src, ["query"] * 24, 2, precision="fp32")
+    g = torch.Generator().manual_seed(0)  # adapters off their zero init (what training does; the tiny run may keep its start)
+    live.load_state_dict({k: torch.randn(v.shape, generator=g) * 0.2 if "lora_B" in k else v for k, v in live.state_dict().items()})
+    folder = save_adapter(tmp_path / "lora_lrl", live.lora_config, live.state_dict())
     settings = enc.settings.with_adapter(folder)
     assert settings.adapter_sha256 == adapter_sha256(folder) and settings.key != enc.settings.key
 
     merged = Encoder(settings)
-    live = LiveEncoderPath(enc, src, ["query"] * 24, 2, precision="fp32")
     want = live.refreshed(torch.zeros(24, 2, 32), torch.arange(24))
     got = torch.from_numpy(encode_features(merged, src, "query", 2).slots)
     assert torch.allclose(got, want, atol=1e-4)
@@ -261,7 +261,12 @@ def test_tuned_features_are_computed_merged_and_cached_for_the_stage_after(tiny_
     live.load_state_dict(state)
     want = live.refreshed(torch.zeros(10, 2, 32), torch.arange(10))  # the live fp32 path, for comparison
 
+    torch.manual_seed(123)
+    rng = torch.random.get_rng_state()
     got = arca_run.tuned_lrl_slots(shared, tmp_path, inputs, live, progress=False)
+    # loading the merged encoder drew nothing from the global RNG the later epochs' dropout uses:
+    # a run is the same whether these features were computed or read from the cache
+    assert torch.equal(torch.random.get_rng_state(), rng)
     assert live.encoder is None and not list((tmp_path / "cache").glob("lora-after-epochs-*"))  # released, no leftovers
     # the merged adapter computes the live path's function (to the feature cache's fp16 slots)
     frozen = torch.from_numpy(arca_run.text_features(shared, tmp_path, frame)[0])
