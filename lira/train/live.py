@@ -106,8 +106,8 @@ class LiveEncoderPath:
 
     def release(self) -> None:
         """Drop the encoder, keeping the LoRA state and config: once the LoRA epochs are over the
-        trainer only snapshots and restores those, and the backbone (its fp32 weights, tokenizer
-        and autograd leftovers, over 1 GiB of a cold train_arca's RSS) need not stay loaded."""
+        trainer only snapshots and restores those, and the backbone (its fp32 weights and what its
+        training forwards left in the heap) need not stay loaded beside the merged encoder."""
         if self.encoder is None:
             return
         state, config = self.state_dict(), self.lora_config
