@@ -22,9 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,21 +231,9 @@ def model_signature(model_dir: Path, example: pd.DataFrame):
     return infer_signature(example, np.zeros((len(example), d), np.float32))
 
 
-@contextlib.contextmanager
-def _lira_cache(cache_dir: str | Path | None) -> Iterator[None]:
+def _lira_cache(cache_dir: str | Path | None) -> contextlib.AbstractContextManager:
     """``LIRA_CACHE`` set to ``cache_dir`` inside the block (as it was outside), or left alone for None."""
-    if cache_dir is None:
-        yield
-        return
-    before = os.environ.get("LIRA_CACHE")
-    os.environ["LIRA_CACHE"] = str(Path(cache_dir).resolve())
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("LIRA_CACHE", None)
-        else:
-            os.environ["LIRA_CACHE"] = before
+    return contextlib.nullcontext() if cache_dir is None else runs.env_vars({"LIRA_CACHE": str(Path(cache_dir).resolve())})
 
 
 def log_lira_model(tracking: TrackingParams, root: str | Path, model_dir: str | Path, run_id: str, gate: dict,

@@ -597,9 +597,6 @@ def log_stage(
     """
     if not tracking.enabled:
         return None
-    for a in artifacts:
-        if not Path(a).exists():
-            raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
     return log_record(tracking, root, stage_record(root, stage, summary, artifacts, config=config, start_ms=start_ms),
                       paths=paths)
 
@@ -626,6 +623,8 @@ def log_record(tracking: TrackingParams, root: str | Path, record: Mapping[str, 
         if stage in DATASET_CONTEXT:
             log_datasets(c, run_id, Path(root) / paths.prepared, DATASET_CONTEXT[stage])
         for a in map(Path, record["artifacts"]):
+            if not a.resolve().is_relative_to(Path(root).resolve()):
+                raise ValueError(f"{stage}: artifact {a} is outside the project {Path(root).resolve()}; not logged")
             if not a.exists():
                 raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
             if a.is_dir():
@@ -645,14 +644,13 @@ def log_record(tracking: TrackingParams, root: str | Path, record: Mapping[str, 
 
 
 @contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    """The pipeline variables set to ``values`` (the others unset) for the block, then restored."""
-    keys = (PARENT_ENV, PIPELINE_ENV)
-    before = {k: os.environ.get(k) for k in keys}
+def env_vars(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Environment variables set for the block (a None or empty value unsets one), then restored."""
+    before = {k: os.environ.get(k) for k in values}
     try:
-        for k in keys:
-            if values.get(k):
-                os.environ[k] = values[k]
+        for k, v in values.items():
+            if v:
+                os.environ[k] = v
             else:
                 os.environ.pop(k, None)
         yield
@@ -662,6 +660,11 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _environ(values: Mapping[str, str]):  # noqa: ANN202 - a context manager
+    """The pipeline variables exactly as in ``values`` (those absent unset) for the block."""
+    return env_vars({k: values.get(k) for k in (PARENT_ENV, PIPELINE_ENV)})
 
 
 def defer_stage(tracking: TrackingParams, root: str | Path, stage: str, summary: Mapping[str, Any],
@@ -676,12 +679,12 @@ def defer_stage(tracking: TrackingParams, root: str | Path, stage: str, summary:
     process (evaluate, which logs its own run, or the orchestrator's finish_pipeline)."""
     if not tracking.enabled:
         return None
-    for a in artifacts:
-        if not Path(a).exists():
-            raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
     if not os.environ.get(PIPELINE_ENV):
         log_stage(tracking, root, stage, summary, artifacts, config=config, paths=paths, start_ms=start_ms)
         return None
+    for a in artifacts:  # now, while the stage that named them can still say so
+        if not Path(a).exists():
+            raise FileNotFoundError(f"{stage}: artifact {a} does not exist")
     from lira.io import write_json
 
     record = stage_record(root, stage, summary, artifacts, config=config, start_ms=start_ms)
@@ -724,6 +727,7 @@ __all__ = [
     "flatten",
     "log_headline",
     "defer_stage",
+    "env_vars",
     "flush_pending",
     "log_record",
     "log_stage",

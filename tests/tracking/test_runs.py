@@ -237,3 +237,17 @@ def test_a_parent_closed_by_evaluate_is_finished_without_opening_mlflow(tracked,
     assert _client(params, root).get_run(parent).info.status == "FAILED"
     monkeypatch.delenv(runs.PIPELINE_ENV)
     assert runs.close_parent(params.tracking, root, paths=params.shared.paths) is None  # no token: nothing to close
+
+
+def test_a_record_naming_a_file_outside_the_project_is_not_logged(tracked, monkeypatch, tmp_path):
+    params, root = tracked
+    monkeypatch.setenv(runs.PIPELINE_ENV, runs.pipeline_token())
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not the project's")
+    path = runs.defer_stage(params.tracking, root, "build_dataset", {"rows": 1}, config=params.resolved(),
+                            paths=params.shared.paths)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "artifacts": [str(outside)]}))  # a tampered record
+    with pytest.raises(ValueError, match="outside the project"):
+        runs.flush_pending(params.tracking, root, paths=params.shared.paths)
+    assert path.exists()  # kept, never dropped silently
