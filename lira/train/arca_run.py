@@ -94,7 +94,8 @@ def fit(shared: SharedParams, root: Path, inputs: ArcaInputs, cfg: ArcaConfig, p
     key = run_key("arca", cfg.model_dump(mode="json"), shared.seed, lora_lr, shared.s_feat,
                   shared.resolved_encoders(), inputs.fingerprint())
     ck = Checkpointer(root / shared.paths.cache / "checkpoints" / "arca", key)
-    finished = finished_lora_state(ck, cfg)
+    # a frozen-encoder run has no adapters to reload: its checkpoint is read once, by the trainer
+    finished = finished_lora_state(ck, cfg) if shared.encoder("lrl").lora.enabled else None
 
     def run(live: LiveEncoderPath | None) -> ArcaResult:
         return train_arca(data, cfg, len(shared.languages), shared.seed, lora_lr=lora_lr, checkpointer=ck, live=live,
