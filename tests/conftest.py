@@ -33,7 +33,11 @@ SENTENCES = [
 
 
 def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
-    """A BertModel of width 32 and a WordPiece tokenizer trained here, saved as a local HF folder."""
+    """A BertModel of width 32 and a WordPiece tokenizer trained here, saved as a local HF folder.
+
+    The weights are seeded; the tokenizer is not reproducible: ``tokenizers`` breaks ties between
+    equally frequent merges in hash order, so each build's vocabulary differs a little (6 builds,
+    6 vocabularies). A test must not depend on which one it got."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast

@@ -37,8 +37,8 @@ def lora_project(tmp_path_factory, tiny_bert_dir):
     data["build_dataset"]["max_per_language"] = 10
     # LoRA both epochs; residual start (d: the encoder width). eps1 and batch 8 (twice the steps of 16)
     # so that the tiny run keeps a trained epoch: its tokenizer, trained anew each session, is not
-    # deterministic (WordPiece's ties), and at batch 16 one tokenizer in 7 lowered dev eps1 in no epoch
-    # (6 in 6 did at batch 8).
+    # deterministic (WordPiece's ties: conftest.build_tiny_bert), and at batch 16 two tokenizers in 8
+    # lowered dev eps1 in no epoch (9 in 9 did at batch 8).
     data["train_arca"].update(epochs=2, lora_epochs=2, batch_size=8, d=None, stop_on="eps1")
     data["train_lasr"].update(epochs=1, batch_size=8, d_model=16, ablations=["no_queue", "no_embedding_critic"],
                               corr_queue=16, doc_queue=32)
