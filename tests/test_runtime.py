@@ -29,11 +29,11 @@ def test_freed_heap_chunks_go_back_to_the_os():
 
 
 
-def test_importing_lira_bounds_onednn_caches_unless_the_user_set_them():
+def test_importing_lira_encoders_bounds_onednn_caches_unless_the_user_set_them():
     import subprocess
     import sys
 
-    code = "import os, lira; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['LRU_CACHE_CAPACITY'])"
+    code = "import os, lira.encoders.base; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'], os.environ['LRU_CACHE_CAPACITY'])"
     env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["32", "32"]

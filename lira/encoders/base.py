@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lira.encoders.config import EncoderSettings, Kind
+import lira.runtime  # noqa: F401 - bounds oneDNN's caches before the first primitive
 from lira.integrity import file_sha256, tree_sha256
 
 
